@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf code for satbridge.v1 (see build/gen_proto.py)."""

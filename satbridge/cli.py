@@ -1,0 +1,192 @@
+"""`satbridge`: the console menu (default on a terminal), `--serve`, and admin subcommands.
+
+Subcommands work in-process through services/, so they work while the bridge service is
+down. Heavy imports (grpc, the server) happen only in the mode that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from satbridge import __version__
+from satbridge.errors import EXIT_CODES, SatbridgeError
+
+if TYPE_CHECKING:
+    from satbridge.config import Config
+    from satbridge.wiring import Bridge
+
+log = logging.getLogger("satbridge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="satbridge",
+        description="Satellite Bridge: serves the central server over gRPC (--serve) and "
+        "administers this satellite from its console.",
+    )
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("SATBRIDGE_ROOT", "/")),
+        help="prefix of every path (default: / or $SATBRIDGE_ROOT)",
+    )
+    p.add_argument("--config", type=Path, help="config file (default: ROOT/etc/satbridge/satbridge.toml)")
+    p.add_argument("--sandbox", action="store_true", help="run without root, systemd or NetworkManager")
+    p.add_argument("--serve", action="store_true", help="run the gRPC server (the satbridge.service mode)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="management port (default [::]:50051)")
+    p.add_argument("--pairing-listen", metavar="HOST:PORT", help="pairing port (default [::]:50052)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    st = sub.add_parser("status", help="show the satellite's status")
+    st.add_argument("--json", action="store_true")
+    pw = sub.add_parser("pair-window", help="open, show or close the pairing window (commissioning)")
+    pw.add_argument(
+        "action",
+        choices=["open", "show", "close"],
+        help="show issues a fresh code for the open window: the code is never stored",
+    )
+    pw.add_argument("--json", action="store_true")
+    sub.add_parser("disconnect", help="remove the paired server's trust at once")
+    sub.add_parser("version", help="print the bridge version")
+    sub.add_parser("init-config", help="write the default config file if there is none")
+    return p
+
+
+def _config(opts: argparse.Namespace) -> Config:
+    from satbridge.config import load_config
+    from satbridge.core.addresses import parse_listen
+
+    config = load_config(opts.root, config_file=opts.config, sandbox=opts.sandbox)
+    server = config.server
+    if opts.listen:
+        server = replace(server, listen=parse_listen(opts.listen, field="--listen"))
+    if opts.pairing_listen:
+        server = replace(server, pairing_listen=parse_listen(opts.pairing_listen, field="--pairing-listen"))
+    return replace(config, server=server, log_level=opts.log_level or config.log_level)
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
+
+
+def _group(fp: str) -> str:
+    return ":".join(fp[i : i + 4] for i in range(0, len(fp), 4))
+
+
+def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
+    pairing = bridge.pairing
+    if action == "close":
+        closed = pairing.close_window()
+        print("pairing window closed" if closed else "no pairing window was open")
+        return 0
+    window = pairing.open_window() if action == "open" else pairing.show_window()
+    addresses = [
+        a.address for a in bridge.status.host.addresses() if a.interface != "lo" and not a.address.startswith("fe80")
+    ]
+    server = bridge.config.server
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "code": window.code,
+                    "expires_at": window.expires_at,
+                    "attempts_left": window.attempts_left,
+                    "fingerprint": window.fingerprint,
+                    "addresses": addresses,
+                    "pairing_port": server.pairing_listen.port,
+                    "management_port": server.listen.port,
+                }
+            )
+        )
+        return 0
+    print(f"Pairing window open until {_when(window.expires_at)} ({window.attempts_left} attempts).")
+    print(f"  Code:          {window.code}")
+    print(f"  Fingerprint:   {_group(window.fingerprint)}")
+    print(f"  Addresses:     {', '.join(addresses) or '(none)'}")
+    print(f"  Ports:         pairing {server.pairing_listen.port}, management {server.listen.port}")
+    print(f"On the server:  satctl pair {addresses[0] if addresses else 'ADDRESS'} {window.code}")
+    return 0
+
+
+def _status(bridge: Bridge, as_json: bool) -> int:
+    s = bridge.status.get()
+    if as_json:
+        print(json.dumps(asdict(s), indent=2))
+        return 0
+    p = s.pairing
+    print(f"Hostname:          {s.hostname}")
+    print(f"Bridge version:    {s.bridge_version}")
+    print(f"Addresses:         {', '.join(f'{a.address}/{a.prefix_length} ({a.interface})' for a in s.addresses)}")
+    print(f"Paired:            {'yes, with ' + p.peer_name + ' since ' + _when(p.paired_at) if p.paired else 'no'}")
+    if p.window_open:
+        print(f"Pairing window:    open until {_when(p.window_expires_at)}, {p.attempts_left} attempts left")
+    print(f"Uptime:            {int(s.uptime_seconds)} s")
+    print(f"Disk free:         {s.disk.free_bytes // 2**20} MiB of {s.disk.total_bytes // 2**20} MiB ({s.disk.path})")
+    print(f"Memory available:  {s.memory.available_bytes // 2**20} MiB of {s.memory.total_bytes // 2**20} MiB")
+    print(f"State generation:  {s.state_generation} (instance {s.instance_id})")
+    for w in s.warnings:
+        print(f"WARNING: {w}")
+    return 0
+
+
+def _run(opts: argparse.Namespace) -> int:
+    if opts.command == "version":
+        print(f"satbridge {__version__}")
+        return 0
+    config = _config(opts)
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if opts.command == "init-config":
+        from satbridge.config import DEFAULT_TOML
+        from satbridge.system.files import atomic_write
+
+        if config.paths.config_file.exists():
+            print(f"{config.paths.config_file} exists; left as it is")
+        else:
+            atomic_write(config.paths.config_file, DEFAULT_TOML.encode())
+            print(f"wrote {config.paths.config_file}")
+        return 0
+    from satbridge.wiring import wire
+
+    bridge = wire(config)
+    if opts.serve:
+        import asyncio
+
+        from satbridge.server.app import serve
+
+        return asyncio.run(serve(bridge))
+    if opts.command == "status":
+        return _status(bridge, opts.json)
+    if opts.command == "pair-window":
+        return _pair_window(bridge, opts.action, opts.json)
+    if opts.command == "disconnect":
+        removed = bridge.pairing.unpair(by="console (satbridge disconnect)")
+        print(
+            "disconnected: the server's certificate is refused from its next call on"
+            if removed
+            else "not paired; nothing to disconnect"
+        )
+        return 0
+    _parser().print_help(sys.stderr)
+    print("\nThe console menu is not part of this version yet; use the commands above.", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = _parser().parse_args(argv)
+    try:
+        return _run(opts)
+    except SatbridgeError as exc:
+        print(f"satbridge: error: {exc}", file=sys.stderr)
+        return EXIT_CODES[exc.kind]
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""satctl: the reference management client (library + CLI)."""

@@ -1,0 +1,78 @@
+"""satctl's own state: its client key, and the satellites it has paired (inventory.json).
+
+The key is made once per config directory (0600). Each satellite entry pins that
+satellite's identity and records the highest state generation ever seen from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from satbridge.errors import NotFound
+from satbridge.system.files import atomic_write
+from satbridge.tls.certs import new_client_key
+
+
+@dataclass
+class Satellite:
+    name: str
+    host: str
+    port: int
+    pairing_port: int
+    fingerprint: str
+    identity_pem: str
+    cert_pem: str
+    instance_id: str = ""
+    max_generation: int = 0
+    paired_at: float = 0.0
+
+
+@dataclass
+class Inventory:
+    directory: Path
+    satellites: dict[str, Satellite] = field(default_factory=dict)
+    default: str = ""
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "inventory.json"
+
+    @classmethod
+    def load(cls, directory: Path) -> Inventory:
+        inv = cls(directory)
+        try:
+            data = json.loads((directory / "inventory.json").read_text())
+        except FileNotFoundError:
+            return inv
+        inv.default = data.get("default", "")
+        inv.satellites = {name: Satellite(**entry) for name, entry in data.get("satellites", {}).items()}
+        return inv
+
+    def save(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = {"default": self.default, "satellites": {n: asdict(s) for n, s in sorted(self.satellites.items())}}
+        atomic_write(self.path, json.dumps(data, indent=2).encode(), mode=0o600)
+
+    def get(self, name: str | None) -> Satellite:
+        key = name or self.default
+        if not key and len(self.satellites) == 1:
+            key = next(iter(self.satellites))
+        if key not in self.satellites:
+            known = ", ".join(sorted(self.satellites)) or "none yet; run `satctl pair`"
+            raise NotFound(f"no satellite named {key!r} (known: {known})", field="--satellite")
+        return self.satellites[key]
+
+    def client_key(self) -> bytes:
+        """satctl's private key, created on first use."""
+        path = self.directory / "client.key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, new_client_key(), mode=0o600)
+        os.chmod(self.directory, 0o700)
+        return path.read_bytes()

@@ -1,0 +1,179 @@
+"""The satctl library: pair with a satellite, then call it over mutual TLS.
+
+sat = await pair("192.0.2.10", "K7QM-9T2X-HF4D-PW8R", inventory=inv, server_name="central")
+async with connect(sat, inv) as client:
+    status = await client.status()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import cast
+
+import grpc
+
+from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc
+from satbridge.client.errors import from_rpc_error
+from satbridge.client.inventory import Inventory, Satellite
+from satbridge.core import pairing as proofs
+from satbridge.errors import PermissionDenied, Unavailable
+from satbridge.tls import certs
+from satbridge.tls.handshake import fetch_server_certificate
+
+DEFAULT_PORT = 50051
+DEFAULT_PAIRING_PORT = 50052
+
+
+def target(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _options() -> list[tuple[str, object]]:
+    return [("grpc.ssl_target_name_override", certs.TLS_SERVER_NAME), ("grpc.enable_retries", 0)]
+
+
+def pairing_channel(host: str, port: int, identity_pem: bytes) -> grpc.aio.Channel:
+    creds = grpc.ssl_channel_credentials(root_certificates=identity_pem)
+    return grpc.aio.secure_channel(target(host, port), creds, options=_options())
+
+
+def management_channel(sat: Satellite, key_pem: bytes) -> grpc.aio.Channel:
+    """Mutual TLS with the pinned identity as the only root."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=sat.identity_pem.encode(), private_key=key_pem, certificate_chain=sat.cert_pem.encode()
+    )
+    return grpc.aio.secure_channel(target(sat.host, sat.port), creds, options=_options())
+
+
+async def pair(
+    host: str,
+    code: str,
+    *,
+    inventory: Inventory,
+    server_name: str,
+    name: str | None = None,
+    port: int = DEFAULT_PORT,
+    pairing_port: int = DEFAULT_PAIRING_PORT,
+    timeout: float = 15.0,
+) -> Satellite:
+    """Pair with the satellite at host; on success it is saved in the inventory as `name`."""
+    key = proofs.code_key(code)  # validates the code before any network traffic
+    der = await fetch_server_certificate(host, pairing_port, timeout=timeout)
+    fp = hashlib.sha256(der).digest()
+    identity_pem = certs.der_to_pem(der)
+    client_key = inventory.client_key()
+    csr_pem = certs.make_csr(client_key, server_name)
+    csr_der = certs.check_csr(csr_pem).der
+    async with pairing_channel(host, pairing_port, identity_pem) as channel:
+        stub = pairing_pb2_grpc.PairingStub(channel)
+        try:
+            ident = await stub.GetIdentity(pairing_pb2.GetIdentityRequest(), timeout=timeout)
+            if ident.identity_fingerprint != fp.hex():
+                raise PermissionDenied("the satellite's identity changed between the TLS handshake and the call")
+            proof = proofs.client_proof(key, fp, csr_der, ident.pairing_challenge)
+            answer = await stub.Pair(
+                pairing_pb2.PairRequest(csr_pem=csr_pem.decode(), challenge=ident.pairing_challenge, proof=proof),
+                timeout=timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "pairing failed") from None
+    cert_pem = answer.client_certificate_pem.encode()
+    expected = proofs.satellite_proof(key, fp, csr_der, ident.pairing_challenge, certs.cert_der(cert_pem))
+    if not proofs.proofs_equal(expected, answer.satellite_proof) or not certs.issued_by(cert_pem, identity_pem):
+        raise PermissionDenied(
+            "the satellite's answer does not prove it knows the code: possible man in the middle; nothing was saved"
+        )
+    sat = Satellite(
+        name=name or ident.hostname or host,
+        host=host,
+        port=port,
+        pairing_port=pairing_port,
+        fingerprint=fp.hex(),
+        identity_pem=identity_pem.decode(),
+        cert_pem=cert_pem.decode(),
+        instance_id=answer.instance_id,
+        paired_at=time.time(),
+    )
+    inventory.satellites[sat.name] = sat
+    if not inventory.default:
+        inventory.default = sat.name
+    inventory.save()
+    return sat
+
+
+@dataclass
+class Findings:
+    """What satctl noticed about a satellite's state history."""
+
+    warnings: list[str] = field(default_factory=list)
+    snapshot_revert: bool = False
+    clone_of: list[str] = field(default_factory=list)
+
+
+def check_generation(inventory: Inventory, sat: Satellite, instance_id: str, generation: int) -> Findings:
+    """Compare with what was seen before, and remember the highest generation (DESIGN §7)."""
+    found = Findings()
+    if sat.instance_id == instance_id and generation < sat.max_generation:
+        found.snapshot_revert = True
+        found.warnings.append(
+            f"SNAPSHOT REVERT: {sat.name} reports state generation {generation}, but {sat.max_generation} was "
+            "seen before: the VM was reverted to a snapshot (not supported); its state may be stale"
+        )
+    found.clone_of = sorted(
+        other.name
+        for other in inventory.satellites.values()
+        if other.name != sat.name and other.instance_id == instance_id
+    )
+    if found.clone_of:
+        found.warnings.append(
+            f"CLONE: {sat.name} shares instance id {instance_id} with {', '.join(found.clone_of)}: "
+            "one is a copy of the other"
+        )
+    if sat.instance_id != instance_id:
+        sat.instance_id, sat.max_generation = instance_id, generation
+    else:
+        sat.max_generation = max(sat.max_generation, generation)
+    return found
+
+
+class SatelliteClient:
+    """Calls on one satellite's management port."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        # grpc is untyped, so the stub's overload for aio channels cannot be picked by itself.
+        self.pairing = cast("pairing_pb2_grpc.PairingAsyncStub", pairing_pb2_grpc.PairingStub(channel))
+        self.system = cast("system_pb2_grpc.SystemAsyncStub", system_pb2_grpc.SystemStub(channel))
+
+    async def status(self) -> system_pb2.GetStatusResponse:
+        try:
+            status: system_pb2.GetStatusResponse = await self.system.GetStatus(
+                system_pb2.GetStatusRequest(), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "GetStatus") from None
+        return status
+
+    async def unpair(self) -> pairing_pb2.UnpairResponse:
+        try:
+            answer: pairing_pb2.UnpairResponse = await self.pairing.Unpair(
+                pairing_pb2.UnpairRequest(), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "Unpair") from None
+        return answer
+
+
+@asynccontextmanager
+async def connect(sat: Satellite, inventory: Inventory, *, timeout: float = 15.0) -> AsyncIterator[SatelliteClient]:
+    try:
+        channel = management_channel(sat, inventory.client_key())
+    except ValueError as exc:
+        raise Unavailable(f"cannot set up TLS for {sat.name}: {exc}") from None
+    async with channel:
+        yield SatelliteClient(channel, timeout)

@@ -1,0 +1,201 @@
+"""Configuration: frozen dataclasses from a TOML file, the environment and the command line.
+
+Every path hangs off one root (`--root`, default `/`), so a test or the sandbox runs the real
+code under a temporary directory. Errors name the key (`server.listen: ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from satbridge.core.addresses import ListenAddress, parse_listen
+from satbridge.errors import ConfigError, InvalidArgument
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where everything lives, all under `root`."""
+
+    root: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc" / "satbridge"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "satbridge.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var" / "lib" / "satbridge"
+
+    @property
+    def bridge_log_dir(self) -> Path:
+        return self.root / "var" / "log" / "satbridge"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.bridge_log_dir / "audit.log"
+
+    @property
+    def xcc_dir(self) -> Path:
+        return self.root / "opt" / "xcc"
+
+    @property
+    def xcc_log_dir(self) -> Path:
+        return self.root / "var" / "log" / "xcc"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: ListenAddress = field(default_factory=lambda: ListenAddress("::", 50051))
+    pairing_listen: ListenAddress = field(default_factory=lambda: ListenAddress("::", 50052))
+    # Seconds a SIGTERM waits for running calls before cancelling them.
+    grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class PairingConfig:
+    window_minutes: int = 15
+    max_attempts: int = 5
+    # Open a window at start while unpaired, so a fresh satellite is ready to commission.
+    auto_open: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: Paths
+    server: ServerConfig = field(default_factory=ServerConfig)
+    pairing: PairingConfig = field(default_factory=PairingConfig)
+    log_level: str = "info"
+    sandbox: bool = False
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _section(data: Mapping[str, Any], name: str, known: set[str]) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError("expected a table", field=name)
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", field=f"{name}.{key}")
+    return value
+
+
+def _int(value: object, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"expected an integer, got {value!r}", field=key)
+    if not low <= value <= high:
+        raise ConfigError(f"must be between {low} and {high}, got {value}", field=key)
+    return value
+
+
+def _listen(value: object, key: str) -> ListenAddress:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string HOST:PORT, got {value!r}", field=key)
+    try:
+        return parse_listen(value, field=key)
+    except InvalidArgument as exc:
+        raise ConfigError(exc.message, field=key) from None
+
+
+def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
+    """Validate a parsed TOML document; raise ConfigError naming the key."""
+    top = {"server", "pairing", "log"}
+    for key in data:
+        if key not in top:
+            raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
+    srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds"})
+    pair = _section(data, "pairing", {"window_minutes", "max_attempts", "auto_open"})
+    log = _section(data, "log", {"level"})
+    server = ServerConfig()
+    if "listen" in srv:
+        server = replace(server, listen=_listen(srv["listen"], "server.listen"))
+    if "pairing_listen" in srv:
+        server = replace(server, pairing_listen=_listen(srv["pairing_listen"], "server.pairing_listen"))
+    if "grace_seconds" in srv:
+        grace = srv["grace_seconds"]
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 300:
+            raise ConfigError(f"expected seconds between 0 and 300, got {grace!r}", field="server.grace_seconds")
+        server = replace(server, grace_seconds=float(grace))
+    if server.listen.port and server.listen.port == server.pairing_listen.port:
+        raise ConfigError("must differ from server.listen's port", field="server.pairing_listen")
+    pairing = PairingConfig()
+    if "window_minutes" in pair:
+        pairing = replace(pairing, window_minutes=_int(pair["window_minutes"], "pairing.window_minutes", 1, 24 * 60))
+    if "max_attempts" in pair:
+        pairing = replace(pairing, max_attempts=_int(pair["max_attempts"], "pairing.max_attempts", 1, 100))
+    if "auto_open" in pair:
+        if not isinstance(pair["auto_open"], bool):
+            raise ConfigError(f"expected true or false, got {pair['auto_open']!r}", field="pairing.auto_open")
+        pairing = replace(pairing, auto_open=pair["auto_open"])
+    level = log.get("level", "info")
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"expected one of {', '.join(_LOG_LEVELS)}, got {level!r}", field="log.level")
+    return Config(paths=paths, server=server, pairing=pairing, log_level=level)
+
+
+# Environment overrides, for a unit's Environment= or a quick test: name -> (table, key).
+ENV_KEYS = {
+    "SATBRIDGE_LISTEN": ("server", "listen"),
+    "SATBRIDGE_PAIRING_LISTEN": ("server", "pairing_listen"),
+    "SATBRIDGE_LOG_LEVEL": ("log", "level"),
+}
+
+
+def load_config(
+    root: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    sandbox: bool = False,
+) -> Config:
+    """Read `<root>/etc/satbridge/satbridge.toml` (absent = defaults), then the environment."""
+    paths = Paths(root.resolve())
+    path = config_file or paths.config_file
+    data: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if config_file is not None:
+            raise ConfigError(f"config file {path} does not exist", field="config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", field="config") from None
+    for name, (table, key) in ENV_KEYS.items():
+        value = (os.environ if env is None else env).get(name)
+        if value is not None:
+            data.setdefault(table, {})
+            if not isinstance(data[table], dict):
+                raise ConfigError("expected a table", field=table)
+            data[table][key] = value
+    return replace(parse_config(data, paths), sandbox=sandbox)
+
+
+DEFAULT_TOML = """\
+# satbridge configuration. Every key is optional; these are the defaults.
+
+[server]
+# Management port: mutual TLS, paired server only.
+listen = "[::]:50051"
+# Pairing port: server-authenticated TLS, GetIdentity and Pair only.
+pairing_listen = "[::]:50052"
+grace_seconds = 5
+
+[pairing]
+window_minutes = 15
+max_attempts = 5
+# Open a pairing window at start while the satellite is unpaired.
+auto_open = true
+
+[log]
+level = "info"
+"""

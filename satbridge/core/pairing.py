@@ -1,0 +1,134 @@
+"""Pairing logic: one-time codes, the proofs both sides exchange, the pairing window.
+
+Pure: randomness and time come in as arguments.
+
+The code is never stored. What is stored is K = SHA-256(label || code), the HMAC key both
+proofs are made with; with 80 bits of code entropy K cannot be turned back into the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
+from typing import Any
+
+from satbridge.errors import InvalidArgument
+
+# Crockford's base32: no I, L, O, U, so a code read aloud or off a console is unambiguous.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_CHARS = 16  # 16 x 5 bits = 80 bits
+CODE_BYTES = 10
+KEY_LABEL = b"satbridge-pair-code-v1"
+CLIENT_LABEL = b"satbridge-pair-v1"
+SATELLITE_LABEL = b"satbridge-pair-v1-satellite"
+_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def format_code(entropy: bytes) -> str:
+    """Turn 10 random bytes into `XXXX-XXXX-XXXX-XXXX`."""
+    if len(entropy) != CODE_BYTES:
+        raise ValueError("a pairing code needs exactly 10 bytes of entropy")
+    number = int.from_bytes(entropy, "big")
+    chars = [ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(CODE_CHARS))]
+    return "-".join("".join(chars[i : i + 4]) for i in range(0, CODE_CHARS, 4))
+
+
+def normalize_code(text: str) -> str:
+    """Accept lower case, spaces, dashes and the usual look-alikes; return 16 symbols."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t").translate(_ALIASES)
+    if len(cleaned) != CODE_CHARS or any(ch not in ALPHABET for ch in cleaned):
+        raise InvalidArgument("a pairing code is 16 characters like K7QM-9T2X-HF4D-PW8R", field="code")
+    return cleaned
+
+
+def code_key(code: str) -> bytes:
+    """K, the HMAC key derived from a code (the only form in which the code is kept)."""
+    return hashlib.sha256(KEY_LABEL + normalize_code(code).encode()).digest()
+
+
+def client_proof(key: bytes, identity_fp: bytes, csr_der: bytes, challenge: bytes) -> bytes:
+    """What the client sends: proves it knows the code and saw this identity."""
+    msg = CLIENT_LABEL + identity_fp + hashlib.sha256(csr_der).digest() + challenge
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def satellite_proof(key: bytes, identity_fp: bytes, csr_der: bytes, challenge: bytes, cert_der: bytes) -> bytes:
+    """What the satellite answers: proves it knows the code, bound to the certificate it issued."""
+    msg = (
+        SATELLITE_LABEL + identity_fp + hashlib.sha256(csr_der).digest() + challenge + hashlib.sha256(cert_der).digest()
+    )
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def proofs_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+@dataclass(frozen=True)
+class PairingWindow:
+    """An open pairing window, as persisted (the key, never the code)."""
+
+    key: bytes
+    opened_at: float
+    expires_at: float
+    attempts_left: int
+
+    def is_open(self, now: float) -> bool:
+        return self.attempts_left > 0 and now < self.expires_at
+
+    def after_failure(self) -> PairingWindow:
+        return replace(self, attempts_left=max(0, self.attempts_left - 1))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key.hex(),
+            "opened_at": self.opened_at,
+            "expires_at": self.expires_at,
+            "attempts_left": self.attempts_left,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PairingWindow:
+        return cls(
+            key=bytes.fromhex(data["key"]),
+            opened_at=float(data["opened_at"]),
+            expires_at=float(data["expires_at"]),
+            attempts_left=int(data["attempts_left"]),
+        )
+
+
+def open_window(code: str, *, now: float, minutes: int, attempts: int) -> PairingWindow:
+    return PairingWindow(code_key(code), now, now + 60 * minutes, attempts)
+
+
+@dataclass
+class ChallengeBook:
+    """Single-use pairing challenges, each bound to the connection (peer) it was issued on.
+
+    A proof includes the challenge, so a captured Pair request replayed on any other
+    connection, or twice, fails. Bounded, so a flood of GetIdentity calls cannot grow it.
+    """
+
+    ttl: float = 120.0
+    capacity: int = 1024
+
+    def __post_init__(self) -> None:
+        self._issued: dict[bytes, tuple[str, float]] = {}
+
+    def issue(self, challenge: bytes, peer: str, now: float) -> bytes:
+        self._expire(now)
+        if len(self._issued) >= self.capacity:
+            del self._issued[next(iter(self._issued))]
+        self._issued[challenge] = (peer, now + self.ttl)
+        return challenge
+
+    def redeem(self, challenge: bytes, peer: str, now: float) -> bool:
+        """True when `challenge` was issued to `peer` and has not expired; it is used up either way."""
+        self._expire(now)
+        entry = self._issued.pop(challenge, None)
+        return entry is not None and entry[0] == peer
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (_, until) in self._issued.items() if until <= now]:
+            del self._issued[key]

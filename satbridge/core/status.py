@@ -1,0 +1,52 @@
+"""Plain data describing the satellite's host and state (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Address:
+    interface: str
+    address: str
+    prefix_length: int
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    path: str
+    total_bytes: int
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class MemoryUsage:
+    total_bytes: int
+    available_bytes: int
+
+
+@dataclass(frozen=True)
+class PairingStatus:
+    paired: bool
+    peer_name: str = ""
+    peer_fingerprint: str = ""
+    paired_at: float | None = None
+    window_open: bool = False
+    window_expires_at: float | None = None
+    attempts_left: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    hostname: str
+    addresses: list[Address]
+    uptime_seconds: float
+    disk: DiskUsage
+    memory: MemoryUsage
+    bridge_version: str
+    pairing: PairingStatus
+    state_generation: int
+    instance_id: str
+    boot_id: str
+    time: float
+    warnings: list[str] = field(default_factory=list)

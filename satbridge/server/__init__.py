@@ -1,0 +1,1 @@
+"""The grpc.aio server: listeners, interceptors, servicers."""

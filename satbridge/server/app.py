@@ -1,0 +1,131 @@
+"""`satbridge --serve`: two grpc.aio listeners in one event loop.
+
+* management (mutual TLS): a client certificate signed by the identity is required by TLS,
+  then the interceptor checks it against the trust store on every call;
+* pairing (server-authenticated TLS): GetIdentity, Pair and health only.
+
+Python's grpc server cannot "ask for a client certificate but not verify it", hence two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from satbridge.api.v1 import pairing_pb2_grpc, system_pb2_grpc
+from satbridge.core.addresses import ListenAddress
+from satbridge.errors import Unavailable
+from satbridge.server.auth import GuardInterceptor, Port, contract_methods
+from satbridge.server.servicers import PairingServicer, SystemServicer
+from satbridge.system.sdnotify import notify
+from satbridge.wiring import Bridge
+
+log = logging.getLogger(__name__)
+
+_OPTIONS = [
+    # Never share a port with another process: a second bridge must fail to start, loudly.
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+LIVE_SERVICES = ("satbridge.v1.Pairing", "satbridge.v1.System")
+
+
+@dataclass
+class Bound:
+    management: int
+    pairing: int
+
+
+def _bind(server: grpc.aio.Server, address: ListenAddress, creds: grpc.ServerCredentials, what: str) -> int:
+    try:
+        port: int = server.add_secure_port(str(address), creds)
+    except RuntimeError as exc:
+        raise Unavailable(f"cannot listen on {address} ({what} port): {exc}") from None
+    if not port:
+        raise Unavailable(f"cannot listen on {address} ({what} port): in use or not an address here")
+    return port
+
+
+class BridgeServer:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self._servers: list[grpc.aio.Server] = []
+        self.health = health_aio.HealthServicer()
+
+    async def start(self) -> Bound:
+        bridge = self.bridge
+        identity = bridge.identity.current()
+        key_cert = [(identity.key_pem, identity.cert_pem)]
+        trusted = bridge.pairing.is_trusted
+        servicer_names = [*(name for name in LIVE_SERVICES), reflection.SERVICE_NAME, "grpc.health.v1.Health"]
+
+        mgmt = grpc.aio.server(interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)], options=_OPTIONS)
+        pairing_servicer = PairingServicer(bridge, issues_challenges=False)
+        pairing_pb2_grpc.add_PairingServicer_to_server(pairing_servicer, mgmt)
+        system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(bridge), mgmt)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, mgmt)
+        reflection.enable_server_reflection(servicer_names, mgmt)
+        mgmt_creds = grpc.ssl_server_credentials(
+            key_cert, root_certificates=identity.cert_pem, require_client_auth=True
+        )
+
+        pair = grpc.aio.server(interceptors=[GuardInterceptor(Port.PAIRING, trusted)], options=_OPTIONS)
+        pairing_pb2_grpc.add_PairingServicer_to_server(PairingServicer(bridge, issues_challenges=True), pair)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
+        pair_creds = grpc.ssl_server_credentials(key_cert)
+
+        config = bridge.config.server
+        bound = Bound(
+            management=_bind(mgmt, config.listen, mgmt_creds, "management"),
+            pairing=_bind(pair, config.pairing_listen, pair_creds, "pairing"),
+        )
+        self._servers = [mgmt, pair]
+        for server in self._servers:
+            await server.start()
+        for name in ("", *LIVE_SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "listening: management %s (port %d), pairing %s (port %d); %d RPCs in the contract",
+            config.listen,
+            bound.management,
+            config.pairing_listen,
+            bound.pairing,
+            len(contract_methods()),
+        )
+        return bound
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await asyncio.gather(*(s.stop(grace) for s in self._servers))
+        self._servers = []
+
+
+async def serve(bridge: Bridge) -> int:
+    """Run until SIGTERM or SIGINT; then finish running calls within the grace period."""
+    opened = await asyncio.to_thread(bridge.pairing.auto_open)
+    if opened:
+        log.info(
+            "unpaired: a pairing window is open for %d minutes; `satbridge pair-window show` shows its code",
+            bridge.config.pairing.window_minutes,
+        )
+    server = BridgeServer(bridge)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notify("READY=1\nSTATUS=serving")
+    await stop.wait()
+    log.info("stopping")
+    notify("STOPPING=1")
+    await server.stop(bridge.config.server.grace_seconds)
+    return 0

@@ -1,0 +1,47 @@
+"""Service results -> protobuf messages (and nothing else)."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from satbridge.api.v1 import system_pb2
+from satbridge.core.status import PairingStatus, Status
+
+
+def timestamp(seconds: float | None) -> Timestamp | None:
+    if seconds is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def pairing_state(p: PairingStatus) -> system_pb2.PairingState:
+    return system_pb2.PairingState(
+        paired=p.paired,
+        peer_name=p.peer_name,
+        peer_fingerprint=p.peer_fingerprint,
+        paired_at=timestamp(p.paired_at),
+        window_open=p.window_open,
+        window_expires_at=timestamp(p.window_expires_at),
+    )
+
+
+def status(s: Status) -> system_pb2.GetStatusResponse:
+    return system_pb2.GetStatusResponse(
+        hostname=s.hostname,
+        addresses=[
+            system_pb2.InterfaceAddress(interface=a.interface, address=a.address, prefix_length=a.prefix_length)
+            for a in s.addresses
+        ],
+        uptime_seconds=int(s.uptime_seconds),
+        disk=system_pb2.DiskUsage(path=s.disk.path, total_bytes=s.disk.total_bytes, free_bytes=s.disk.free_bytes),
+        memory=system_pb2.MemoryUsage(total_bytes=s.memory.total_bytes, available_bytes=s.memory.available_bytes),
+        bridge_version=s.bridge_version,
+        pairing=pairing_state(s.pairing),
+        state_generation=s.state_generation,
+        instance_id=s.instance_id,
+        boot_id=s.boot_id,
+        warnings=s.warnings,
+        time=timestamp(s.time),
+    )

@@ -1,0 +1,86 @@
+"""The live servicers: convert the request, call a service, convert the answer.
+
+Blocking work (fsync'd state files, signing) runs on a worker thread so the event loop that
+serves every other call never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import grpc
+
+from satbridge import __version__
+from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc
+from satbridge.core.pairing import ChallengeBook
+from satbridge.errors import InvalidArgument, PermissionDenied
+from satbridge.server import convert
+from satbridge.tls.certs import TLS_SERVER_NAME
+from satbridge.wiring import Bridge
+
+
+class PairingServicer(pairing_pb2_grpc.PairingServicer):
+    def __init__(self, bridge: Bridge, *, issues_challenges: bool) -> None:
+        self.bridge = bridge
+        self.issues_challenges = issues_challenges
+        self.challenges = ChallengeBook()
+
+    async def GetIdentity(
+        self, request: pairing_pb2.GetIdentityRequest, context: grpc.aio.ServicerContext
+    ) -> pairing_pb2.GetIdentityResponse:
+        identity = self.bridge.identity.current()
+        state = await asyncio.to_thread(self.bridge.pairing.status)
+        challenge = b""
+        if self.issues_challenges:
+            challenge = self.challenges.issue(secrets.token_bytes(32), context.peer(), time.monotonic())
+        return pairing_pb2.GetIdentityResponse(
+            bridge_version=__version__,
+            identity_fingerprint=identity.fingerprint.hex(),
+            identity_certificate_pem=identity.cert_pem.decode(),
+            tls_server_name=TLS_SERVER_NAME,
+            paired=state.paired,
+            pairing_window_open=state.window_open,
+            pairing_challenge=challenge,
+            hostname=self.bridge.status.host.hostname(),
+        )
+
+    async def Pair(
+        self, request: pairing_pb2.PairRequest, context: grpc.aio.ServicerContext
+    ) -> pairing_pb2.PairResponse:
+        if not request.csr_pem:
+            raise InvalidArgument("required: a PEM certificate signing request", field="csr_pem")
+        if len(request.challenge) != 32:
+            raise InvalidArgument("must be the 32-byte challenge from GetIdentity", field="challenge")
+        if len(request.proof) != 32:
+            raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
+        if not self.challenges.redeem(request.challenge, context.peer(), time.monotonic()):
+            raise PermissionDenied(
+                "challenge not issued on this connection, already used, or expired; call GetIdentity again"
+            )
+        result = await asyncio.to_thread(
+            self.bridge.pairing.pair, request.csr_pem.encode(), request.challenge, request.proof
+        )
+        return pairing_pb2.PairResponse(
+            client_certificate_pem=result.client_cert_pem.decode(),
+            identity_certificate_pem=result.identity_cert_pem.decode(),
+            satellite_proof=result.satellite_proof,
+            instance_id=result.instance_id,
+        )
+
+    async def Unpair(
+        self, request: pairing_pb2.UnpairRequest, context: grpc.aio.ServicerContext
+    ) -> pairing_pb2.UnpairResponse:
+        await asyncio.to_thread(self.bridge.pairing.unpair, by="paired server (Unpair RPC)")
+        return pairing_pb2.UnpairResponse(unpaired_at=convert.timestamp(time.time()))
+
+
+class SystemServicer(system_pb2_grpc.SystemServicer):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def GetStatus(
+        self, request: system_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> system_pb2.GetStatusResponse:
+        return convert.status(await asyncio.to_thread(self.bridge.status.get))

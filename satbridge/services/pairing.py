@@ -1,0 +1,218 @@
+"""Pairing, trust and disconnect: who may manage this satellite.
+
+The trust store holds exactly one fingerprint: the paired server's client certificate. The
+auth interceptor asks `is_trusted` on every call; it re-reads the file whenever it changes,
+so a pairing or disconnect made by another process takes effect at the very next call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from satbridge.config import PairingConfig
+from satbridge.core import pairing as core
+from satbridge.core.status import PairingStatus
+from satbridge.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from satbridge.services.identity import IdentityService
+from satbridge.services.ports import AuditLog, Clock, Entropy, Store
+from satbridge.services.state import StateService
+from satbridge.tls import certs
+
+log = logging.getLogger(__name__)
+
+WINDOW_FILE = "pairing-window.json"
+TRUST_FILE = "trust.json"
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A window as the admin sees it: the code exists only here, never on disk."""
+
+    code: str
+    expires_at: float
+    attempts_left: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Trust:
+    peer_fingerprint: str
+    peer_name: str
+    paired_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peer_fingerprint": self.peer_fingerprint, "peer_name": self.peer_name, "paired_at": self.paired_at}
+
+
+@dataclass(frozen=True)
+class PairResult:
+    client_cert_pem: bytes
+    identity_cert_pem: bytes
+    satellite_proof: bytes
+    instance_id: str
+
+
+class PairingService:
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        clock: Clock,
+        entropy: Entropy,
+        identity: IdentityService,
+        state: StateService,
+        config: PairingConfig,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.clock = clock
+        self.entropy = entropy
+        self.identity = identity
+        self.state = state
+        self.config = config
+        self._trust_cache: tuple[Hashable, Trust | None] | None = None
+
+    # -- the window -------------------------------------------------------------------
+
+    def _window(self) -> core.PairingWindow | None:
+        raw = self.store.read(WINDOW_FILE)
+        return core.PairingWindow.from_json(json.loads(raw)) if raw else None
+
+    def _open(self, reason: str) -> OpenWindow:
+        code = core.format_code(self.entropy(core.CODE_BYTES))
+        window = core.open_window(
+            code, now=self.clock(), minutes=self.config.window_minutes, attempts=self.config.max_attempts
+        )
+        self.store.write(WINDOW_FILE, json.dumps(window.to_json()).encode(), private=True)
+        self.state.bump()
+        self.audit.record("pairing-window-opened", reason=reason, expires_at=int(window.expires_at))
+        return OpenWindow(code, window.expires_at, window.attempts_left, self.identity.current().fingerprint.hex())
+
+    def open_window(self) -> OpenWindow:
+        """Open a window with a new code (any earlier code stops working)."""
+        with self.store.lock():
+            return self._open("admin")
+
+    def show_window(self) -> OpenWindow:
+        """Show the open window. The code is never stored, so showing it means issuing a new
+        one for the window: earlier codes stop working and the attempt count starts again."""
+        with self.store.lock():
+            window = self._window()
+            if window is None or not window.is_open(self.clock()):
+                raise FailedPrecondition("no pairing window is open; open one with `pair-window open`")
+            return self._open("code shown again")
+
+    def close_window(self) -> bool:
+        with self.store.lock():
+            if self._window() is None:
+                return False
+            self.store.remove(WINDOW_FILE)
+            self.state.bump()
+            self.audit.record("pairing-window-closed", reason="admin")
+            return True
+
+    def auto_open(self) -> OpenWindow | None:
+        """At start, while unpaired: a fresh satellite is ready to commission."""
+        if not self.config.auto_open:
+            return None
+        with self.store.lock():
+            if self.trust() is not None:
+                return None
+            window = self._window()
+            if window is not None and window.is_open(self.clock()):
+                return None
+            return self._open("unpaired at start")
+
+    # -- trust ------------------------------------------------------------------------
+
+    def trust(self) -> Trust | None:
+        version = self.store.version(TRUST_FILE)
+        if self._trust_cache and self._trust_cache[0] == version:
+            return self._trust_cache[1]
+        raw = self.store.read(TRUST_FILE)
+        trust = Trust(**json.loads(raw)) if raw else None
+        self._trust_cache = (version, trust)
+        return trust
+
+    def is_trusted(self, fingerprint_hex: str) -> bool:
+        trust = self.trust()
+        return trust is not None and trust.peer_fingerprint == fingerprint_hex
+
+    def status(self) -> PairingStatus:
+        trust = self.trust()
+        window = self._window()
+        now = self.clock()
+        is_open = window is not None and window.is_open(now)
+        return PairingStatus(
+            paired=trust is not None,
+            peer_name=trust.peer_name if trust else "",
+            peer_fingerprint=trust.peer_fingerprint if trust else "",
+            paired_at=trust.paired_at if trust else None,
+            window_open=is_open,
+            window_expires_at=window.expires_at if window and is_open else None,
+            attempts_left=window.attempts_left if window and is_open else 0,
+        )
+
+    # -- pair / unpair ----------------------------------------------------------------
+
+    def pair(self, csr_pem: bytes, challenge: bytes, proof: bytes) -> PairResult:
+        """Verify the client's proof, sign its CSR, make it the one trusted server."""
+        if len(proof) != 32:
+            raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
+        csr = certs.check_csr(csr_pem)
+        with self.store.lock():
+            window = self._window()
+            now = self.clock()
+            if window is None or not window.is_open(now):
+                if window is not None:
+                    self.store.remove(WINDOW_FILE)
+                raise FailedPrecondition("no pairing window is open on this satellite")
+            identity = self.identity.current()
+            expected = core.client_proof(window.key, identity.fingerprint, csr.der, challenge)
+            if not core.proofs_equal(expected, proof):
+                window = window.after_failure()
+                if window.attempts_left:
+                    self.store.write(WINDOW_FILE, json.dumps(window.to_json()).encode(), private=True)
+                else:
+                    self.store.remove(WINDOW_FILE)
+                self.audit.record(
+                    "pairing-failed", peer_name=csr.name, attempts_left=window.attempts_left, reason="bad proof"
+                )
+                if not window.attempts_left:
+                    self.audit.record("pairing-window-closed", reason="too many failed attempts")
+                raise PermissionDenied(
+                    "pairing proof does not verify: a wrong code, or the connection is intercepted"
+                    + ("" if window.attempts_left else "; the window is now closed")
+                )
+            cert_pem = certs.sign_client(identity, csr, dt.datetime.fromtimestamp(now, dt.UTC))
+            previous = self.trust()
+            trust = Trust(certs.fingerprint(cert_pem).hex(), csr.name, now)
+            self.store.write(TRUST_FILE, json.dumps(trust.to_json()).encode())
+            self.store.remove(WINDOW_FILE)
+            self.state.bump()
+            instance_id, _ = self.state.current()
+            self.audit.record(
+                "paired",
+                peer_name=csr.name,
+                peer_fingerprint=trust.peer_fingerprint,
+                replaced=previous.peer_fingerprint if previous else "",
+            )
+        answer = core.satellite_proof(window.key, identity.fingerprint, csr.der, challenge, certs.cert_der(cert_pem))
+        return PairResult(cert_pem, identity.cert_pem, answer, instance_id)
+
+    def unpair(self, *, by: str) -> bool:
+        """Remove the trust: the paired server's certificate is refused from the next call on.
+        False when there was nothing to remove."""
+        with self.store.lock():
+            trust = self.trust()
+            if trust is None:
+                return False
+            self.store.remove(TRUST_FILE)
+            self.state.bump()
+            self.audit.record("disconnected", by=by, peer_name=trust.peer_name, peer_fingerprint=trust.peer_fingerprint)
+        return True

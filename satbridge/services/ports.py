@@ -1,0 +1,55 @@
+"""The ports services are written against. system/ holds the real adapters; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from satbridge.core.status import Address, DiskUsage, MemoryUsage
+
+Clock = Callable[[], float]
+"""Seconds since the epoch (time.time)."""
+
+Entropy = Callable[[int], bytes]
+"""n random bytes (secrets.token_bytes)."""
+
+
+class Store(Protocol):
+    """Small state files, shared by the bridge service and the console.
+
+    Writes are atomic (temp file, fsync, rename); `lock()` serialises read-modify-write
+    sequences across processes.
+    """
+
+    def read(self, name: str) -> bytes | None: ...
+
+    def write(self, name: str, data: bytes, *, private: bool = False) -> None: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def lock(self) -> AbstractContextManager[None]: ...
+
+    def version(self, name: str) -> Hashable:
+        """A token that changes whenever the file changes (cheap: one stat)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only record of every trust change."""
+
+    def record(self, event: str, **details: str | int) -> None: ...
+
+
+class HostInfo(Protocol):
+    def hostname(self) -> str: ...
+
+    def addresses(self) -> list[Address]: ...
+
+    def uptime_seconds(self) -> float: ...
+
+    def disk(self) -> DiskUsage: ...
+
+    def memory(self) -> MemoryUsage: ...
+
+    def boot_id(self) -> str: ...

@@ -1,0 +1,1 @@
+"""Adapters: the only code that touches the operating system and foreign libraries."""

@@ -1,0 +1,1 @@
+"""Certificates: the satellite identity, CSR signing, fingerprints (owns `cryptography`)."""

@@ -1,0 +1,47 @@
+"""The composition root: real adapters plugged into the services, for one Config.
+
+Used by the CLI (in-process commands), the server and the tests; nothing else constructs
+adapters.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from satbridge import __version__
+from satbridge.config import Config
+from satbridge.services.identity import IdentityService
+from satbridge.services.pairing import PairingService
+from satbridge.services.ports import Clock
+from satbridge.services.state import StateService
+from satbridge.services.status import StatusService
+from satbridge.system.audit import FileAuditLog
+from satbridge.system.files import DirStore
+from satbridge.system.host import LinuxHost
+
+
+@dataclass(frozen=True)
+class Bridge:
+    config: Config
+    identity: IdentityService
+    state: StateService
+    pairing: PairingService
+    status: StatusService
+
+
+def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
+    """Build the services and make sure the identity and instance id exist."""
+    paths = config.paths
+    store = DirStore(paths.state_dir)
+    host = LinuxHost(paths.state_dir)
+    audit = FileAuditLog(paths.audit_log)
+    identity = IdentityService(store, clock, host)
+    state = StateService(store, secrets.token_bytes)
+    pairing = PairingService(store, audit, clock, secrets.token_bytes, identity, state, config.pairing)
+    status = StatusService(host, pairing, state, clock, __version__)
+    with store.lock():
+        identity.ensure()
+        state.ensure()
+    return Bridge(config, identity, state, pairing, status)
