@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from satbridge import __version__
@@ -24,8 +23,6 @@ from satbridge.errors import EXIT_CODES, SatbridgeError
 if TYPE_CHECKING:
     from satbridge.config import Config
     from satbridge.wiring import Bridge
-
-log = logging.getLogger("satbridge")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(opts: argparse.Namespace) -> Config:
+
     from satbridge.config import load_config
     from satbridge.core.addresses import parse_listen
 
@@ -76,6 +74,7 @@ def _config(opts: argparse.Namespace) -> Config:
 
 
 def _when(ts: float | None) -> str:
+
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
 
 
@@ -84,6 +83,7 @@ def _group(fp: str) -> str:
 
 
 def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
+
     pairing = bridge.pairing
     if action == "close":
         closed = pairing.close_window()
@@ -119,6 +119,7 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
 
 
 def _status(bridge: Bridge, as_json: bool) -> int:
+
     s = bridge.status.get()
     if as_json:
         print(json.dumps(asdict(s), indent=2))
@@ -143,6 +144,7 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
         return 0
+
     config = _config(opts)
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if opts.command == "init-config":

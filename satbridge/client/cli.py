@@ -11,8 +11,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import DEFAULT_PAIRING_PORT, DEFAULT_PORT, check_generation, connect, pair
 from satbridge.errors import EXIT_CODES, SatbridgeError
@@ -101,6 +99,8 @@ async def _run(opts: argparse.Namespace) -> int:
     for warning in found.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     if opts.json:
+        from google.protobuf import json_format
+
         data = json_format.MessageToDict(status, preserving_proto_field_name=True)
         data["satctl_warnings"] = found.warnings
         print(json.dumps(data, indent=2))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from satbridge.errors import NotFound
 from satbridge.system.files import atomic_write
-from satbridge.tls.certs import new_client_key
 
 
 @dataclass
@@ -72,6 +71,8 @@ class Inventory:
             return path.read_bytes()
         except FileNotFoundError:
             pass
+        from satbridge.tls.certs import new_client_key  # cryptography only when a key is made
+
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(path, new_client_key(), mode=0o600)
         os.chmod(self.directory, 0o700)

@@ -20,8 +20,8 @@ from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_p
 from satbridge.client.errors import from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.core import pairing as proofs
+from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
 from satbridge.errors import PermissionDenied, Unavailable
-from satbridge.tls import certs
 from satbridge.tls.handshake import fetch_server_certificate
 
 DEFAULT_PORT = 50051
@@ -33,7 +33,13 @@ def target(host: str, port: int) -> str:
 
 
 def _options() -> list[tuple[str, object]]:
-    return [("grpc.ssl_target_name_override", certs.TLS_SERVER_NAME), ("grpc.enable_retries", 0)]
+    return [
+        ("grpc.ssl_target_name_override", TLS_SERVER_NAME),
+        ("grpc.enable_retries", 0),
+        # Each channel opens its own connections instead of sharing the process-wide pool: one
+        # channel is one session with one satellite, and a pairing challenge is bound to it.
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
 
 
 def pairing_channel(host: str, port: int, identity_pem: bytes) -> grpc.aio.Channel:
@@ -61,7 +67,11 @@ async def pair(
     timeout: float = 15.0,
 ) -> Satellite:
     """Pair with the satellite at host; on success it is saved in the inventory as `name`."""
-    key = proofs.code_key(code)  # validates the code before any network traffic
+    from satbridge.tls import certs  # cryptography: only when pairing
+
+    # Validate every input before any network traffic.
+    key = proofs.code_key(code)
+    check_peer_name(server_name, field="server_name")
     der = await fetch_server_certificate(host, pairing_port, timeout=timeout)
     fp = hashlib.sha256(der).digest()
     identity_pem = certs.der_to_pem(der)

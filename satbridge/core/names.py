@@ -6,6 +6,9 @@ import re
 
 from satbridge.errors import InvalidArgument
 
+TLS_SERVER_NAME = "satbridge"
+"""The DNS name in the identity's SAN; clients set it as grpc.ssl_target_name_override."""
+
 _PEER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,63}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import inspect
 import logging
 import re
 import ssl
@@ -37,10 +38,7 @@ class Port(enum.Enum):
 
 
 HEALTH = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
-REFLECTION = (
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-)
+REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",)  # what grpcurl speaks
 _PAIRING_ONLY = {"/satbridge.v1.Pairing/Pair"}
 _BOTH = {"/satbridge.v1.Pairing/GetIdentity", *HEALTH}
 
@@ -107,10 +105,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self.is_trusted = is_trusted
 
     def check(self, method: str, context: grpc.aio.ServicerContext) -> None:
-        ports = SERVED.get(method)
-        if ports is not None and self.port not in ports:
-            other = "pairing" if Port.PAIRING in ports else "management (mutual TLS)"
-            raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"{method} is served only on the {other} port")
+        """Authenticate first (management), so an unpaired caller learns nothing of the table."""
         if self.port is Port.MANAGEMENT:
             fp = peer_fingerprint(context)
             if fp is None or not self.is_trusted(fp):
@@ -118,7 +113,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                     grpc.StatusCode.UNAUTHENTICATED,
                     "this client certificate is not (or no longer) paired with this satellite",
                 )
-        elif ports is None:
+        ports = SERVED.get(method)
+        if ports is not None and self.port not in ports:
+            other = "pairing" if Port.PAIRING in ports else "management (mutual TLS)"
+            raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"{method} is served only on the {other} port")
+        if ports is None and self.port is Port.PAIRING:
             raise Denied(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not served on the pairing port")
 
     async def intercept_service(
@@ -177,8 +176,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             context.set_trailing_metadata((("x-request-id", rid),))
             try:
                 self.check(method, context)
-                async for item in behavior(request, context):
-                    yield item
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result  # a handler that streams with context.write() (e.g. Health.Watch)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # noqa: BLE001

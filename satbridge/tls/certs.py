@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from satbridge.core.names import check_peer_name
+from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
 from satbridge.errors import InvalidArgument
 
-TLS_SERVER_NAME = "satbridge"
+__all__ = ["TLS_SERVER_NAME", "CheckedCsr", "KeyPair"]
 _VALIDITY = dt.timedelta(days=365 * 30)
 _BACKDATE = dt.timedelta(days=1)
 

@@ -7,7 +7,6 @@ purpose; the pairing proofs (or a pinned fingerprint) authenticate it afterwards
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 
 from satbridge.errors import Unavailable
@@ -29,10 +28,9 @@ async def fetch_server_certificate(host: str, port: int, *, timeout: float = 10.
         sslobj = writer.get_extra_info("ssl_object")
         der = sslobj.getpeercert(binary_form=True) if sslobj else None
     finally:
-        writer.close()
-        # The server may drop a connection that never speaks HTTP/2; that is fine.
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
+        # Abort, not close: a graceful TLS close waits for the peer's close_notify, which a
+        # gRPC server may never send (asyncio then waits its 30 s ssl_shutdown_timeout).
+        writer.transport.abort()
     if not der:
         raise Unavailable(f"{host}:{port} presented no certificate")
     return bytes(der)

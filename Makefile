@@ -1,0 +1,50 @@
+# satbridge: the two commands are `make run` (a sandboxed bridge on this machine) and
+# `make test` (everything CI checks). Both set up .venv first.
+
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SANDBOX ?= .sandbox
+LISTEN ?= 127.0.0.1:50051
+PAIRING_LISTEN ?= 127.0.0.1:50052
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint unit proto bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip setuptools wheel
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,dev]'
+	touch $@
+
+# A real bridge under ./$(SANDBOX): no root, systemd or NetworkManager needed. It prints a
+# pairing code; pair from another terminal with `.venv/bin/satctl pair 127.0.0.1 CODE`.
+run: venv
+	$(BIN)/satbridge --root $(SANDBOX) --sandbox init-config
+	$(BIN)/satbridge --root $(SANDBOX) --sandbox pair-window open
+	@echo "Serving; pair with: $(BIN)/satctl pair 127.0.0.1 <CODE>   (Ctrl-C stops)"
+	exec $(BIN)/satbridge --root $(SANDBOX) --sandbox --serve --listen $(LISTEN) --pairing-listen $(PAIRING_LISTEN)
+
+lint: venv
+	$(BIN)/ruff check satbridge tests build bench bridge.py
+	$(BIN)/ruff format --check satbridge tests build bench bridge.py
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python build/gen_proto.py --check
+
+unit: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint unit
+
+proto: venv
+	$(BIN)/python build/gen_proto.py
+
+bench: venv
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/pairing.py
+
+clean:
+	rm -rf $(VENV) $(SANDBOX) .setuptools-build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Start-up time of each mode against the import time of only the libraries that mode needs.
+
+    .venv/bin/python bench/startup.py [--rounds N]
+
+Rounds are interleaved (mode, its reference, next mode, ...) so machine noise hits both sides
+alike; medians are reported with their ratio. The goal is <= 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+PY = sys.executable
+sys.path.insert(0, str(TOP))
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+def imports(modules: str) -> list[str]:
+    return [PY, "-c", f"import {modules}" if modules else "pass"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_until_identity(root: Path) -> float:
+    """Start `--serve`, poll GetIdentity on the pairing port; time to the first answer."""
+    from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc
+    from satbridge.client.session import pairing_channel
+    from satbridge.tls.certs import der_to_pem
+    from satbridge.tls.handshake import fetch_server_certificate
+
+    mgmt, pair = free_port(), free_port()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            PY,
+            str(TOP / "bridge.py"),
+            "--root",
+            str(root),
+            "--serve",
+            "--log-level",
+            "warning",
+            "--listen",
+            f"127.0.0.1:{mgmt}",
+            "--pairing-listen",
+            f"127.0.0.1:{pair}",
+        ]
+    )
+
+    async def first_answer() -> None:
+        while True:
+            try:
+                pem = der_to_pem(await fetch_server_certificate("127.0.0.1", pair, timeout=1))
+                async with pairing_channel("127.0.0.1", pair, pem) as channel:
+                    await pairing_pb2_grpc.PairingStub(channel).GetIdentity(pairing_pb2.GetIdentityRequest(), timeout=2)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                await asyncio.sleep(0.005)
+
+    try:
+        asyncio.run(first_answer())
+        return time.perf_counter() - start
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    opts = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="satbridge-bench-"))
+    try:
+        root = work / "root"
+        ctl = work / "ctl"
+        subprocess.run(
+            [PY, str(TOP / "bridge.py"), "--root", str(root), "status"], check=True, stdout=subprocess.DEVNULL
+        )  # identity made once, outside the timing
+        # satctl status needs a paired satellite: pair against a bridge kept running meanwhile.
+        mgmt, pair = free_port(), free_port()
+        server = subprocess.Popen(
+            [
+                PY,
+                str(TOP / "bridge.py"),
+                "--root",
+                str(root),
+                "--serve",
+                "--log-level",
+                "warning",
+                "--listen",
+                f"127.0.0.1:{mgmt}",
+                "--pairing-listen",
+                f"127.0.0.1:{pair}",
+            ]
+        )
+        time.sleep(1.5)
+        code = subprocess.run(
+            [PY, str(TOP / "bridge.py"), "--root", str(root), "pair-window", "open", "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        import json
+
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "satbridge.client",
+                "--config-dir",
+                str(ctl),
+                "pair",
+                "127.0.0.1",
+                json.loads(code)["code"],
+                "--port",
+                str(mgmt),
+                "--pairing-port",
+                str(pair),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=TOP,
+        )
+        cases = {
+            "satbridge version": (
+                lambda: run([PY, str(TOP / "bridge.py"), "version"]),
+                lambda: run(imports("")),
+                "bare interpreter",
+            ),
+            "satctl status": (
+                lambda: run([PY, "-m", "satbridge.client", "--config-dir", str(ctl), "status"]),
+                lambda: run(imports("grpc.aio, google.protobuf.descriptor_pool")),
+                "import grpc.aio, protobuf",
+            ),
+        }
+        rows = []
+        for name, (mode, ref, what) in cases.items():
+            a, b = [], []
+            for _ in range(opts.rounds):
+                a.append(mode())
+                b.append(ref())
+            rows.append((name, statistics.median(a), statistics.median(b), what))
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        a, b = [], []
+        for _ in range(opts.rounds):
+            a.append(serve_until_identity(root))
+            b.append(
+                run(
+                    imports(
+                        "grpc.aio, grpc_health.v1.health, grpc_reflection.v1alpha.reflection, "
+                        "google.protobuf.descriptor_pool, cryptography.x509"
+                    )
+                )
+            )
+        rows.append(
+            (
+                "--serve to first GetIdentity",
+                statistics.median(a),
+                statistics.median(b),
+                "import grpc.aio, health, reflection, protobuf, cryptography",
+            )
+        )
+        print(f"| mode | median s | reference median s | ratio | reference ({opts.rounds} rounds, interleaved) |")
+        print("|---|---|---|---|---|")
+        for name, t, r, what in rows:
+            print(f"| {name} | {t:.3f} | {r:.3f} | {t / r:.2f}x | {what} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        os.environ.pop("SATBRIDGE_ROOT", None)
+
+
+if __name__ == "__main__":
+    main()

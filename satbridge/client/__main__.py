@@ -1,0 +1,7 @@
+"""`python -m satbridge.client` == `satctl`."""
+
+import sys
+
+from satbridge.client.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real bridge (real gRPC, real TLS on loopback) under a temporary root."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from satbridge.client.inventory import Inventory, Satellite
+from satbridge.client.session import pair
+from satbridge.config import Config, load_config
+from satbridge.core.addresses import ListenAddress
+from satbridge.server.app import Bound, BridgeServer
+from satbridge.wiring import Bridge, wire
+from tests.fakes import FakeClock
+
+PYTHON = sys.executable
+
+
+def loopback_config(root: Path) -> Config:
+    config = load_config(root, env={})
+    server = replace(
+        config.server,
+        listen=ListenAddress("127.0.0.1", 0),
+        pairing_listen=ListenAddress("127.0.0.1", 0),
+        grace_seconds=0.5,
+    )
+    return replace(config, server=server)
+
+
+@dataclass
+class Running:
+    bridge: Bridge
+    server: BridgeServer
+    bound: Bound
+    clock: FakeClock
+
+    async def restart(self) -> None:
+        """Stop and start again from the same root, as a service restart would."""
+        await self.server.stop(0)
+        config = self.bridge.config
+        fixed = replace(
+            config.server,
+            listen=ListenAddress("127.0.0.1", self.bound.management),
+            pairing_listen=ListenAddress("127.0.0.1", self.bound.pairing),
+        )
+        self.bridge = wire(replace(config, server=fixed), clock=self.clock)
+        self.server = BridgeServer(self.bridge)
+        self.bound = await self.server.start()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+async def running(root: Path) -> AsyncIterator[Running]:
+    clock = FakeClock(time.time())
+    bridge = wire(loopback_config(root), clock=clock)
+    server = BridgeServer(bridge)
+    bound = await server.start()
+    run = Running(bridge, server, bound, clock)
+    try:
+        yield run
+    finally:
+        await run.server.stop(0)
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Inventory:
+    return Inventory.load(tmp_path / "satctl")
+
+
+async def pair_with(run: Running, inv: Inventory, *, server_name: str = "central", name: str = "sat") -> Satellite:
+    """Open a window on the satellite (as its admin would) and pair with satctl's library."""
+    code = run.bridge.pairing.open_window().code
+    return await pair(
+        "127.0.0.1",
+        code,
+        inventory=inv,
+        server_name=server_name,
+        name=name,
+        port=run.bound.management,
+        pairing_port=run.bound.pairing,
+    )

@@ -1,0 +1,87 @@
+import hashlib
+
+import pytest
+
+from satbridge.core import pairing
+from satbridge.errors import InvalidArgument
+
+
+def test_code_has_80_bits_in_four_groups():
+    code = pairing.format_code(bytes(range(10)))
+    assert len(code) == 19
+    assert code.count("-") == 3
+    assert all(ch in pairing.ALPHABET for ch in code.replace("-", ""))
+    assert pairing.CODE_CHARS * 5 >= 80
+
+
+def test_distinct_entropy_gives_distinct_codes():
+    codes = {pairing.format_code(i.to_bytes(10, "big")) for i in range(1000)}
+    assert len(codes) == 1000
+
+
+@pytest.mark.parametrize("typed", ["k7qm 9t2x hf4d pw8r", "K7QM-9T2X-HF4D-PW8R", "K7QM9T2XHF4DPW8R"])
+def test_code_is_normalised(typed):
+    assert pairing.normalize_code(typed) == "K7QM9T2XHF4DPW8R"
+
+
+def test_look_alikes_map_to_digits():
+    assert pairing.normalize_code("OOOO-IIII-LLLL-0000") == "0000111111110000"
+
+
+@pytest.mark.parametrize("bad", ["", "K7QM-9T2X-HF4D", "K7QM-9T2X-HF4D-PW8R-AAAA", "K7QM-9T2X-HF4D-PW8U", "ü" * 16])
+def test_bad_codes_name_the_field(bad):
+    with pytest.raises(InvalidArgument) as exc:
+        pairing.normalize_code(bad)
+    assert exc.value.field == "code"
+
+
+def test_key_is_not_the_code_and_is_stable():
+    key = pairing.code_key("k7qm-9t2x-hf4d-pw8r")
+    assert key == pairing.code_key("K7QM9T2XHF4DPW8R")
+    assert b"K7QM" not in key
+    assert len(key) == 32
+
+
+def test_proofs_bind_every_input():
+    key, fp, csr, ch = pairing.code_key("K7QM9T2XHF4DPW8R"), b"f" * 32, b"csr", b"c" * 32
+    base = pairing.client_proof(key, fp, csr, ch)
+    assert base != pairing.client_proof(pairing.code_key("K7QM9T2XHF4DPW8S"), fp, csr, ch)
+    assert base != pairing.client_proof(key, b"g" * 32, csr, ch)
+    assert base != pairing.client_proof(key, fp, b"csr2", ch)
+    assert base != pairing.client_proof(key, fp, csr, b"d" * 32)
+    answer = pairing.satellite_proof(key, fp, csr, ch, b"cert")
+    assert answer != base, "the satellite's proof uses its own label"
+    assert answer != pairing.satellite_proof(key, fp, csr, ch, b"other cert")
+    assert hashlib.sha256(b"").digest() != base
+
+
+def test_window_expires_and_runs_out_of_attempts():
+    window = pairing.open_window("K7QM9T2XHF4DPW8R", now=100.0, minutes=15, attempts=2)
+    assert window.is_open(100.0)
+    assert window.is_open(100.0 + 899)
+    assert not window.is_open(100.0 + 900)
+    once = window.after_failure()
+    assert once.is_open(101.0)
+    assert once.attempts_left == 1
+    assert not once.after_failure().is_open(101.0)
+    assert pairing.PairingWindow.from_json(window.to_json()) == window
+
+
+def test_challenge_is_single_use_and_bound_to_its_peer():
+    book = pairing.ChallengeBook(ttl=60)
+    book.issue(b"a" * 32, "ipv4:127.0.0.1:1000", now=0)
+    assert not book.redeem(b"a" * 32, "ipv4:127.0.0.1:2000", now=1), "another connection"
+    assert not book.redeem(b"a" * 32, "ipv4:127.0.0.1:1000", now=1), "used up by the failed try"
+    book.issue(b"b" * 32, "p", now=0)
+    assert book.redeem(b"b" * 32, "p", now=1)
+    assert not book.redeem(b"b" * 32, "p", now=1), "single use"
+    book.issue(b"c" * 32, "p", now=0)
+    assert not book.redeem(b"c" * 32, "p", now=61), "expired"
+
+
+def test_challenge_book_is_bounded():
+    book = pairing.ChallengeBook(capacity=3)
+    for i in range(10):
+        book.issue(bytes([i]) * 32, "p", now=0)
+    assert not book.redeem(bytes([0]) * 32, "p", now=0)
+    assert book.redeem(bytes([9]) * 32, "p", now=0)

@@ -1,0 +1,153 @@
+"""PairingService over in-memory ports: the window, proofs, trust and the audit trail."""
+
+import json
+
+import pytest
+
+from satbridge.config import PairingConfig
+from satbridge.core import pairing as core
+from satbridge.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from satbridge.services.identity import IdentityService
+from satbridge.services.pairing import TRUST_FILE, WINDOW_FILE, PairingService
+from satbridge.services.state import StateService
+from satbridge.tls import certs
+from tests.fakes import CountingEntropy, FakeClock, FakeHost, ListAudit, MemStore
+
+CHALLENGE = b"c" * 32
+
+
+@pytest.fixture
+def parts():
+    store, audit, clock, entropy = MemStore(), ListAudit(), FakeClock(), CountingEntropy()
+    identity = IdentityService(store, clock, FakeHost())
+    state = StateService(store, entropy)
+    with store.lock():
+        identity.ensure()
+        state.ensure()
+    service = PairingService(store, audit, clock, entropy, identity, state, PairingConfig(window_minutes=15))
+    return service, store, audit, clock
+
+
+def request(service, code, name="central"):
+    csr_pem = certs.make_csr(certs.new_client_key(), name)
+    der = certs.check_csr(csr_pem).der
+    fp = service.identity.current().fingerprint
+    return csr_pem, core.client_proof(core.code_key(code), fp, der, CHALLENGE)
+
+
+def test_right_code_pairs_and_answers_with_a_verifiable_proof(parts):
+    service, store, audit, _ = parts
+    window = service.open_window()
+    csr_pem, proof = request(service, window.code)
+    result = service.pair(csr_pem, CHALLENGE, proof)
+    fp = service.identity.current().fingerprint
+    der = certs.check_csr(csr_pem).der
+    expected = core.satellite_proof(
+        core.code_key(window.code), fp, der, CHALLENGE, certs.cert_der(result.client_cert_pem)
+    )
+    assert result.satellite_proof == expected
+    assert service.is_trusted(certs.fingerprint(result.client_cert_pem).hex())
+    assert service.status().paired
+    assert service.status().peer_name == "central"
+    assert not service.status().window_open, "pairing closes the window"
+    assert WINDOW_FILE not in store.files
+    assert audit.names()[-1] == "paired"
+
+
+def test_only_a_key_of_the_code_is_stored(parts):
+    service, store, _, _ = parts
+    window = service.open_window()
+    stored = store.files[WINDOW_FILE]
+    assert window.code.encode() not in stored
+    assert window.code.replace("-", "").encode() not in stored
+    assert WINDOW_FILE in store.private
+
+
+def test_five_wrong_codes_close_the_window(parts):
+    service, store, audit, _ = parts
+    window = service.open_window()
+    wrong = core.format_code(b"\x01" * 10)
+    assert wrong != window.code
+    for left in range(4, -1, -1):
+        csr_pem, proof = request(service, wrong)
+        with pytest.raises(PermissionDenied):
+            service.pair(csr_pem, CHALLENGE, proof)
+        assert service.status().attempts_left == left
+    assert not service.status().window_open
+    csr_pem, proof = request(service, window.code)
+    with pytest.raises(FailedPrecondition):
+        service.pair(csr_pem, CHALLENGE, proof)
+    assert audit.names().count("pairing-failed") == 5
+    assert "pairing-window-closed" in audit.names()
+    assert TRUST_FILE not in store.files
+
+
+def test_expired_code_fails(parts):
+    service, _, _, clock = parts
+    window = service.open_window()
+    clock.advance(15 * 60)
+    csr_pem, proof = request(service, window.code)
+    with pytest.raises(FailedPrecondition):
+        service.pair(csr_pem, CHALLENGE, proof)
+    assert not service.status().paired
+
+
+def test_showing_the_window_issues_a_new_code(parts):
+    service, _, _, _ = parts
+    with pytest.raises(FailedPrecondition):
+        service.show_window()
+    first = service.open_window()
+    second = service.show_window()
+    assert first.code != second.code
+    csr_pem, proof = request(service, first.code)
+    with pytest.raises(PermissionDenied):
+        service.pair(csr_pem, CHALLENGE, proof)
+    csr_pem, proof = request(service, second.code)
+    service.pair(csr_pem, CHALLENGE, proof)
+
+
+def test_auto_open_only_while_unpaired(parts):
+    service, _, _, _ = parts
+    opened = service.auto_open()
+    assert opened is not None
+    assert service.auto_open() is None, "an open window is left alone"
+    csr_pem, proof = request(service, opened.code)
+    service.pair(csr_pem, CHALLENGE, proof)
+    assert service.auto_open() is None
+
+
+def test_unpair_revokes_and_bumps_the_generation(parts):
+    service, _, audit, _ = parts
+    window = service.open_window()
+    csr_pem, proof = request(service, window.code)
+    result = service.pair(csr_pem, CHALLENGE, proof)
+    _, before = service.state.current()
+    assert service.unpair(by="test")
+    assert not service.is_trusted(certs.fingerprint(result.client_cert_pem).hex())
+    assert service.state.current()[1] == before + 1
+    assert not service.unpair(by="test"), "nothing left to remove"
+    assert audit.names().count("disconnected") == 1
+
+
+def test_a_new_pairing_replaces_the_old_server(parts):
+    service, store, audit, _ = parts
+    results = []
+    for name in ("old", "new"):
+        window = service.open_window()
+        csr_pem, proof = request(service, window.code, name)
+        results.append(service.pair(csr_pem, CHALLENGE, proof))
+    old, new = (certs.fingerprint(r.client_cert_pem).hex() for r in results)
+    assert not service.is_trusted(old)
+    assert service.is_trusted(new)
+    assert json.loads(store.files[TRUST_FILE])["peer_name"] == "new"
+    assert audit.events[-1][1]["replaced"] == old
+
+
+def test_malformed_proof_names_the_field_and_costs_no_attempt(parts):
+    service, _, _, _ = parts
+    service.open_window()
+    csr_pem, _ = request(service, core.format_code(b"\x02" * 10))
+    with pytest.raises(InvalidArgument) as exc:
+        service.pair(csr_pem, CHALLENGE, b"short")
+    assert exc.value.field == "proof"
+    assert service.status().attempts_left == 5

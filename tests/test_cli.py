@@ -1,0 +1,124 @@
+"""Both CLIs as an operator runs them: real processes, exit codes, messages that name the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from satbridge.errors import EXIT_CODES, Kind
+from tests.conftest import PYTHON
+
+TOP = Path(__file__).resolve().parent.parent
+
+
+def satbridge(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, str(TOP / "bridge.py"), "--root", str(root), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def satctl(config_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "satbridge.client", "--config-dir", str(config_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=TOP,
+    )
+
+
+def test_version(tmp_path):
+    result = satbridge(tmp_path, "version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("satbridge 0.")
+
+
+def test_pair_window_open_show_close(tmp_path):
+    opened = satbridge(tmp_path, "pair-window", "open", "--json")
+    assert opened.returncode == 0, opened.stderr
+    window = json.loads(opened.stdout)
+    assert len(window["code"]) == 19
+    assert window["attempts_left"] == 5
+    assert len(window["fingerprint"]) == 64
+    shown = satbridge(tmp_path, "pair-window", "show")
+    assert shown.returncode == 0
+    assert window["code"] not in shown.stdout
+    assert "Code:" in shown.stdout
+    assert window["fingerprint"][:4] in shown.stdout
+    state = (tmp_path / "var/lib/satbridge/pairing-window.json").read_text()
+    assert window["code"] not in state
+    assert satbridge(tmp_path, "pair-window", "close").returncode == 0
+    again = satbridge(tmp_path, "pair-window", "show")
+    assert again.returncode == EXIT_CODES[Kind.FAILED_PRECONDITION]
+    assert "no pairing window" in again.stderr
+
+
+def test_status_json(tmp_path):
+    result = satbridge(tmp_path, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["bridge_version"]
+    assert status["instance_id"]
+    assert not status["pairing"]["paired"]
+    assert status["state_generation"] == 0
+
+
+def test_disconnect_when_unpaired_is_harmless(tmp_path):
+    result = satbridge(tmp_path, "disconnect")
+    assert result.returncode == 0
+    assert "not paired" in result.stdout
+
+
+def test_bad_config_names_the_key(tmp_path):
+    config = tmp_path / "etc/satbridge/satbridge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[pairing]\nmax_attempts = 0\n")
+    result = satbridge(tmp_path, "status")
+    assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT]
+    assert "pairing.max_attempts" in result.stderr
+
+
+def test_bad_listen_flag_names_the_flag(tmp_path):
+    result = satbridge(tmp_path, "--listen", "nowhere", "status")
+    assert result.returncode == 2
+    assert "--listen" in result.stderr
+
+
+def test_init_config_writes_the_defaults_once(tmp_path):
+    assert satbridge(tmp_path, "init-config").returncode == 0
+    path = tmp_path / "etc/satbridge/satbridge.toml"
+    path.write_text(path.read_text() + "# edited\n")
+    assert satbridge(tmp_path, "init-config").returncode == 0
+    assert path.read_text().endswith("# edited\n")
+
+
+def test_serve_refuses_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = satbridge(tmp_path, "--serve", "--listen", f"127.0.0.1:{port}", "--pairing-listen", "127.0.0.1:0")
+    assert result.returncode == EXIT_CODES[Kind.UNAVAILABLE]
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["status"], EXIT_CODES[Kind.NOT_FOUND], "satctl pair"),
+        (["pair", "127.0.0.1", "short"], EXIT_CODES[Kind.INVALID_ARGUMENT], "code"),
+        (["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--port", "0"], EXIT_CODES[Kind.INVALID_ARGUMENT], "--port"),
+        (["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--pairing-port", "1"], EXIT_CODES[Kind.UNAVAILABLE], "1"),
+        (["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--as", "bad\nname"], EXIT_CODES[Kind.INVALID_ARGUMENT], "name"),
+    ],
+)
+def test_satctl_errors(tmp_path, args, code, text):
+    result = satctl(tmp_path / "ctl", *args)
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
