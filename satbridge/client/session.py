@@ -7,7 +7,6 @@ async with connect(sat, inv) as client:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +18,8 @@ import grpc
 from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc
 from satbridge.client.errors import from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
-from satbridge.core import pairing as proofs
 from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
 from satbridge.errors import PermissionDenied, Unavailable
-from satbridge.tls.handshake import fetch_server_certificate
 
 DEFAULT_PORT = 50051
 DEFAULT_PAIRING_PORT = 50052
@@ -67,7 +64,12 @@ async def pair(
     timeout: float = 15.0,
 ) -> Satellite:
     """Pair with the satellite at host; on success it is saved in the inventory as `name`."""
-    from satbridge.tls import certs  # cryptography: only when pairing
+    # Only pairing needs these (cryptography above all): `satctl status` starts faster without.
+    import hashlib
+
+    from satbridge.core import pairing as proofs
+    from satbridge.tls import certs
+    from satbridge.tls.handshake import fetch_server_certificate
 
     # Validate every input before any network traffic.
     key = proofs.code_key(code)
