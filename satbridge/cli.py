@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from satbridge.config import Config
+    from satbridge.core.units import XccStatus
     from satbridge.wiring import Bridge
 
 
@@ -54,14 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         help="show issues a fresh code for the open window: the code is never stored",
     )
     pw.add_argument("--json", action="store_true")
-    sub.add_parser("disconnect", help="remove the paired server's trust at once")
+    sub.add_parser("disconnect", help="remove the paired server's trust at once and stop XCC")
+    xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
+    xc.add_argument("action", choices=["start", "stop", "restart", "status"])
+    xc.add_argument("--timeout", type=float, default=0, help="seconds to wait for systemd (default 90)")
+    xc.add_argument("--json", action="store_true")
     sub.add_parser("version", help="print the bridge version")
     sub.add_parser("init-config", help="write the default config file if there is none")
     return p
 
 
 def _config(opts: argparse.Namespace) -> Config:
-
     from dataclasses import replace
 
     from satbridge.config import load_config
@@ -124,10 +128,11 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
 
 
 def _status(bridge: Bridge, as_json: bool) -> int:
+    import asyncio
     import json
     from dataclasses import asdict
 
-    s = bridge.status.get()
+    s = asyncio.run(bridge.status.get())
     if as_json:
         print(json.dumps(asdict(s), indent=2))
         return 0
@@ -142,8 +147,44 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     print(f"Disk free:         {s.disk.free_bytes // 2**20} MiB of {s.disk.total_bytes // 2**20} MiB ({s.disk.path})")
     print(f"Memory available:  {s.memory.available_bytes // 2**20} MiB of {s.memory.total_bytes // 2**20} MiB")
     print(f"State generation:  {s.state_generation} (instance {s.instance_id})")
+    if s.xcc is not None:
+        print(f"XCC:               {_xcc_line(s.xcc)}")
     for w in s.warnings:
         print(f"WARNING: {w}")
+    return 0
+
+
+def _xcc_line(x: XccStatus) -> str:
+    if not x.installed:
+        return "not installed"
+    u = x.unit
+    return f"{x.version or '?'}, {u.active_state}/{u.sub_state} since {_when(u.since)} (pid {u.main_pid or '-'})"
+
+
+def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
+    import asyncio
+    import json
+    from dataclasses import asdict
+
+    xcc = bridge.xcc
+    status = asyncio.run(xcc.status() if action == "status" else xcc.control(action, timeout=timeout))
+    print(json.dumps(asdict(status), indent=2) if as_json else f"XCC: {_xcc_line(status)}")
+    return 0
+
+
+def _disconnect(bridge: Bridge) -> int:
+    import asyncio
+
+    done = asyncio.run(bridge.disconnect.disconnect(by="console (satbridge disconnect)"))
+    if done.was_paired:
+        print("disconnected: the server's certificate is refused from its next call on")
+    else:
+        print("not paired; nothing to disconnect")
+    if done.xcc_stopped:
+        print("XCC stopped (it stays installed)")
+    if done.problem:
+        print(f"WARNING: {done.problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -180,13 +221,9 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "pair-window":
         return _pair_window(bridge, opts.action, opts.json)
     if opts.command == "disconnect":
-        removed = bridge.pairing.unpair(by="console (satbridge disconnect)")
-        print(
-            "disconnected: the server's certificate is refused from its next call on"
-            if removed
-            else "not paired; nothing to disconnect"
-        )
-        return 0
+        return _disconnect(bridge)
+    if opts.command == "xcc":
+        return _xcc(bridge, opts.action, opts.timeout, opts.json)
     _parser().print_help(sys.stderr)
     print("\nThe console menu is not part of this version yet; use the commands above.", file=sys.stderr)
     return 2

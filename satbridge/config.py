@@ -73,6 +73,8 @@ class Config:
     paths: Paths
     server: ServerConfig = field(default_factory=ServerConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    # D-Bus address of the system bus ("" = the standard one); a lab points it at a container's.
+    dbus_address: str = ""
     log_level: str = "info"
     sandbox: bool = False
 
@@ -109,13 +111,20 @@ def _listen(value: object, key: str) -> ListenAddress:
 
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
-    top = {"server", "pairing", "log"}
+    top = {"server", "pairing", "log", "dbus"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
     srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds"})
     pair = _section(data, "pairing", {"window_minutes", "max_attempts", "auto_open"})
     log = _section(data, "log", {"level"})
+    dbus = _section(data, "dbus", {"address"})
+    address = dbus.get("address", "")
+    if not isinstance(address, str) or (address and ":" not in address):
+        raise ConfigError(
+            f"expected a D-Bus address like unix:path=/run/dbus/system_bus_socket, got {address!r}",
+            field="dbus.address",
+        )
     server = ServerConfig()
     if "listen" in srv:
         server = replace(server, listen=_listen(srv["listen"], "server.listen"))
@@ -140,7 +149,7 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     level = log.get("level", "info")
     if level not in _LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(_LOG_LEVELS)}, got {level!r}", field="log.level")
-    return Config(paths=paths, server=server, pairing=pairing, log_level=level)
+    return Config(paths=paths, server=server, pairing=pairing, log_level=level, dbus_address=address)
 
 
 # Environment overrides, for a unit's Environment= or a quick test: name -> (table, key).
@@ -148,6 +157,7 @@ ENV_KEYS = {
     "SATBRIDGE_LISTEN": ("server", "listen"),
     "SATBRIDGE_PAIRING_LISTEN": ("server", "pairing_listen"),
     "SATBRIDGE_LOG_LEVEL": ("log", "level"),
+    "SATBRIDGE_DBUS_ADDRESS": ("dbus", "address"),
 }
 
 
@@ -198,4 +208,8 @@ auto_open = true
 
 [log]
 level = "info"
+
+[dbus]
+# Empty: the system bus. A lab points it at a container's bus.
+address = ""
 """

@@ -12,14 +12,18 @@ from dataclasses import dataclass
 
 from satbridge import __version__
 from satbridge.config import Config
+from satbridge.services.disconnect import DisconnectService
 from satbridge.services.identity import IdentityService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock
 from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
+from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
-from satbridge.system.files import DirStore
+from satbridge.system.files import DirStore, FileLocks
 from satbridge.system.host import LinuxHost
+from satbridge.system.journal import JournalLogs
+from satbridge.system.systemd import SystemdUnits
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Bridge:
     state: StateService
     pairing: PairingService
     status: StatusService
+    xcc: XccService
+    disconnect: DisconnectService
 
 
 def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
@@ -40,8 +46,10 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     identity = IdentityService(store, clock, host)
     state = StateService(store, secrets.token_bytes)
     pairing = PairingService(store, audit, clock, secrets.token_bytes, identity, state, config.pairing)
-    status = StatusService(host, pairing, state, clock, __version__)
+    units = SystemdUnits(config.dbus_address or None, paths.root)
+    xcc = XccService(units, JournalLogs(), FileLocks(paths.state_dir), paths.xcc_dir)
+    status = StatusService(host, pairing, state, xcc, clock, __version__)
     with store.lock():
         identity.ensure()
         state.ensure()
-    return Bridge(config, identity, state, pairing, status)
+    return Bridge(config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc))

@@ -12,8 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from satbridge.client.inventory import Inventory
-from satbridge.client.session import DEFAULT_PAIRING_PORT, DEFAULT_PORT, check_generation, connect, pair
-from satbridge.errors import EXIT_CODES, SatbridgeError
+from satbridge.client.session import (
+    DEFAULT_PAIRING_PORT,
+    DEFAULT_PORT,
+    SatelliteClient,
+    check_generation,
+    connect,
+    pair,
+)
+from satbridge.api.v1 import xcc_pb2
+from satbridge.errors import EXIT_CODES, InvalidArgument, SatbridgeError
 
 EXIT_WARNING = 10
 """--strict: the call worked, but a snapshot revert or a clone was seen."""
@@ -50,15 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="the satellite's status")
     st.add_argument("--json", action="store_true")
     st.add_argument("--strict", action="store_true", help=f"exit {EXIT_WARNING} on a snapshot revert or a clone")
-    sub.add_parser("unpair", help="disconnect this server from the satellite")
+    sub.add_parser("unpair", help="disconnect this server from the satellite (it stops XCC)")
+    xc = sub.add_parser("xcc", help="start, stop, restart XCC or show its state")
+    xc.add_argument("action", choices=["start", "stop", "restart", "status"])
+    xc.add_argument("--wait", type=float, default=0, help="seconds the satellite waits for systemd (default 90)")
+    xc.add_argument("--json", action="store_true")
     sub.add_parser("list", help="the paired satellites")
     return p
 
 
 def _port(value: int, field: str) -> int:
     if not 1 <= value <= 65535:
-        from satbridge.errors import InvalidArgument
-
         raise InvalidArgument(f"must be 1..65535, got {value}", field=field)
     return value
 
@@ -93,6 +103,8 @@ async def _run(opts: argparse.Namespace) -> int:
             inv.save()
             print(f"unpaired from {sat.name}")
             return 0
+        if opts.command == "xcc":
+            return await _xcc(client, opts)
         status = await client.status()
     found = check_generation(inv, sat, status.instance_id, status.state_generation)
     inv.save()
@@ -114,6 +126,32 @@ async def _run(opts: argparse.Namespace) -> int:
         for w in status.warnings:
             print(f"  warning:     {w}")
     return EXIT_WARNING if opts.strict and found.warnings else 0
+
+
+def _xcc_line(state: xcc_pb2.XccState) -> str:
+    if not state.installed:
+        return "not installed"
+    since = state.since.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC") if state.HasField("since") else "-"
+    return (
+        f"{state.version or '?'}, {state.active_state}/{state.sub_state} since {since}, "
+        f"pid {state.main_pid or '-'}, result {state.result or '-'}"
+    )
+
+
+async def _xcc(client: SatelliteClient, opts: argparse.Namespace) -> int:
+    if opts.action == "status":
+        state = await client.xcc_state()
+    else:
+        if not 0 <= opts.wait <= 600:
+            raise InvalidArgument(f"must be 0..600 seconds, got {opts.wait:g}", field="--wait")
+        state = await client.xcc_control(opts.action, wait=opts.wait)
+    if opts.json:
+        from google.protobuf import json_format
+
+        print(json.dumps(json_format.MessageToDict(state, preserving_proto_field_name=True), indent=2))
+    else:
+        print(f"XCC: {_xcc_line(state)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

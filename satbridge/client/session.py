@@ -15,7 +15,7 @@ from typing import cast
 
 import grpc
 
-from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc
+from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc, xcc_pb2, xcc_pb2_grpc
 from satbridge.client.errors import from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
@@ -161,6 +161,7 @@ class SatelliteClient:
         # grpc is untyped, so the stub's overload for aio channels cannot be picked by itself.
         self.pairing = cast("pairing_pb2_grpc.PairingAsyncStub", pairing_pb2_grpc.PairingStub(channel))
         self.system = cast("system_pb2_grpc.SystemAsyncStub", system_pb2_grpc.SystemStub(channel))
+        self.xcc = cast("xcc_pb2_grpc.XccAsyncStub", xcc_pb2_grpc.XccStub(channel))
 
     async def status(self) -> system_pb2.GetStatusResponse:
         try:
@@ -170,6 +171,23 @@ class SatelliteClient:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, "GetStatus") from None
         return status
+
+    async def xcc_state(self) -> xcc_pb2.XccState:
+        try:
+            state: xcc_pb2.XccState = await self.xcc.GetState(xcc_pb2.GetXccStateRequest(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "Xcc.GetState") from None
+        return state
+
+    async def xcc_control(self, verb: str, *, wait: float = 0) -> xcc_pb2.XccState:
+        """start, stop or restart; `wait` is how long the satellite waits for systemd (0: its default)."""
+        method = {"start": self.xcc.Start, "stop": self.xcc.Stop, "restart": self.xcc.Restart}[verb]
+        request = xcc_pb2.XccControlRequest(timeout_seconds=int(wait))
+        try:
+            state: xcc_pb2.XccState = await method(request, timeout=max(self.timeout, wait + 10))
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, f"Xcc.{verb.capitalize()}") from None
+        return state
 
     async def unpair(self) -> pairing_pb2.UnpairResponse:
         try:

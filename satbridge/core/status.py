@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from satbridge.core.units import XccStatus
+
 
 @dataclass(frozen=True)
 class Address:
@@ -49,4 +51,5 @@ class Status:
     instance_id: str
     boot_id: str
     time: float
+    xcc: XccStatus | None = None
     warnings: list[str] = field(default_factory=list)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from satbridge.api.v1 import system_pb2
+from satbridge.api.v1 import system_pb2, xcc_pb2
 from satbridge.core.status import PairingStatus, Status
+from satbridge.core.units import XccStatus
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
@@ -27,6 +28,21 @@ def pairing_state(p: PairingStatus) -> system_pb2.PairingState:
     )
 
 
+def xcc_state(x: XccStatus) -> xcc_pb2.XccState:
+    u = x.unit
+    return xcc_pb2.XccState(
+        installed=x.installed,
+        active_state=u.active_state if x.installed else "",
+        sub_state=u.sub_state if x.installed else "",
+        since=timestamp(u.since),
+        version=x.version,
+        main_pid=u.main_pid,
+        exec_main_status=u.exec_main_status,
+        result=u.result,
+        enabled=u.enabled,
+    )
+
+
 def status(s: Status) -> system_pb2.GetStatusResponse:
     return system_pb2.GetStatusResponse(
         hostname=s.hostname,
@@ -44,4 +60,5 @@ def status(s: Status) -> system_pb2.GetStatusResponse:
         boot_id=s.boot_id,
         warnings=s.warnings,
         time=timestamp(s.time),
+        xcc=xcc_state(s.xcc) if s.xcc else None,
     )

@@ -7,18 +7,21 @@ serves every other call never waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 
 import grpc
 
 from satbridge import __version__
-from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc
+from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc, xcc_pb2, xcc_pb2_grpc
 from satbridge.core.pairing import ChallengeBook
 from satbridge.errors import InvalidArgument, PermissionDenied
 from satbridge.server import convert
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
+
+log = logging.getLogger(__name__)
 
 
 class PairingServicer(pairing_pb2_grpc.PairingServicer):
@@ -72,7 +75,9 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
     async def Unpair(
         self, request: pairing_pb2.UnpairRequest, context: grpc.aio.ServicerContext
     ) -> pairing_pb2.UnpairResponse:
-        await asyncio.to_thread(self.bridge.pairing.unpair, by="paired server (Unpair RPC)")
+        done = await self.bridge.disconnect.disconnect(by="paired server (Unpair RPC)")
+        if done.problem:
+            log.warning("Unpair: %s", done.problem)
         return pairing_pb2.UnpairResponse(unpaired_at=convert.timestamp(time.time()))
 
 
@@ -83,4 +88,28 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
     async def GetStatus(
         self, request: system_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.GetStatusResponse:
-        return convert.status(await asyncio.to_thread(self.bridge.status.get))
+        return convert.status(await self.bridge.status.get())
+
+
+class XccServicer(xcc_pb2_grpc.XccServicer):
+    """Only xcc.service: no request names a unit."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def _control(self, verb: str, request: xcc_pb2.XccControlRequest) -> xcc_pb2.XccState:
+        return convert.xcc_state(await self.bridge.xcc.control(verb, timeout=request.timeout_seconds))
+
+    async def Start(self, request: xcc_pb2.XccControlRequest, context: grpc.aio.ServicerContext) -> xcc_pb2.XccState:
+        return await self._control("start", request)
+
+    async def Stop(self, request: xcc_pb2.XccControlRequest, context: grpc.aio.ServicerContext) -> xcc_pb2.XccState:
+        return await self._control("stop", request)
+
+    async def Restart(self, request: xcc_pb2.XccControlRequest, context: grpc.aio.ServicerContext) -> xcc_pb2.XccState:
+        return await self._control("restart", request)
+
+    async def GetState(
+        self, request: xcc_pb2.GetXccStateRequest, context: grpc.aio.ServicerContext
+    ) -> xcc_pb2.XccState:
+        return convert.xcc_state(await self.bridge.xcc.status())

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol
 
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
+from satbridge.core.units import UnitState
 
 Clock = Callable[[], float]
 """Seconds since the epoch (time.time)."""
@@ -53,3 +54,37 @@ class HostInfo(Protocol):
     def memory(self) -> MemoryUsage: ...
 
     def boot_id(self) -> str: ...
+
+
+class Units(Protocol):
+    """systemd units: jobs, state, unit files (system/systemd.py over D-Bus)."""
+
+    async def run_job(self, verb: str, unit: str, *, timeout: float) -> None:
+        """verb is start, stop or restart; raises core.units.JobFailed unless the job ends "done"."""
+        ...
+
+    async def state(self, unit: str) -> UnitState: ...
+
+    async def enable(self, unit: str) -> None: ...
+
+    async def disable(self, unit: str) -> None: ...
+
+    async def reload(self) -> None: ...
+
+    def has_unit_file(self, unit: str) -> bool: ...
+
+    async def write_unit_file(self, unit: str, text: str) -> None: ...
+
+    async def remove_unit_file(self, unit: str) -> None: ...
+
+
+class UnitLogs(Protocol):
+    async def tail(self, unit: str, lines: int) -> list[str]:
+        """The unit's last journal lines (empty when the journal cannot be read)."""
+        ...
+
+
+class Locks(Protocol):
+    def hold(self, name: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
+        """An exclusive lock shared with other processes (the console); Aborted after timeout."""
+        ...

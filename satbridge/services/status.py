@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 from satbridge.core.status import Status
+from satbridge.errors import SatbridgeError
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock, HostInfo
 from satbridge.services.state import StateService
+from satbridge.services.xcc import XccService
 
 
 class StatusService:
     def __init__(
-        self, host: HostInfo, pairing: PairingService, state: StateService, clock: Clock, version: str
+        self,
+        host: HostInfo,
+        pairing: PairingService,
+        state: StateService,
+        xcc: XccService,
+        clock: Clock,
+        version: str,
     ) -> None:
         self.host = host
         self.pairing = pairing
         self.state = state
+        self.xcc = xcc
         self.clock = clock
         self.version = version
 
-    def get(self) -> Status:
+    async def get(self) -> Status:
+        """Everything at once; a part that cannot be read becomes a warning, not a failure."""
+        status = await asyncio.to_thread(self._local)
+        try:
+            return replace(status, xcc=await self.xcc.status())
+        except SatbridgeError as exc:
+            return replace(status, warnings=[*status.warnings, f"XCC state unavailable: {exc}"])
+
+    def _local(self) -> Status:
         instance_id, generation = self.state.current()
         return Status(
             hostname=self.host.hostname(),

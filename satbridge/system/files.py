@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Hashable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-from satbridge.errors import Internal, ResourceExhausted
+from satbridge.errors import Aborted, Internal, ResourceExhausted
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -90,3 +92,29 @@ class DirStore:
                 yield
             finally:
                 os.close(fd)  # closing drops the flock
+
+
+class FileLocks:
+    """The Locks port: flock on files in one directory, polled so the event loop never blocks
+    and a caller that gives up holds nothing."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @asynccontextmanager
+    async def hold(self, name: str, *, timeout: float) -> AsyncIterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.directory / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise Aborted(f"another {name} operation is still running; try again") from None
+                    await asyncio.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)

@@ -23,6 +23,8 @@ MANAGEMENT_LIVE = {
     "/satbridge.v1.Pairing/Unpair": OK,
     "/satbridge.v1.Pairing/Pair": grpc.StatusCode.PERMISSION_DENIED,  # pairing port only
     "/satbridge.v1.System/GetStatus": OK,
+    "/satbridge.v1.Xcc/GetState": OK,  # installed: false
+    **{f"/satbridge.v1.Xcc/{verb}": grpc.StatusCode.FAILED_PRECONDITION for verb in ("Start", "Stop", "Restart")},
     **{m: OK for m in HEALTH},
     **{m: OK for m in REFLECTION},
 }

@@ -1,0 +1,74 @@
+"""systemd unit data: the state we report, and the xcc.service file we write (pure)."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+XCC_UNIT = "xcc.service"
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What systemd says of a unit (the fields of XccState)."""
+
+    load_state: str = "not-found"
+    active_state: str = "inactive"
+    sub_state: str = "dead"
+    since: float | None = None  # StateChangeTimestamp, seconds since the epoch
+    main_pid: int = 0
+    exec_main_status: int = 0
+    result: str = ""
+    unit_file_state: str = ""
+
+    @property
+    def loaded(self) -> bool:
+        return self.load_state == "loaded"
+
+    @property
+    def enabled(self) -> bool:
+        return self.unit_file_state in {"enabled", "enabled-runtime", "linked", "alias"}
+
+
+@dataclass(frozen=True)
+class XccStatus:
+    installed: bool
+    version: str
+    unit: UnitState
+
+
+class JobFailed(Exception):
+    """A systemd job ended other than "done" (the service layer adds the unit's Result and logs)."""
+
+    def __init__(self, unit: str, verb: str, result: str) -> None:
+        super().__init__(f"{verb} {unit}: job {result}")
+        self.unit = unit
+        self.verb = verb
+        self.result = result
+
+
+def render_xcc_unit(exec_start: list[str], *, working_directory: str, log_directory: str) -> str:
+    """xcc.service as the bridge installs it (DESIGN §5): the command lives under /opt/xcc/current."""
+    if not exec_start:
+        raise ValueError("an XCC unit needs a command")
+    return (
+        "# Written by satbridge; replaced on every XCC install.\n"
+        "[Unit]\n"
+        "Description=XCC call controller (managed by satbridge)\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"ExecStart={shlex.join(exec_start)}\n"
+        f"WorkingDirectory={working_directory}\n"
+        f"LogsDirectory={log_directory}\n"
+        "Restart=on-failure\n"
+        "RestartSec=2\n"
+        "NoNewPrivileges=yes\n"
+        "PrivateTmp=yes\n"
+        "ProtectSystem=full\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )

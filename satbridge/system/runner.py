@@ -1,0 +1,36 @@
+"""The one module that runs other programs (it owns `subprocess`): asyncio, with timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from dataclasses import dataclass
+
+from satbridge.errors import DeadlineExceeded, Unavailable
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run(argv: list[str], *, timeout: float = 30.0, stdin: bytes | None = None) -> Completed:
+    """Run argv (never through a shell); kill it on timeout."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise Unavailable(f"{argv[0]} is not installed") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise DeadlineExceeded(f"{argv[0]} did not finish within {timeout:g} s") from None
+    return Completed(proc.returncode or 0, out, err)

@@ -1,0 +1,138 @@
+"""The Units port over systemd's D-Bus API (org.freedesktop.systemd1).
+
+A start/stop/restart subscribes to JobRemoved *before* it dispatches the job, so a job that
+finishes at once cannot be missed, then waits for that job's result with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from satbridge.core.units import JobFailed, UnitState
+from satbridge.errors import DeadlineExceeded
+from satbridge.system.dbus import Bus
+from satbridge.system.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+UNIT = "org.freedesktop.systemd1.Unit"
+SERVICE = "org.freedesktop.systemd1.Service"
+
+_VERBS = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}
+
+
+class SystemdUnits:
+    """Control units and their files. `root` relocates /etc/systemd/system (tests, images)."""
+
+    def __init__(self, bus_address: str | None, root: Path) -> None:
+        self.bus_address = bus_address
+        self.unit_dir = root / "etc" / "systemd" / "system"
+        self._bus: Bus | None = None
+        self._subscribed = False
+        self._waiters: dict[str, asyncio.Future[str]] = {}
+        self._finished: dict[str, str] = {}
+
+    async def bus(self) -> Bus:
+        """The connection, made on first use and again after it broke (systemd restarted)."""
+        if self._bus is None or not self._bus.connected:
+            self._bus = await Bus.connect(self.bus_address)
+            self._subscribed = False
+        return self._bus
+
+    async def close(self) -> None:
+        if self._bus is not None:
+            self._bus.disconnect()
+            self._bus = None
+
+    async def _call(
+        self, member: str, signature: str = "", body: list[object] | None = None, *, timeout: float = 30.0
+    ) -> list[object]:
+        return await (await self.bus()).call(
+            SYSTEMD, MANAGER_PATH, MANAGER, member, signature, body or [], timeout=timeout
+        )
+
+    async def _ensure_subscribed(self) -> None:
+        bus = await self.bus()
+        if self._subscribed:
+            return
+        await bus.subscribe(SYSTEMD, MANAGER, "JobRemoved", self._on_job_removed)
+        # Without Subscribe(), systemd emits JobRemoved to nobody.
+        await self._call("Subscribe")
+        self._subscribed = True
+
+    def _on_job_removed(self, _path: str, body: list[object]) -> None:
+        # JobRemoved(u id, o job, s unit, s result)
+        job, result = str(body[1]), str(body[3])
+        waiter = self._waiters.pop(job, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
+        elif waiter is None:
+            # The signal can beat the method reply that tells us the job path.
+            self._finished[job] = result
+            if len(self._finished) > 256:
+                self._finished.pop(next(iter(self._finished)))
+
+    async def run_job(self, verb: str, unit: str, *, timeout: float) -> None:
+        """start/stop/restart `unit` and wait for the job; JobFailed unless it ends "done"."""
+        await self._ensure_subscribed()
+        loop = asyncio.get_running_loop()
+        (job,) = await self._call(_VERBS[verb], "ss", [unit, "replace"])
+        job = str(job)
+        result = self._finished.pop(job, None)
+        if result is None:
+            waiter: asyncio.Future[str] = loop.create_future()
+            self._waiters[job] = waiter
+            try:
+                result = await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                raise DeadlineExceeded(f"{verb} {unit}: the systemd job did not finish within {timeout:g} s") from None
+            finally:
+                self._waiters.pop(job, None)
+        if result != "done":
+            raise JobFailed(unit, verb, result)
+
+    async def state(self, unit: str) -> UnitState:
+        bus = await self.bus()
+        (path,) = await self._call("LoadUnit", "s", [unit])
+        props = await bus.get_all(SYSTEMD, str(path), UNIT)
+        service = await bus.get_all(SYSTEMD, str(path), SERVICE) if props.get("LoadState") == "loaded" else {}
+        stamp = int(props.get("StateChangeTimestamp", 0))
+        return UnitState(
+            load_state=str(props.get("LoadState", "")),
+            active_state=str(props.get("ActiveState", "")),
+            sub_state=str(props.get("SubState", "")),
+            since=stamp / 1e6 if stamp else None,
+            main_pid=int(service.get("MainPID", 0)),
+            exec_main_status=int(service.get("ExecMainStatus", 0)),
+            result=str(service.get("Result", "")),
+            unit_file_state=str(props.get("UnitFileState", "")),
+        )
+
+    async def enable(self, unit: str) -> None:
+        await self._call("EnableUnitFiles", "asbb", [[unit], False, True])
+        await self.reload()
+
+    async def disable(self, unit: str) -> None:
+        await self._call("DisableUnitFiles", "asb", [[unit], False])
+        await self.reload()
+
+    async def reload(self) -> None:
+        await self._call("Reload", timeout=90)
+
+    def has_unit_file(self, unit: str) -> bool:
+        return (self.unit_dir / unit).is_file()
+
+    async def write_unit_file(self, unit: str, text: str) -> None:
+        await asyncio.to_thread(atomic_write, self.unit_dir / unit, text.encode())
+        await self.reload()
+
+    async def remove_unit_file(self, unit: str) -> None:
+        path = self.unit_dir / unit
+        if path.exists():
+            await asyncio.to_thread(path.unlink)
+            await self.reload()
