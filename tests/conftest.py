@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from satbridge.core.addresses import ListenAddress
 from satbridge.server.app import Bound, BridgeServer
 from satbridge.wiring import Bridge, wire
 from tests.fakes import FakeClock
+from tests.lab.dbus_daemon import private_bus
+from tests.lab.fake_systemd import FakeSystemd
 
 PYTHON = sys.executable
 
@@ -88,3 +90,19 @@ async def pair_with(run: Running, inv: Inventory, *, server_name: str = "central
         port=run.bound.management,
         pairing_port=run.bound.pairing,
     )
+
+
+@pytest.fixture
+def bus_address() -> Iterator[str]:
+    """A private dbus-daemon (never the machine's own bus)."""
+    with private_bus() as address:
+        yield address
+
+
+@pytest.fixture
+async def fake_systemd(bus_address: str) -> AsyncIterator[FakeSystemd]:
+    fake = await FakeSystemd(bus_address).start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from satbridge.api.v1 import xcc_pb2
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import (
     DEFAULT_PAIRING_PORT,
@@ -20,7 +21,6 @@ from satbridge.client.session import (
     connect,
     pair,
 )
-from satbridge.api.v1 import xcc_pb2
 from satbridge.errors import EXIT_CODES, InvalidArgument, SatbridgeError
 
 EXIT_WARNING = 10

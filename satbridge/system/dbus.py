@@ -40,6 +40,8 @@ _UNAVAILABLE = {
     "org.freedesktop.DBus.Error.Disconnected",
     "org.freedesktop.DBus.Error.NoServer",
     "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
+    "org.freedesktop.DBus.Error.Spawn.ChildExited",
+    "org.freedesktop.DBus.Error.Spawn.Failed",
 }
 _NOT_FOUND = {
     "org.freedesktop.DBus.Error.UnknownObject",
