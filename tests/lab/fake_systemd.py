@@ -4,8 +4,8 @@ The protocol stays real (method calls, properties, the JobRemoved signal, D-Bus 
 fake records every call and can be told to fail jobs, drop the unit, or never finish a job.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: dbus-next reads the quoted annotations below as D-Bus
+# signatures, and with that import a linter would "unquote" them into nonsense.
 import asyncio
 import time
 from dataclasses import dataclass, field
@@ -42,23 +42,23 @@ class UnitIface(ServiceInterface):
         self.file_state = "disabled"
 
     @dbus_property(access=PropertyAccess.READ)
-    def LoadState(self) -> s:  # noqa: F821
+    def LoadState(self) -> "s":
         return self.load_state
 
     @dbus_property(access=PropertyAccess.READ)
-    def ActiveState(self) -> s:  # noqa: F821
+    def ActiveState(self) -> "s":
         return self.active
 
     @dbus_property(access=PropertyAccess.READ)
-    def SubState(self) -> s:  # noqa: F821
+    def SubState(self) -> "s":
         return self.sub
 
     @dbus_property(access=PropertyAccess.READ)
-    def StateChangeTimestamp(self) -> t:  # noqa: F821
+    def StateChangeTimestamp(self) -> "t":
         return self.stamp
 
     @dbus_property(access=PropertyAccess.READ)
-    def UnitFileState(self) -> s:  # noqa: F821
+    def UnitFileState(self) -> "s":
         return self.file_state
 
 
@@ -70,15 +70,15 @@ class ServiceIface(ServiceInterface):
         self.result = "success"
 
     @dbus_property(access=PropertyAccess.READ)
-    def MainPID(self) -> u:  # noqa: F821
+    def MainPID(self) -> "u":
         return self.main_pid
 
     @dbus_property(access=PropertyAccess.READ)
-    def ExecMainStatus(self) -> i:  # noqa: F821
+    def ExecMainStatus(self) -> "i":
         return self.status
 
     @dbus_property(access=PropertyAccess.READ)
-    def Result(self) -> s:  # noqa: F821
+    def Result(self) -> "s":
         return self.result
 
 
@@ -132,19 +132,19 @@ class Manager(ServiceInterface):
         return path
 
     @method()
-    def StartUnit(self, name: s, mode: s) -> o:  # noqa: F821
+    def StartUnit(self, name: "s", mode: "s") -> "o":
         return self._job("StartUnit", name)
 
     @method()
-    def StopUnit(self, name: s, mode: s) -> o:  # noqa: F821
+    def StopUnit(self, name: "s", mode: "s") -> "o":
         return self._job("StopUnit", name)
 
     @method()
-    def RestartUnit(self, name: s, mode: s) -> o:  # noqa: F821
+    def RestartUnit(self, name: "s", mode: "s") -> "o":
         return self._job("RestartUnit", name)
 
     @method()
-    def LoadUnit(self, name: s) -> o:  # noqa: F821
+    def LoadUnit(self, name: "s") -> "o":
         self.b.calls.append(("LoadUnit", name))
         self._unit(name)
         return unit_path(name)
@@ -158,21 +158,21 @@ class Manager(ServiceInterface):
         self.b.calls.append(("Reload",))
 
     @method()
-    def EnableUnitFiles(self, files: "as", runtime: b, force: b) -> ba(sss):  # noqa: F821
+    def EnableUnitFiles(self, files: "as", runtime: "b", force: "b") -> "ba(sss)":
         self.b.calls.append(("EnableUnitFiles", *files))
         for name in files:
             self._unit(name)[0].file_state = "enabled"
         return [True, [["symlink", f"/etc/systemd/system/multi-user.target.wants/{f}", f] for f in files]]
 
     @method()
-    def DisableUnitFiles(self, files: "as", runtime: b) -> a(sss):  # noqa: F821
+    def DisableUnitFiles(self, files: "as", runtime: "b") -> "a(sss)":
         self.b.calls.append(("DisableUnitFiles", *files))
         for name in files:
             self._unit(name)[0].file_state = "disabled"
         return [["unlink", f"/etc/systemd/system/multi-user.target.wants/{f}", ""] for f in files]
 
     @signal()
-    def JobRemoved(self, job_id: u, job: o, unit: s, result: s) -> uoss:  # noqa: F821
+    def JobRemoved(self, job_id: "u", job: "o", unit: "s", result: "s") -> "uoss":
         return [job_id, job, unit, result]
 
 
@@ -184,7 +184,7 @@ class FakeSystemd:
         self.manager = Manager(self.behaviour, self.units)
         self.bus: MessageBus | None = None
 
-    async def start(self) -> FakeSystemd:
+    async def start(self) -> "FakeSystemd":
         self.bus = await MessageBus(bus_address=self.address).connect()
         self.bus.export("/org/freedesktop/systemd1", self.manager)
         for name, (unit, service) in self.units.items():
