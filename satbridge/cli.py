@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from satbridge.config import Config
+    from satbridge.core.status import Status
     from satbridge.core.units import XccStatus
+    from satbridge.services.disconnect import Disconnected
     from satbridge.wiring import Bridge
 
 
@@ -132,7 +134,13 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     import json
     from dataclasses import asdict
 
-    s = asyncio.run(bridge.status.get())
+    async def get() -> Status:
+        try:
+            return await bridge.status.get()
+        finally:
+            await bridge.aclose()
+
+    s = asyncio.run(get())
     if as_json:
         print(json.dumps(asdict(s), indent=2))
         return 0
@@ -167,7 +175,13 @@ def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
     from dataclasses import asdict
 
     xcc = bridge.xcc
-    status = asyncio.run(xcc.status() if action == "status" else xcc.control(action, timeout=timeout))
+    async def run() -> XccStatus:
+        try:
+            return await (xcc.status() if action == "status" else xcc.control(action, timeout=timeout))
+        finally:
+            await bridge.aclose()
+
+    status = asyncio.run(run())
     print(json.dumps(asdict(status), indent=2) if as_json else f"XCC: {_xcc_line(status)}")
     return 0
 
@@ -175,7 +189,13 @@ def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
 def _disconnect(bridge: Bridge) -> int:
     import asyncio
 
-    done = asyncio.run(bridge.disconnect.disconnect(by="console (satbridge disconnect)"))
+    async def run() -> Disconnected:
+        try:
+            return await bridge.disconnect.disconnect(by="console (satbridge disconnect)")
+        finally:
+            await bridge.aclose()
+
+    done = asyncio.run(run())
     if done.was_paired:
         print("disconnected: the server's certificate is refused from its next call on")
     else:

@@ -35,6 +35,11 @@ class Bridge:
     status: StatusService
     xcc: XccService
     disconnect: DisconnectService
+    units: SystemdUnits
+
+    async def aclose(self) -> None:
+        """Close the connections the adapters opened (the D-Bus one)."""
+        await self.units.close()
 
 
 def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
@@ -52,4 +57,4 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     with store.lock():
         identity.ensure()
         state.ensure()
-    return Bridge(config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc))
+    return Bridge(config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc), units)

@@ -44,6 +44,7 @@ class Running:
     async def restart(self) -> None:
         """Stop and start again from the same root, as a service restart would."""
         await self.server.stop(0)
+        await self.bridge.aclose()
         config = self.bridge.config
         fixed = replace(
             config.server,
@@ -71,6 +72,7 @@ async def running(root: Path) -> AsyncIterator[Running]:
         yield run
     finally:
         await run.server.stop(0)
+        await run.bridge.aclose()
 
 
 @pytest.fixture

@@ -129,4 +129,5 @@ async def serve(bridge: Bridge) -> int:
     log.info("stopping")
     notify("STOPPING=1")
     await server.stop(bridge.config.server.grace_seconds)
+    await bridge.aclose()
     return 0

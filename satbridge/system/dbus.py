@@ -7,6 +7,7 @@ other module ever sees a dbus_next type.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -137,8 +138,12 @@ class Bus:
     def connected(self) -> bool:
         return bool(self._bus.connected)
 
-    def disconnect(self) -> None:
+    async def close(self) -> None:
         self._bus.disconnect()  # type: ignore[no-untyped-call]
+        # Collect the disconnect's outcome: dbus-next leaves an EOFError in a future otherwise,
+        # and asyncio reports it as "never retrieved".
+        with contextlib.suppress(Exception):
+            await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
 
     async def call(
         self,

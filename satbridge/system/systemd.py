@@ -46,7 +46,7 @@ class SystemdUnits:
 
     async def close(self) -> None:
         if self._bus is not None:
-            self._bus.disconnect()
+            await self._bus.close()
             self._bus = None
 
     async def _call(

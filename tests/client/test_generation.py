@@ -69,6 +69,7 @@ async def test_clone_is_flagged(running: Running, inventory: Inventory, tmp_path
         assert "copy" in err
     finally:
         await clone.server.stop(0)
+        await clone.bridge.aclose()
 
 
 def test_generation_bookkeeping(tmp_path):

@@ -7,6 +7,7 @@ fake records every call and can be told to fail jobs, drop the unit, or never fi
 # No `from __future__ import annotations`: dbus-next reads the quoted annotations below as D-Bus
 # signatures, and with that import a linter would "unquote" them into nonsense.
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -198,3 +199,5 @@ class FakeSystemd:
             task.cancel()
         if self.bus:
             self.bus.disconnect()
+            with contextlib.suppress(Exception):
+                await self.bus.wait_for_disconnect()

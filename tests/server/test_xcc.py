@@ -27,6 +27,7 @@ async def running_on_bus(root, fake_systemd):
         yield run
     finally:
         await run.server.stop(0)
+        await run.bridge.aclose()
 
 
 def install(root) -> None:
@@ -72,5 +73,6 @@ async def test_status_warns_when_systemd_is_unreachable(root, bus_address, inven
     bridge = wire(config)
     install(root)
     status = await bridge.status.get()
+    await bridge.aclose()
     assert status.xcc is None
     assert any("XCC state unavailable" in w for w in status.warnings)

@@ -18,9 +18,18 @@ class CannedLogs:
         return [f"{unit}: listening failed: address in use", f"{unit}: exiting with 3"][-lines:]
 
 
-def service(address: str, root) -> XccService:
-    units = SystemdUnits(address, root)
-    return XccService(units, CannedLogs(), FileLocks(root / "state"), root / "opt/xcc")
+@pytest.fixture
+async def make(tmp_path):
+    """XccService factory; closes every D-Bus connection it made."""
+    made: list[SystemdUnits] = []
+
+    def service(address: str, root=tmp_path) -> XccService:
+        made.append(SystemdUnits(address, root))
+        return XccService(made[-1], CannedLogs(), FileLocks(root / "state"), root / "opt/xcc")
+
+    yield service
+    for units in made:
+        await units.close()
 
 
 async def install_unit(xcc: XccService, root) -> None:
@@ -32,16 +41,16 @@ async def install_unit(xcc: XccService, root) -> None:
     (root / "opt/xcc/current").symlink_to("releases/2.4.1")
 
 
-async def test_not_installed_is_a_failed_precondition(fake_systemd, tmp_path):
-    xcc = service(fake_systemd.address, tmp_path)
+async def test_not_installed_is_a_failed_precondition(fake_systemd, tmp_path, make):
+    xcc = make(fake_systemd.address, tmp_path)
     with pytest.raises(FailedPrecondition, match="not installed"):
         await xcc.control("start")
     assert not [c for c in fake_systemd.behaviour.calls if c[0] == "StartUnit"], "nothing was dispatched"
     assert not (await xcc.status()).installed
 
 
-async def test_start_stop_restart_and_state(fake_systemd, tmp_path):
-    xcc = service(fake_systemd.address, tmp_path)
+async def test_start_stop_restart_and_state(fake_systemd, tmp_path, make):
+    xcc = make(fake_systemd.address, tmp_path)
     await install_unit(xcc, tmp_path)
     started = await xcc.control("start")
     assert started.installed
@@ -51,8 +60,8 @@ async def test_start_stop_restart_and_state(fake_systemd, tmp_path):
     assert (await xcc.control("stop")).unit.active_state == "inactive"
 
 
-async def test_a_failed_job_says_why(fake_systemd, tmp_path):
-    xcc = service(fake_systemd.address, tmp_path)
+async def test_a_failed_job_says_why(fake_systemd, tmp_path, make):
+    xcc = make(fake_systemd.address, tmp_path)
     await install_unit(xcc, tmp_path)
     fake_systemd.behaviour.fail_jobs = True
     with pytest.raises(Aborted) as exc:
@@ -64,8 +73,8 @@ async def test_a_failed_job_says_why(fake_systemd, tmp_path):
     assert "address in use" in message
 
 
-async def test_timeout_is_deadline_exceeded_and_releases_the_lock(fake_systemd, tmp_path):
-    xcc = service(fake_systemd.address, tmp_path)
+async def test_timeout_is_deadline_exceeded_and_releases_the_lock(fake_systemd, tmp_path, make):
+    xcc = make(fake_systemd.address, tmp_path)
     await install_unit(xcc, tmp_path)
     fake_systemd.behaviour.never_finish = True
     with pytest.raises(DeadlineExceeded):
@@ -75,17 +84,17 @@ async def test_timeout_is_deadline_exceeded_and_releases_the_lock(fake_systemd, 
 
 
 @pytest.mark.parametrize("timeout", [-1, 601])
-async def test_timeout_is_validated(fake_systemd, tmp_path, timeout):
-    xcc = service(fake_systemd.address, tmp_path)
+async def test_timeout_is_validated(fake_systemd, tmp_path, make, timeout):
+    xcc = make(fake_systemd.address, tmp_path)
     with pytest.raises(InvalidArgument) as exc:
         await xcc.control("start", timeout=timeout)
     assert exc.value.field == "timeout_seconds"
 
 
-async def test_concurrent_controls_do_not_interleave(fake_systemd, tmp_path):
+async def test_concurrent_controls_do_not_interleave(fake_systemd, tmp_path, make):
     fake_systemd.behaviour.job_seconds = 0.2
     # Two services on one state dir: like the console and the server, two lock holders.
-    first, second = service(fake_systemd.address, tmp_path), service(fake_systemd.address, tmp_path)
+    first, second = make(fake_systemd.address), make(fake_systemd.address)
     await install_unit(first, tmp_path)
     await asyncio.gather(first.control("start"), second.control("stop"), first.control("restart"))
     events = fake_systemd.behaviour.events
@@ -96,8 +105,8 @@ async def test_concurrent_controls_do_not_interleave(fake_systemd, tmp_path):
         assert events[i][1] == events[i + 1][1], "each job ends before the next begins"
 
 
-async def test_systemd_unreachable_is_unavailable(bus_address, tmp_path):
-    xcc = service(bus_address, tmp_path)  # a bus with no systemd on it
+async def test_systemd_unreachable_is_unavailable(bus_address, tmp_path, make):
+    xcc = make(bus_address)  # a bus with no systemd on it
     await install_unit(xcc, tmp_path)
     with pytest.raises(Unavailable):
         await xcc.control("start")

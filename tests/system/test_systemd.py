@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from satbridge.core.units import JobFailed
@@ -86,6 +84,5 @@ async def test_enable_disable_and_unit_files(units, fake_systemd, tmp_path):
 
 async def test_reconnects_after_the_bus_connection_breaks(units, fake_systemd):
     await units.state("xcc.service")
-    (await units.bus()).disconnect()
-    await asyncio.sleep(0.05)
+    await (await units.bus()).close()
     await units.run_job("start", "xcc.service", timeout=5)
