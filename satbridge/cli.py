@@ -175,6 +175,7 @@ def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
     from dataclasses import asdict
 
     xcc = bridge.xcc
+
     async def run() -> XccStatus:
         try:
             return await (xcc.status() if action == "status" else xcc.control(action, timeout=timeout))

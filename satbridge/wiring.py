@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from satbridge import __version__
 from satbridge.config import Config
 from satbridge.services.disconnect import DisconnectService
+from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock
@@ -22,6 +23,7 @@ from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
 from satbridge.system.files import DirStore, FileLocks
 from satbridge.system.host import LinuxHost
+from satbridge.system.iptables import IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs
 from satbridge.system.systemd import SystemdUnits
 
@@ -36,10 +38,13 @@ class Bridge:
     xcc: XccService
     disconnect: DisconnectService
     units: SystemdUnits
+    firewall: FirewallService
+    firewall_backend: IptcFirewall | SandboxFirewall
 
     async def aclose(self) -> None:
-        """Close the connections the adapters opened (the D-Bus one)."""
+        """Close what the adapters opened (the D-Bus connection, the iptc thread)."""
         await self.units.close()
+        await self.firewall_backend.close()
 
 
 def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
@@ -52,9 +57,17 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     state = StateService(store, secrets.token_bytes)
     pairing = PairingService(store, audit, clock, secrets.token_bytes, identity, state, config.pairing)
     units = SystemdUnits(config.dbus_address or None, paths.root)
-    xcc = XccService(units, JournalLogs(), FileLocks(paths.state_dir), paths.xcc_dir)
+    locks = FileLocks(paths.state_dir)
+    xcc = XccService(units, JournalLogs(), locks, paths.xcc_dir)
+    backend: IptcFirewall | SandboxFirewall = (
+        SandboxFirewall(paths.state_dir / "sandbox-firewall.json") if config.sandbox else IptcFirewall(paths.root)
+    )
+    ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
+    firewall = FirewallService(backend, store, locks, audit, state, clock, paths.config_dir, ports)
     status = StatusService(host, pairing, state, xcc, clock, __version__)
     with store.lock():
         identity.ensure()
         state.ensure()
-    return Bridge(config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc), units)
+    return Bridge(
+        config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc), units, firewall, backend
+    )

@@ -24,7 +24,8 @@ PYTHON = sys.executable
 
 
 def loopback_config(root: Path) -> Config:
-    config = load_config(root, env={})
+    """Loopback ports chosen by the kernel; sandbox mode, so no test touches this machine's firewall."""
+    config = load_config(root, env={}, sandbox=True)
     server = replace(
         config.server,
         listen=ListenAddress("127.0.0.1", 0),

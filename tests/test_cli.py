@@ -102,7 +102,9 @@ def test_serve_refuses_a_port_in_use(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = satbridge(tmp_path, "--serve", "--listen", f"127.0.0.1:{port}", "--pairing-listen", "127.0.0.1:0")
+        result = satbridge(
+            tmp_path, "--sandbox", "--serve", "--listen", f"127.0.0.1:{port}", "--pairing-listen", "127.0.0.1:0"
+        )
     assert result.returncode == EXIT_CODES[Kind.UNAVAILABLE]
     assert f"127.0.0.1:{port}" in result.stderr
 

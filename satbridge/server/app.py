@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from satbridge.api.v1 import pairing_pb2_grpc, system_pb2_grpc, xcc_pb2_grpc
 from satbridge.core.addresses import ListenAddress
-from satbridge.errors import Unavailable
+from satbridge.errors import SatbridgeError, Unavailable
 from satbridge.server.auth import GuardInterceptor, Port, contract_methods
 from satbridge.server.servicers import PairingServicer, SystemServicer, XccServicer
 from satbridge.system.sdnotify import notify
@@ -90,6 +90,7 @@ class BridgeServer:
             pairing=_bind(pair, config.pairing_listen, pair_creds, "pairing"),
         )
         self._servers = [mgmt, pair]
+        await self._restore_firewall(bound)
         for server in self._servers:
             await server.start()
         for name in ("", *LIVE_SERVICES):
@@ -103,6 +104,19 @@ class BridgeServer:
             len(contract_methods()),
         )
         return bound
+
+    async def _restore_firewall(self, bound: Bound) -> None:
+        """Put the last confirmed rule set in force, with the ports really bound. A failure is
+        logged, never fatal: the management port must stay reachable to fix it."""
+        firewall = self.bridge.firewall
+        firewall.bridge_ports = (bound.management, bound.pairing)
+        try:
+            changed = await firewall.restore()
+        except SatbridgeError as exc:
+            log.error("could not apply the firewall at start: %s", exc)
+            return
+        if changed:
+            log.info("firewall applied at start (%s)", ", ".join(changed))
 
     async def stop(self, grace: float | None = None) -> None:
         await self.health.enter_graceful_shutdown()

@@ -6,6 +6,7 @@ from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol
 
+from satbridge.core.firewall import Plan
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
 from satbridge.core.units import UnitState
 
@@ -88,3 +89,17 @@ class Locks(Protocol):
     def hold(self, name: str, *, timeout: float) -> AbstractAsyncContextManager[None]:
         """An exclusive lock shared with other processes (the console); Aborted after timeout."""
         ...
+
+
+class Firewall(Protocol):
+    """The kernel's packet filter (system/iptables.py), or a file in --sandbox mode."""
+
+    async def read(self) -> dict[str, list[str]]:
+        """The bridge's rules per family ("v4", "v6"), as iptables-save prints them."""
+        ...
+
+    async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
+        """Make the kernel match `plan`, all families or none; return the families changed."""
+        ...
+
+    async def warnings(self) -> list[str]: ...

@@ -37,6 +37,7 @@ def test_ready_notification_and_clean_sigterm(tmp_path):
             str(TOP / "bridge.py"),
             "--root",
             str(tmp_path / "root"),
+            "--sandbox",
             "--serve",
             "--listen",
             f"127.0.0.1:{mgmt}",

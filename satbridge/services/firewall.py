@@ -1,0 +1,197 @@
+"""The firewall use cases: get, set (with commit-confirm), confirm, reset, restore at start.
+
+State (firewall.json): the confirmed rule set and its revision, and at most one pending change
+with its deadline. The kernel always holds the confirmed set or the pending one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satbridge.core import firewall as fw
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
+from satbridge.services.ports import AuditLog, Clock, Firewall, Locks, Store
+from satbridge.services.state import StateService
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "firewall.json"
+FACTORY_FILE = "firewall-factory.json"
+MAX_CONFIRM_TIMEOUT = 3600
+FACTORY = fw.RuleSet((), fw.Action.DROP)
+"""Without a factory file: only the bridge's own ports (and ping) are open."""
+
+
+@dataclass(frozen=True)
+class FirewallState:
+    rules: fw.RuleSet
+    revision: int
+    pending_revision: int = 0
+    rollback_in: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+
+class FirewallService:
+    def __init__(
+        self,
+        firewall: Firewall,
+        store: Store,
+        locks: Locks,
+        audit: AuditLog,
+        state: StateService,
+        clock: Clock,
+        config_dir: Path,
+        bridge_ports: tuple[int, ...],
+    ) -> None:
+        self.firewall = firewall
+        self.store = store
+        self.locks = locks
+        self.audit = audit
+        self.state = state
+        self.clock = clock
+        self.config_dir = config_dir
+        self.bridge_ports = bridge_ports
+        self._timer: asyncio.Task[None] | None = None
+
+    # -- persisted state ----------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        raw = self.store.read(STATE_FILE)
+        return json.loads(raw) if raw else {"revision": 0, "rules": None, "pending": None, "last_revision": 0}
+
+    def _save(self, data: dict[str, Any]) -> None:
+        with self.store.lock():
+            self.store.write(STATE_FILE, json.dumps(data).encode())
+            self.state.bump()
+
+    def factory(self) -> fw.RuleSet:
+        """The factory rule set: the config directory's file, else only the bridge's ports."""
+        path = self.config_dir / FACTORY_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return FACTORY
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"{path} is not JSON: {exc}", field=FACTORY_FILE) from None
+        return fw.from_json(data)
+
+    def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:
+        return fw.from_json(data["rules"]) if data.get("rules") is not None else self.factory()
+
+    def _plan(self, rules: fw.RuleSet) -> fw.Plan:
+        return fw.plan(rules, self.bridge_ports)
+
+    # -- use cases ----------------------------------------------------------------------
+
+    async def get(self) -> FirewallState:
+        data = self._load()
+        pending = data.get("pending")
+        rules = fw.from_json(pending["rules"]) if pending else self._confirmed(data)
+        return FirewallState(
+            rules=rules,
+            revision=int(data["revision"]),
+            pending_revision=int(pending["revision"]) if pending else 0,
+            rollback_in=max(0.0, float(pending["deadline"]) - self.clock()) if pending else 0.0,
+            warnings=tuple(await self.firewall.warnings()),
+        )
+
+    async def set(self, rules: fw.RuleSet, *, confirm_timeout: int = 0, base_revision: int = 0) -> FirewallState:
+        rules = fw.validate(rules)
+        if not 0 <= confirm_timeout <= MAX_CONFIRM_TIMEOUT:
+            raise InvalidArgument(f"must be 0..{MAX_CONFIRM_TIMEOUT} seconds", field="confirm_timeout_seconds")
+        async with self.locks.hold("firewall", timeout=30):
+            data = self._load()
+            if data.get("pending"):
+                raise FailedPrecondition(
+                    f"revision {data['pending']['revision']} awaits Confirm; confirm it or let it roll back first"
+                )
+            if base_revision and base_revision != data["revision"]:
+                raise Aborted(f"the rules changed meanwhile: revision {data['revision']}, not {base_revision}")
+            previous = self._plan(self._confirmed(data))
+            await self.firewall.apply(self._plan(rules), previous)
+            revision = int(data.get("last_revision", data["revision"])) + 1
+            data["last_revision"] = revision
+            if confirm_timeout:
+                deadline = self.clock() + confirm_timeout
+                data["pending"] = {"revision": revision, "rules": fw.to_json(rules), "deadline": deadline}
+                self._arm(revision, confirm_timeout)
+            else:
+                data.update(revision=revision, rules=fw.to_json(rules), pending=None)
+            self._save(data)
+            self.audit.record(
+                "firewall-set", revision=revision, rules=len(rules.rules), confirm_timeout=confirm_timeout
+            )
+        return await self.get()
+
+    async def confirm(self, revision: int) -> FirewallState:
+        async with self.locks.hold("firewall", timeout=30):
+            data = self._load()
+            pending = data.get("pending")
+            if not pending or int(pending["revision"]) != revision:
+                waiting = f"revision {pending['revision']} is pending" if pending else "nothing is pending"
+                raise FailedPrecondition(f"cannot confirm revision {revision}: {waiting}")
+            data.update(revision=revision, rules=pending["rules"], pending=None)
+            self._save(data)
+            self._disarm()
+            self.audit.record("firewall-confirmed", revision=revision)
+        return await self.get()
+
+    async def reset(self, *, by: str) -> FirewallState:
+        """Back to the factory rule set (any pending change is dropped)."""
+        async with self.locks.hold("firewall", timeout=30):
+            data = self._load()
+            factory = self.factory()
+            await self.firewall.apply(self._plan(factory), self._plan(self._confirmed(data)))
+            revision = int(data.get("last_revision", data["revision"])) + 1
+            data.update(revision=revision, last_revision=revision, rules=None, pending=None)
+            self._save(data)
+            self._disarm()
+            self.audit.record("firewall-reset", revision=revision, by=by)
+        return await self.get()
+
+    async def restore(self) -> list[str]:
+        """At start: the last confirmed set goes (back) into the kernel. A change still pending
+        was never confirmed: it is dropped, as its timer would have done."""
+        async with self.locks.hold("firewall", timeout=30):
+            data = self._load()
+            if data.get("pending"):
+                self.audit.record(
+                    "firewall-rolled-back",
+                    revision=int(data["pending"]["revision"]),
+                    reason="bridge restarted before Confirm",
+                )
+                data["pending"] = None
+                self._save(data)
+            return await self.firewall.apply(self._plan(self._confirmed(data)), None)
+
+    # -- the commit-confirm timer ---------------------------------------------------------
+
+    def _arm(self, revision: int, seconds: float) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().create_task(self._rollback_after(revision, seconds))
+
+    def _disarm(self) -> None:
+        if self._timer is not None and not self._timer.done() and self._timer is not asyncio.current_task():
+            self._timer.cancel()
+        self._timer = None
+
+    async def _rollback_after(self, revision: int, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        try:
+            async with self.locks.hold("firewall", timeout=30):
+                data = self._load()
+                pending = data.get("pending")
+                if not pending or int(pending["revision"]) != revision:
+                    return
+                await self.firewall.apply(self._plan(self._confirmed(data)), self._plan(fw.from_json(pending["rules"])))
+                data["pending"] = None
+                self._save(data)
+                self.audit.record("firewall-rolled-back", revision=revision, reason="not confirmed in time")
+                log.warning("firewall revision %d was not confirmed in time: rolled back", revision)
+        except Exception:
+            log.exception("rolling back firewall revision %d failed", revision)

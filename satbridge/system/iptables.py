@@ -1,0 +1,219 @@
+"""The firewall adapter: the only importer of iptc (python-iptables).
+
+- Every iptc call runs on ONE dedicated thread: iptc is not thread-safe (reading a rule
+  redirects fd 1 for a moment).
+- iptc ignores /run/xtables.lock, so the adapter takes it (flock), as iptables itself does,
+  and refreshes and retries a commit that races another writer (EAGAIN).
+- Reading goes through iptables-legacy-save (8 ms for 1000 rules, against 0.3 s through iptc),
+  and a family whose chains already match the plan is not touched at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from satbridge.core.firewall import IN_CHAIN, XCC_CHAIN, Plan, Spec, bridge_lines, expected_lines
+from satbridge.errors import Aborted, FailedPrecondition, Internal, SatbridgeError, Unavailable
+from satbridge.system.runner import run
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("v4", "v6")
+_SAVE = {"v4": "iptables-legacy-save", "v6": "ip6tables-legacy-save"}
+_NFT_SAVE = {"v4": "iptables-nft-save", "v6": "ip6tables-nft-save"}
+
+
+def in_initial_netns() -> bool:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+
+
+class IptcFirewall:
+    """The Firewall port on the kernel's legacy iptables (filter table, IPv4 and IPv6)."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
+        self.root = root
+        self.lock_path = root / "run" / "xtables.lock"
+        self.lock_timeout = lock_timeout
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iptc")
+
+    def _guard(self) -> None:
+        # A bridge rooted elsewhere than / is a test or a sandbox: it must never change the
+        # firewall of the machine it runs on, only that of a network namespace made for it.
+        if self.root.resolve() != Path("/") and in_initial_netns():
+            raise FailedPrecondition(
+                f"refusing to change this machine's firewall for a bridge rooted at {self.root}; "
+                "use --sandbox, or run it in its own network namespace"
+            )
+
+    async def read(self) -> dict[str, list[str]]:
+        """The bridge's lines per family, as iptables-legacy-save prints them."""
+        found = {}
+        for family in FAMILIES:
+            done = await run([_SAVE[family], "-t", "filter"], timeout=30)
+            if done.returncode:
+                raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
+            found[family] = bridge_lines(done.stdout.decode())
+        return found
+
+    async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
+        """Make the kernel match `plan`; return the families that changed. If the second table
+        fails, the first is put back to `previous` (or its bridge chains removed)."""
+        self._guard()
+        current = await self.read()
+        todo = [f for f in FAMILIES if current[f] != expected_lines(plan, f)]
+        if not todo:
+            return []
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._apply_locked, plan, previous, todo)
+        return todo
+
+    async def warnings(self) -> list[str]:
+        notes = []
+        for family in FAMILIES:
+            try:
+                done = await run([_NFT_SAVE[family], "-t", "filter"], timeout=10)
+            except SatbridgeError as exc:
+                log.debug("no nft view of the %s rules: %s", family, exc)
+                continue
+            if done.returncode == 0 and any(line.startswith("-A ") for line in done.stdout.decode().splitlines()):
+                notes.append(
+                    f"nft-backed {family} iptables rules are present beside the bridge's legacy rules; "
+                    "both filter packets"
+                )
+        return notes
+
+    async def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+    # -- on the iptc thread -------------------------------------------------------------
+
+    def _apply_locked(self, plan: Plan, previous: Plan | None, todo: list[str]) -> None:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise Aborted(f"another program holds {self.lock_path}; try again") from None
+                    time.sleep(0.02)
+            done: list[str] = []
+            try:
+                for family in todo:
+                    self._commit(family, plan.chains[family])
+                    done.append(family)
+            except Exception:
+                for family in done:  # put the first table back: all or nothing
+                    try:
+                        self._commit(family, previous.chains[family] if previous else None)
+                    except Exception:
+                        log.exception("could not restore the %s firewall after a failed change", family)
+                raise
+        finally:
+            os.close(fd)
+
+    def _commit(self, family: str, specs: tuple[Spec, ...] | None) -> None:
+        """One transaction on one table: chains rebuilt, INPUT's jump first, one commit()."""
+        import iptc  # the one import of iptc; 0.2 s, so only when the firewall is changed
+
+        v6 = family == "v6"
+        table_type = iptc.Table6 if v6 else iptc.Table
+        for attempt in range(5):
+            table = table_type(table_type.FILTER)
+            table.autocommit = False
+            table.refresh()
+            try:
+                self._stage(iptc, table, v6, specs)
+                table.commit()
+                return
+            except iptc.IPTCError as exc:
+                table.autocommit = True  # drops the staged handle
+                if "Resource temporarily unavailable" in str(exc) and attempt < 4:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise Internal(f"iptables ({family}) refused the change: {exc}") from None
+            except (iptc.XTablesError, ValueError) as exc:
+                table.autocommit = True
+                raise Internal(f"iptables ({family}) cannot build a rule: {exc}") from None
+
+    @staticmethod
+    def _stage(iptc: Any, table: Any, v6: bool, specs: tuple[Spec, ...] | None) -> None:
+        rule_type = iptc.Rule6 if v6 else iptc.Rule
+        chains = {}
+        for name in (IN_CHAIN, XCC_CHAIN):
+            chains[name] = iptc.Chain(table, name) if table.is_chain(name) else table.create_chain(name)
+            chains[name].flush()
+        inp = iptc.Chain(table, "INPUT")
+        jumps = [i for i, r in enumerate(inp.rules) if r.target and r.target.name == IN_CHAIN]
+        for i in reversed(jumps):
+            inp.delete_rule(inp.rules[i])
+        if specs is None:  # remove the bridge's chains altogether
+            for name in (IN_CHAIN, XCC_CHAIN):
+                table.delete_chain(name)
+            return
+        for spec in specs:
+            rule = rule_type()
+            if spec.src:
+                rule.src = spec.src
+            if spec.iface:
+                rule.in_interface = spec.iface
+            if spec.proto:
+                rule.protocol = "icmpv6" if spec.proto == "ipv6-icmp" else spec.proto
+            for name, params in spec.matches:
+                match = rule.create_match(name)
+                for key, value in params:
+                    setattr(match, key, value)
+            target = rule.create_target(spec.target)
+            for key, value in spec.target_params:
+                setattr(target, key, value)
+            chains[spec.chain].append_rule(rule)
+        jump = rule_type()
+        jump.create_target(IN_CHAIN)
+        inp.insert_rule(jump)
+
+
+class SandboxFirewall:
+    """The Firewall port in --sandbox mode: the plan is kept in a file, the kernel untouched."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def read(self) -> dict[str, list[str]]:
+        import json
+
+        try:
+            data: dict[str, list[str]] = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {f: [] for f in FAMILIES}
+        return data
+
+    async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
+        import json
+
+        from satbridge.system.files import atomic_write
+
+        current = await self.read()
+        wanted = {f: expected_lines(plan, f) for f in FAMILIES}
+        todo = [f for f in FAMILIES if current.get(f) != wanted[f]]
+        if todo:
+            await asyncio.to_thread(atomic_write, self.path, json.dumps(wanted, indent=1).encode())
+        return todo
+
+    async def warnings(self) -> list[str]:
+        return ["sandbox: the firewall rules are kept in a file, not applied to the kernel"]
+
+    async def close(self) -> None:
+        return None
