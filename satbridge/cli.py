@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from satbridge.core.status import Status
     from satbridge.core.units import XccStatus
     from satbridge.services.disconnect import Disconnected
+    from satbridge.services.firewall import FirewallState
     from satbridge.wiring import Bridge
 
 
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
     xc.add_argument("--timeout", type=float, default=0, help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
+    fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
+    fwp.add_argument("action", choices=["show", "reset"])
+    fwp.add_argument("--json", action="store_true")
     sub.add_parser("version", help="print the bridge version")
     sub.add_parser("init-config", help="write the default config file if there is none")
     return p
@@ -209,6 +213,50 @@ def _disconnect(bridge: Bridge) -> int:
     return 0
 
 
+def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
+    import asyncio
+    import json
+
+    from satbridge.core.firewall import plan, to_json
+
+    async def run() -> FirewallState:
+        try:
+            if action == "reset":
+                return await bridge.firewall.reset(by="console (satbridge firewall reset)")
+            return await bridge.firewall.get()
+        finally:
+            await bridge.aclose()
+
+    state = asyncio.run(run())
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "revision": state.revision,
+                    "pending_revision": state.pending_revision,
+                    "warnings": list(state.warnings),
+                    **to_json(state.rules),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if action == "reset":
+        print(f"firewall reset to the factory rule set (revision {state.revision})")
+    pending = f", revision {state.pending_revision} pending ({state.rollback_in:.0f} s to confirm)"
+    print(
+        f"Revision {state.revision}{pending if state.pending_revision else ''}; "
+        f"default action {state.rules.default_action.value}"
+    )
+    for line in plan(state.rules, bridge.firewall.bridge_ports).save_lines("v4"):
+        print(f"  v4 {line}")
+    for line in plan(state.rules, bridge.firewall.bridge_ports).save_lines("v6"):
+        print(f"  v6 {line}")
+    for w in state.warnings:
+        print(f"WARNING: {w}")
+    return 0
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
@@ -245,6 +293,8 @@ def _run(opts: argparse.Namespace) -> int:
         return _disconnect(bridge)
     if opts.command == "xcc":
         return _xcc(bridge, opts.action, opts.timeout, opts.json)
+    if opts.command == "firewall":
+        return _firewall(bridge, opts.action, opts.json)
     _parser().print_help(sys.stderr)
     print("\nThe console menu is not part of this version yet; use the commands above.", file=sys.stderr)
     return 2

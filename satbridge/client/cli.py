@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from satbridge.api.v1 import xcc_pb2
-from satbridge.client.inventory import Inventory
+from satbridge.api.v1 import firewall_pb2, xcc_pb2
+from satbridge.client.inventory import Inventory, Satellite
 from satbridge.client.session import (
     DEFAULT_PAIRING_PORT,
     DEFAULT_PORT,
@@ -64,6 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     xc.add_argument("--wait", type=float, default=0, help="seconds the satellite waits for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     sub.add_parser("list", help="the paired satellites")
+    fwp = sub.add_parser("firewall", help="the satellite's firewall rules for XCC")
+    fws = fwp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fws.add_parser("get", help="the rules in force").add_argument("--json", action="store_true")
+    fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
+    fset.add_argument("file", type=Path)
+    fset.add_argument(
+        "--confirm-timeout",
+        type=int,
+        default=30,
+        help="seconds before the satellite rolls the change back unless confirmed (default 30)",
+    )
+    fset.add_argument(
+        "--no-confirm", action="store_true", help="do not confirm: the change rolls back after the timeout (a dry run)"
+    )
+    fconf = fws.add_parser("confirm", help="confirm a pending change")
+    fconf.add_argument("revision", type=int, nargs="?", help="default: the one pending")
+    fws.add_parser("reset", help="back to the factory rule set")
     return p
 
 
@@ -105,6 +122,8 @@ async def _run(opts: argparse.Namespace) -> int:
             return 0
         if opts.command == "xcc":
             return await _xcc(client, opts)
+        if opts.command == "firewall":
+            return await _firewall(client, sat, inv, opts)
         status = await client.status()
     found = check_generation(inv, sat, status.instance_id, status.state_generation)
     inv.save()
@@ -151,6 +170,71 @@ async def _xcc(client: SatelliteClient, opts: argparse.Namespace) -> int:
         print(json.dumps(json_format.MessageToDict(state, preserving_proto_field_name=True), indent=2))
     else:
         print(f"XCC: {_xcc_line(state)}")
+    return 0
+
+
+def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
+    from satbridge.core.firewall import from_json
+    from satbridge.protocol import rule_set_msg
+
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}", field="FILE") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{path} is not JSON: {exc}", field="FILE") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument("expected a JSON object with rules and default_action", field="FILE")
+    return rule_set_msg(from_json(data))  # validated here first: errors name the rule and field
+
+
+def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
+    from google.protobuf import json_format
+
+    if as_json:
+        print(json.dumps(json_format.MessageToDict(state, preserving_proto_field_name=True), indent=2))
+        return
+    pending = f", revision {state.pending_revision} pending (rolls back in {state.rollback_in_seconds} s)"
+    print(
+        f"revision {state.revision}{pending if state.pending_revision else ''}; "
+        f"{len(state.rules.rules)} rules; default {firewall_pb2.Action.Name(state.rules.default_action)}"
+    )
+    for w in state.warnings:
+        print(f"warning: {w}")
+
+
+async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opts: argparse.Namespace) -> int:
+    if opts.action == "get":
+        _print_firewall(await client.firewall_call("Get", firewall_pb2.GetFirewallRequest()), opts.json)
+        return 0
+    if opts.action == "reset":
+        _print_firewall(await client.firewall_call("Reset", firewall_pb2.ResetFirewallRequest()), False)
+        return 0
+    if opts.action == "confirm":
+        revision = opts.revision
+        if revision is None:
+            revision = (await client.firewall_call("Get", firewall_pb2.GetFirewallRequest())).pending_revision
+            if not revision:
+                raise InvalidArgument("nothing is pending on the satellite", field="REVISION")
+        _print_firewall(
+            await client.firewall_call("Confirm", firewall_pb2.ConfirmFirewallRequest(revision=revision)), False
+        )
+        return 0
+    if not 0 < opts.confirm_timeout <= 3600:
+        raise InvalidArgument("must be 1..3600 seconds", field="--confirm-timeout")
+    request = firewall_pb2.SetFirewallRequest(
+        rules=_rules_from_file(opts.file), confirm_timeout_seconds=opts.confirm_timeout
+    )
+    state = await client.firewall_call("Set", request)
+    print(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
+    if opts.no_confirm:
+        return 0
+    # Confirm over a NEW connection: proof that the new rules still let this server in.
+    async with connect(sat, inv, timeout=opts.timeout) as fresh:
+        done = await fresh.firewall_call(
+            "Confirm", firewall_pb2.ConfirmFirewallRequest(revision=state.pending_revision)
+        )
+    print(f"confirmed over a new connection: revision {done.revision} is in force")
     return 0
 
 

@@ -15,7 +15,16 @@ from typing import cast
 
 import grpc
 
-from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc, xcc_pb2, xcc_pb2_grpc
+from satbridge.api.v1 import (
+    firewall_pb2,
+    firewall_pb2_grpc,
+    pairing_pb2,
+    pairing_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    xcc_pb2,
+    xcc_pb2_grpc,
+)
 from satbridge.client.errors import from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
@@ -162,6 +171,7 @@ class SatelliteClient:
         self.pairing = cast("pairing_pb2_grpc.PairingAsyncStub", pairing_pb2_grpc.PairingStub(channel))
         self.system = cast("system_pb2_grpc.SystemAsyncStub", system_pb2_grpc.SystemStub(channel))
         self.xcc = cast("xcc_pb2_grpc.XccAsyncStub", xcc_pb2_grpc.XccStub(channel))
+        self.firewall = cast("firewall_pb2_grpc.FirewallAsyncStub", firewall_pb2_grpc.FirewallStub(channel))
 
     async def status(self) -> system_pb2.GetStatusResponse:
         try:
@@ -187,6 +197,14 @@ class SatelliteClient:
             state: xcc_pb2.XccState = await method(request, timeout=max(self.timeout, wait + 10))
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, f"Xcc.{verb.capitalize()}") from None
+        return state
+
+    async def firewall_call(self, name: str, request: object) -> firewall_pb2.FirewallState:
+        """Firewall.Get/Set/Confirm/Reset with the request message given."""
+        try:
+            state: firewall_pb2.FirewallState = await getattr(self.firewall, name)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, f"Firewall.{name}") from None
         return state
 
     async def unpair(self) -> pairing_pb2.UnpairResponse:

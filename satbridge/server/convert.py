@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from satbridge.api.v1 import system_pb2, xcc_pb2
+from satbridge.api.v1 import firewall_pb2, system_pb2, xcc_pb2
 from satbridge.core.status import PairingStatus, Status
 from satbridge.core.units import XccStatus
+from satbridge.protocol import rule_set_msg
+from satbridge.services.firewall import FirewallState
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
@@ -61,4 +63,14 @@ def status(s: Status) -> system_pb2.GetStatusResponse:
         warnings=s.warnings,
         time=timestamp(s.time),
         xcc=xcc_state(s.xcc) if s.xcc else None,
+    )
+
+
+def firewall_state(s: FirewallState) -> firewall_pb2.FirewallState:
+    return firewall_pb2.FirewallState(
+        rules=rule_set_msg(s.rules),
+        revision=s.revision,
+        pending_revision=s.pending_revision,
+        rollback_in_seconds=int(s.rollback_in + 0.999),
+        warnings=list(s.warnings),
     )

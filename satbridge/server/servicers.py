@@ -14,9 +14,19 @@ import time
 import grpc
 
 from satbridge import __version__
-from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc, system_pb2, system_pb2_grpc, xcc_pb2, xcc_pb2_grpc
+from satbridge.api.v1 import (
+    firewall_pb2,
+    firewall_pb2_grpc,
+    pairing_pb2,
+    pairing_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    xcc_pb2,
+    xcc_pb2_grpc,
+)
 from satbridge.core.pairing import ChallengeBook
 from satbridge.errors import InvalidArgument, PermissionDenied
+from satbridge.protocol import rule_set
 from satbridge.server import convert
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
@@ -113,3 +123,34 @@ class XccServicer(xcc_pb2_grpc.XccServicer):
         self, request: xcc_pb2.GetXccStateRequest, context: grpc.aio.ServicerContext
     ) -> xcc_pb2.XccState:
         return convert.xcc_state(await self.bridge.xcc.status())
+
+
+class FirewallServicer(firewall_pb2_grpc.FirewallServicer):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def Get(
+        self, request: firewall_pb2.GetFirewallRequest, context: grpc.aio.ServicerContext
+    ) -> firewall_pb2.FirewallState:
+        return convert.firewall_state(await self.bridge.firewall.get())
+
+    async def Set(
+        self, request: firewall_pb2.SetFirewallRequest, context: grpc.aio.ServicerContext
+    ) -> firewall_pb2.FirewallState:
+        rules = rule_set(request.rules)
+        state = await self.bridge.firewall.set(
+            rules, confirm_timeout=request.confirm_timeout_seconds, base_revision=request.base_revision
+        )
+        return convert.firewall_state(state)
+
+    async def Confirm(
+        self, request: firewall_pb2.ConfirmFirewallRequest, context: grpc.aio.ServicerContext
+    ) -> firewall_pb2.FirewallState:
+        if not request.revision:
+            raise InvalidArgument("the revision to confirm (from Set's answer)", field="revision")
+        return convert.firewall_state(await self.bridge.firewall.confirm(request.revision))
+
+    async def Reset(
+        self, request: firewall_pb2.ResetFirewallRequest, context: grpc.aio.ServicerContext
+    ) -> firewall_pb2.FirewallState:
+        return convert.firewall_state(await self.bridge.firewall.reset(by="paired server (Reset RPC)"))

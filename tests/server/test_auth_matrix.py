@@ -25,6 +25,10 @@ MANAGEMENT_LIVE = {
     "/satbridge.v1.System/GetStatus": OK,
     "/satbridge.v1.Xcc/GetState": OK,  # installed: false
     **{f"/satbridge.v1.Xcc/{verb}": grpc.StatusCode.FAILED_PRECONDITION for verb in ("Start", "Stop", "Restart")},
+    "/satbridge.v1.Firewall/Get": OK,
+    "/satbridge.v1.Firewall/Set": grpc.StatusCode.INVALID_ARGUMENT,  # no default action
+    "/satbridge.v1.Firewall/Confirm": grpc.StatusCode.INVALID_ARGUMENT,  # no revision
+    "/satbridge.v1.Firewall/Reset": OK,
     **{m: OK for m in HEALTH},
     **{m: OK for m in REFLECTION},
 }

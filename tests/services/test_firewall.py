@@ -1,0 +1,122 @@
+"""FirewallService over the sandbox backend: revisions, commit-confirm, reset, restore."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from satbridge.core import firewall as fw
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
+from satbridge.services.firewall import FACTORY_FILE, FirewallService
+from satbridge.services.state import StateService
+from satbridge.system.files import DirStore, FileLocks
+from satbridge.system.iptables import SandboxFirewall
+from tests.fakes import CountingEntropy, ListAudit
+
+OPEN_SIP = fw.RuleSet(
+    (fw.Rule(fw.Family.BOTH, fw.Protocol.UDP, fw.Action.ACCEPT, (fw.PortRange(5060, 5060),)),), fw.Action.DROP
+)
+
+
+@pytest.fixture
+def parts(tmp_path):
+    store = DirStore(tmp_path / "state")
+    state = StateService(store, CountingEntropy())
+    backend = SandboxFirewall(tmp_path / "kernel.json")
+    audit = ListAudit()
+    service = FirewallService(
+        backend, store, FileLocks(tmp_path / "state"), audit, state, time.time, tmp_path / "etc", (50051, 50052)
+    )
+    return service, backend, audit
+
+
+async def kernel_xcc(backend) -> list[str]:
+    return [line for line in (await backend.read())["v4"] if line.startswith("-A SATBRIDGE-XCC")]
+
+
+async def test_set_without_confirm_is_in_force(parts):
+    service, backend, audit = parts
+    state = await service.set(OPEN_SIP)
+    assert state.revision == 1
+    assert state.pending_revision == 0
+    assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]
+    assert audit.names() == ["firewall-set"]
+
+
+async def test_unconfirmed_change_rolls_back(parts):
+    service, backend, audit = parts
+    started = time.monotonic()
+    state = await service.set(OPEN_SIP, confirm_timeout=1)
+    assert state.pending_revision == 1
+    assert state.revision == 0
+    assert await kernel_xcc(backend)
+    while await kernel_xcc(backend):
+        await asyncio.sleep(0.05)
+        assert time.monotonic() - started < 2.0, "rolled back within timeout + 1 s"
+    assert (await service.get()).pending_revision == 0
+    assert "firewall-rolled-back" in audit.names()
+
+
+async def test_confirmed_change_stays(parts):
+    service, backend, _ = parts
+    pending = await service.set(OPEN_SIP, confirm_timeout=1)
+    confirmed = await service.confirm(pending.pending_revision)
+    assert confirmed.revision == pending.pending_revision
+    await asyncio.sleep(1.3)
+    assert await kernel_xcc(backend)
+    with pytest.raises(FailedPrecondition):
+        await service.confirm(pending.pending_revision)
+
+
+async def test_one_pending_change_at_a_time_and_lost_races(parts):
+    service, _, _ = parts
+    await service.set(OPEN_SIP, confirm_timeout=60)
+    with pytest.raises(FailedPrecondition, match="awaits Confirm"):
+        await service.set(OPEN_SIP)
+    await service.confirm(1)
+    with pytest.raises(Aborted):
+        await service.set(OPEN_SIP, base_revision=7)
+    assert (await service.set(OPEN_SIP, base_revision=1)).revision == 2
+
+
+async def test_bad_input_changes_nothing(parts):
+    service, backend, _ = parts
+    await service.set(OPEN_SIP)
+    before = await backend.read()
+    bad = fw.RuleSet((fw.Rule(fw.Family.V4, fw.Protocol.TCP, fw.Action.ACCEPT, (fw.PortRange(9, 1),)),))
+    with pytest.raises(InvalidArgument):
+        await service.set(bad)
+    with pytest.raises(InvalidArgument) as exc:
+        await service.set(OPEN_SIP, confirm_timeout=99999)
+    assert exc.value.field == "confirm_timeout_seconds"
+    assert await backend.read() == before
+    assert (await service.get()).revision == 1
+
+
+async def test_reset_uses_the_factory_file(parts, tmp_path):
+    service, backend, _ = parts
+    await service.set(OPEN_SIP)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / FACTORY_FILE).write_text(
+        json.dumps({"default_action": "reject", "rules": [{"protocol": "tcp", "action": "accept", "ports": [443]}]})
+    )
+    state = await service.reset(by="test")
+    assert state.rules.default_action is fw.Action.REJECT
+    assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p tcp -m multiport --dports 443 -j ACCEPT"]
+
+
+async def test_restore_at_start_drops_an_unconfirmed_change(parts, tmp_path):
+    service, backend, audit = parts
+    await service.set(OPEN_SIP)
+    await service.set(fw.RuleSet((), fw.Action.ACCEPT), confirm_timeout=600)
+    # The bridge restarts (a new service object; the old timer is gone with the old process).
+    fresh = FirewallService(
+        backend, service.store, service.locks, audit, service.state, time.time, tmp_path / "etc", (50051, 50052)
+    )
+    await fresh.restore()
+    assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]
+    assert (await fresh.get()).pending_revision == 0
+    service._disarm()
