@@ -1,0 +1,317 @@
+"""The firewall for real: python-iptables in a network namespace, driven over gRPC from another
+namespace through a veth pair. Never the machine's own firewall."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from satbridge.core import firewall as fw
+from tests.lab.netns import CLIENT_IP, SATELLITE_IP, NetLab, netns_pair
+
+pytestmark = pytest.mark.lab
+PY = sys.executable
+TOP = Path(__file__).resolve().parents[2]
+PORTS = (50051, 50052)
+
+
+@dataclass
+class FwLab:
+    net: NetLab
+    root: Path
+    ctl: Path
+    log: Path
+    bridge: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.bridge = self.net.popen(
+                self.net.satellite,
+                PY,
+                "-m",
+                "satbridge",
+                "--root",
+                str(self.root),
+                "--serve",
+                "--listen",
+                f"0.0.0.0:{PORTS[0]}",
+                "--pairing-listen",
+                f"0.0.0.0:{PORTS[1]}",
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=TOP,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            probe = self.net.run(
+                self.net.client,
+                PY,
+                "-c",
+                f"import socket; socket.create_connection(('{SATELLITE_IP}', {PORTS[1]}), 1)",
+                check=False,
+            )
+            if probe.returncode == 0:
+                return
+            assert self.bridge.poll() is None, self.log.read_text()
+            time.sleep(0.1)
+        raise AssertionError(f"the bridge did not come up: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.bridge and self.bridge.poll() is None:
+            self.bridge.send_signal(signal.SIGTERM)
+            try:
+                self.bridge.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.bridge.kill()
+                self.bridge.wait()
+
+    def satctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.net.run(
+            self.net.client, PY, "-m", "satbridge.client", "--config-dir", str(self.ctl), *args, check=check
+        )
+
+    def calls(self, *calls: dict[str, object]) -> list[dict[str, object]]:
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.net.client, PY, "-m", "tests.lab.fw_client", str(self.ctl)],
+            input=json.dumps(list(calls)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=TOP,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    def bridge_lines(self, family: str = "v4") -> list[str]:
+        return fw.bridge_lines(self.net.save(family))
+
+
+@pytest.fixture
+def lab(tmp_path) -> Iterator[FwLab]:
+    with netns_pair(f"{os.getpid() % 100000}") as net:
+        fwlab = FwLab(net, tmp_path / "root", tmp_path / "ctl", tmp_path / "bridge.log")
+        try:
+            fwlab.start()
+            window = subprocess.run(
+                [PY, "-m", "satbridge", "--root", str(fwlab.root), "pair-window", "open", "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=TOP,
+            )
+            fwlab.satctl("pair", SATELLITE_IP, json.loads(window.stdout)["code"])
+            yield fwlab
+        finally:
+            fwlab.stop()
+
+
+def set_request(rules: dict[str, object], timeout: int = 0) -> dict[str, object]:
+    return {"method": "Set", "request": {"rules": rules, "confirmTimeoutSeconds": timeout}}
+
+
+SIP = {
+    "rules": [
+        {
+            "family": "BOTH",
+            "protocol": "UDP",
+            "ports": [{"first": 5060, "last": 5060}],
+            "sources": ["198.51.100.0/24", "2001:db8::/32"],
+            "action": "ACCEPT",
+            "comment": "sip",
+        },
+        {"family": "IPV4", "protocol": "TCP", "ports": [{"first": 10000, "last": 20000}], "action": "REJECT"},
+    ],
+    "defaultAction": "DROP",
+}
+
+
+def test_factory_rules_at_start_and_applied_rules_read_back_as_planned(lab):
+    factory = fw.plan(fw.RuleSet((), fw.Action.DROP), PORTS)
+    assert lab.bridge_lines("v4") == fw.expected_lines(factory, "v4")
+    assert lab.bridge_lines("v6") == fw.expected_lines(factory, "v6")
+    (outcome,) = lab.calls(set_request(SIP))
+    assert outcome["code"] == "OK", outcome
+    wanted = fw.plan(
+        fw.from_json(
+            {
+                "default_action": "drop",
+                "rules": [
+                    {
+                        "family": "both",
+                        "protocol": "udp",
+                        "ports": [5060],
+                        "sources": ["198.51.100.0/24", "2001:db8::/32"],
+                        "action": "accept",
+                        "comment": "sip",
+                    },
+                    {"family": "v4", "protocol": "tcp", "ports": ["10000-20000"], "action": "reject"},
+                ],
+            }
+        ),
+        PORTS,
+    )
+    assert lab.bridge_lines("v4") == fw.expected_lines(wanted, "v4")
+    assert lab.bridge_lines("v6") == fw.expected_lines(wanted, "v6")
+    before = lab.net.save("v4") + lab.net.save("v6")
+    (again,) = lab.calls(set_request(SIP))  # the same rules again: a no-op in the kernel
+    assert again["code"] == "OK"
+    assert lab.net.save("v4") + lab.net.save("v6") == before
+
+
+def port_rule(**over: object) -> dict[str, object]:
+    rule: dict[str, object] = {
+        "family": "IPV4",
+        "protocol": "TCP",
+        "ports": [{"first": 80, "last": 80}],
+        "action": "ACCEPT",
+    }
+    rule.update(over)
+    return rule
+
+
+INVALID = [
+    ({"rules": [port_rule(family="IP_FAMILY_UNSPECIFIED")], "defaultAction": "DROP"}, 0, "family"),
+    ({"rules": [port_rule(protocol="PROTOCOL_UNSPECIFIED")], "defaultAction": "DROP"}, 0, "protocol"),
+    ({"rules": [port_rule(action="ACTION_UNSPECIFIED")], "defaultAction": "DROP"}, 0, "action"),
+    ({"rules": [port_rule()]}, 0, "default_action"),
+    ({"rules": [port_rule(protocol="ICMP")], "defaultAction": "DROP"}, 0, "rules[0].ports"),
+    ({"rules": [port_rule(ports=[{"first": 0, "last": 0}])], "defaultAction": "DROP"}, 0, "rules[0].ports[0]"),
+    ({"rules": [port_rule(ports=[{"first": 70000, "last": 70000}])], "defaultAction": "DROP"}, 0, "ports[0]"),
+    ({"rules": [port_rule(ports=[{"first": 90, "last": 80}])], "defaultAction": "DROP"}, 0, "ports[0]"),
+    (
+        {"rules": [port_rule(ports=[{"first": p, "last": p} for p in range(1, 17)])], "defaultAction": "DROP"},
+        0,
+        "rules[0].ports",
+    ),
+    ({"rules": [port_rule(sources=["198.51.100.0/40"])], "defaultAction": "DROP"}, 0, "sources[0]"),
+    ({"rules": [port_rule(sources=["198.51.100.9/24"])], "defaultAction": "DROP"}, 0, "sources[0]"),
+    ({"rules": [port_rule(sources=["2001:db8::/32"])], "defaultAction": "DROP"}, 0, "sources[0]"),
+    (
+        {"rules": [port_rule(sources=[f"198.51.100.{i}/32" for i in range(65)])], "defaultAction": "DROP"},
+        0,
+        "rules[0].sources",
+    ),
+    ({"rules": [port_rule(comment='quote"d')], "defaultAction": "DROP"}, 0, "comment"),
+    ({"rules": [port_rule(comment="x" * 201)], "defaultAction": "DROP"}, 0, "comment"),
+    ({"rules": [port_rule(), port_rule(sources=["nonsense"])], "defaultAction": "DROP"}, 0, "rules[1].sources[0]"),
+    ({"rules": [port_rule()], "defaultAction": "DROP"}, 99999, "confirm_timeout_seconds"),
+]
+
+
+def test_invalid_rule_sets_change_nothing(lab):
+    assert len(INVALID) >= 15
+    (ok,) = lab.calls(set_request(SIP))
+    assert ok["code"] == "OK"
+    before = (lab.net.save("v4"), lab.net.save("v6"))
+    outcomes = lab.calls(*(set_request(rules, timeout) for rules, timeout, _ in INVALID))
+    for (_, _, field), outcome in zip(INVALID, outcomes, strict=True):
+        assert outcome["code"] == "INVALID_ARGUMENT", outcome
+        assert field in str(outcome["details"]), outcome
+    assert (lab.net.save("v4"), lab.net.save("v6")) == before, "the kernel rules stay byte-identical"
+
+
+def test_drop_everything_still_lets_the_server_in(lab):
+    drop_all = {
+        "rules": [{"family": "BOTH", "protocol": "ANY", "action": "DROP", "comment": "drop everything"}],
+        "defaultAction": "DROP",
+    }
+    (pending,) = lab.calls(set_request(drop_all, timeout=30))
+    assert pending["code"] == "OK"
+    revision = pending["state"]["pendingRevision"]
+    (confirmed,) = lab.calls({"method": "Confirm", "request": {"revision": revision}})  # a new connection
+    assert confirmed["code"] == "OK", confirmed
+    assert lab.satctl("status").returncode == 0
+    assert '-A SATBRIDGE-XCC -m comment --comment "drop everything" -j DROP' in lab.bridge_lines()
+
+
+def test_unconfirmed_set_rolls_back_within_timeout_plus_one_second(lab):
+    started = time.monotonic()
+    (pending,) = lab.calls(set_request(SIP, timeout=2))
+    assert pending["code"] == "OK"
+    assert any(line.startswith("-A SATBRIDGE-XCC") for line in lab.bridge_lines())
+    while any(line.startswith("-A SATBRIDGE-XCC") for line in lab.bridge_lines()):
+        assert time.monotonic() - started < 3.0, "not rolled back within timeout + 1 s"
+        time.sleep(0.1)
+    (state,) = lab.calls({"method": "Get"})
+    assert state["state"].get("pendingRevision", 0) == 0
+
+
+def test_restart_reapplies_the_confirmed_set(lab):
+    (ok,) = lab.calls(set_request(SIP))
+    assert ok["code"] == "OK"
+    wanted = lab.bridge_lines()
+    lab.stop()
+    for tool in ("iptables-legacy", "ip6tables-legacy"):  # as after a reboot: nothing in the kernel
+        lab.net.run(lab.net.satellite, tool, "-F")
+        lab.net.run(lab.net.satellite, tool, "-X")
+    assert lab.bridge_lines() == []
+    lab.start()
+    assert lab.bridge_lines() == wanted
+
+
+def test_an_outside_writer_holding_the_lock_is_waited_for(lab):
+    lock = lab.root / "run" / "xtables.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "2"])
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        (ok,) = lab.calls(set_request(SIP))
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=10)
+    assert ok["code"] == "OK", ok
+    assert waited >= 1.2, f"the change went in after {waited:.2f} s, while the lock was held"
+
+
+def test_traffic_follows_the_rules(lab):
+    servers = [
+        lab.net.popen(
+            lab.net.satellite,
+            PY,
+            "-m",
+            "http.server",
+            "--bind",
+            SATELLITE_IP,
+            str(port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in (8080, 8081)
+    ]
+    try:
+        time.sleep(0.8)
+        rules = {
+            "rules": [
+                {
+                    "family": "IPV4",
+                    "protocol": "TCP",
+                    "ports": [{"first": 8080, "last": 8080}],
+                    "sources": [f"{CLIENT_IP}/32"],
+                    "action": "ACCEPT",
+                }
+            ],
+            "defaultAction": "DROP",
+        }
+        (ok,) = lab.calls(set_request(rules))
+        assert ok["code"] == "OK"
+
+        def reachable(port: int) -> bool:
+            probe = f"import socket; socket.create_connection(('{SATELLITE_IP}', {port}), 1.0)"
+            return lab.net.run(lab.net.client, PY, "-c", probe, check=False).returncode == 0
+
+        assert reachable(8080), "a port the rules open is reachable"
+        assert not reachable(8081), "a port they do not open is not"
+        assert reachable(PORTS[0]), "the bridge's own port always is"
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
