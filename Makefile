@@ -45,6 +45,7 @@ proto: venv
 bench: venv
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/pairing.py
+	$(BIN)/python bench/firewall.py  # root: runs in its own network namespace
 
 clean:
 	rm -rf $(VENV) $(SANDBOX) .setuptools-build *.egg-info .mypy_cache .ruff_cache .pytest_cache
