@@ -161,6 +161,7 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     print(f"State generation:  {s.state_generation} (instance {s.instance_id})")
     if s.xcc is not None:
         print(f"XCC:               {_xcc_line(s.xcc)}")
+    print(f"Firewall revision: {s.firewall_revision}")
     for w in s.warnings:
         print(f"WARNING: {w}")
     return 0

@@ -64,7 +64,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     )
     ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
     firewall = FirewallService(backend, store, locks, audit, state, clock, paths.config_dir, ports)
-    status = StatusService(host, pairing, state, xcc, clock, __version__)
+    status = StatusService(host, pairing, state, xcc, firewall, clock, __version__)
     with store.lock():
         identity.ensure()
         state.ensure()

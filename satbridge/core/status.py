@@ -52,4 +52,5 @@ class Status:
     boot_id: str
     time: float
     xcc: XccStatus | None = None
+    firewall_revision: int = 0
     warnings: list[str] = field(default_factory=list)

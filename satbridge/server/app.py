@@ -118,6 +118,8 @@ class BridgeServer:
             return
         if changed:
             log.info("firewall applied at start (%s)", ", ".join(changed))
+        for warning in (await firewall.get()).warnings:
+            log.warning("firewall: %s", warning)
 
     async def stop(self, grace: float | None = None) -> None:
         await self.health.enter_graceful_shutdown()

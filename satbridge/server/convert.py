@@ -63,6 +63,7 @@ def status(s: Status) -> system_pb2.GetStatusResponse:
         warnings=s.warnings,
         time=timestamp(s.time),
         xcc=xcc_state(s.xcc) if s.xcc else None,
+        firewall_revision=s.firewall_revision,
     )
 
 

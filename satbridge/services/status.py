@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from satbridge.core.status import Status
 from satbridge.errors import SatbridgeError
+from satbridge.services.firewall import FirewallService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock, HostInfo
 from satbridge.services.state import StateService
@@ -20,6 +21,7 @@ class StatusService:
         pairing: PairingService,
         state: StateService,
         xcc: XccService,
+        firewall: FirewallService,
         clock: Clock,
         version: str,
     ) -> None:
@@ -27,16 +29,25 @@ class StatusService:
         self.pairing = pairing
         self.state = state
         self.xcc = xcc
+        self.firewall = firewall
         self.clock = clock
         self.version = version
 
     async def get(self) -> Status:
         """Everything at once; a part that cannot be read becomes a warning, not a failure."""
         status = await asyncio.to_thread(self._local)
+        warnings = list(status.warnings)
         try:
-            return replace(status, xcc=await self.xcc.status())
+            status = replace(status, xcc=await self.xcc.status())
         except SatbridgeError as exc:
-            return replace(status, warnings=[*status.warnings, f"XCC state unavailable: {exc}"])
+            warnings.append(f"XCC state unavailable: {exc}")
+        try:
+            fw = await self.firewall.get()
+            status = replace(status, firewall_revision=fw.revision)
+            warnings += fw.warnings
+        except SatbridgeError as exc:
+            warnings.append(f"firewall state unavailable: {exc}")
+        return replace(status, warnings=warnings)
 
     def _local(self) -> Status:
         instance_id, generation = self.state.current()
