@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from satbridge.config import Config
+    from satbridge.core.network import NetworkState
     from satbridge.core.status import Status
     from satbridge.core.units import XccStatus
     from satbridge.services.disconnect import Disconnected
@@ -66,6 +67,27 @@ def _parser() -> argparse.ArgumentParser:
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset"])
     fwp.add_argument("--json", action="store_true")
+    net = sub.add_parser("network", help="show the network, or set DHCP / a static address / the hostname")
+    nets = net.add_subparsers(dest="action", required=True, metavar="ACTION")
+    nets.add_parser("show", help="the configuration in force").add_argument("--json", action="store_true")
+    for name, helptext in (("dhcp", "get the address by DHCP"), ("static", "set a static IPv4 address")):
+        one = nets.add_parser(name, help=helptext)
+        if name == "static":
+            one.add_argument("--address", required=True, metavar="ADDR/PREFIX", help="e.g. 192.0.2.10/24")
+            one.add_argument("--gateway", metavar="ADDR")
+            one.add_argument("--dns", action="append", default=[], metavar="ADDR", help="repeat for several")
+            one.add_argument("--search", action="append", default=[], metavar="DOMAIN")
+        how = one.add_mutually_exclusive_group()
+        how.add_argument(
+            "--confirm-timeout",
+            type=int,
+            default=30,
+            metavar="S",
+            help="NetworkManager undoes the change unless `network confirm` runs within S s (30)",
+        )
+        how.add_argument("--no-confirm", action="store_true", help="apply for good at once")
+    nets.add_parser("confirm", help="keep the change made last")
+    nets.add_parser("hostname", help="set the hostname").add_argument("name")
     sub.add_parser("version", help="print the bridge version")
     sub.add_parser("init-config", help="write the default config file if there is none")
     return p
@@ -162,6 +184,10 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     if s.xcc is not None:
         print(f"XCC:               {_xcc_line(s.xcc)}")
     print(f"Firewall revision: {s.firewall_revision}")
+    if s.network is not None:
+        n = s.network
+        method = {"auto": "DHCP", "manual": "static"}.get(n.method, n.method or "-")
+        print(f"Network:           {n.interface} {method}, gateway {n.gateway or '-'}, DNS {', '.join(n.dns) or '-'}")
     for w in s.warnings:
         print(f"WARNING: {w}")
     return 0
@@ -258,6 +284,48 @@ def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
     return 0
 
 
+def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from dataclasses import asdict
+
+    net = bridge.network
+
+    async def run() -> NetworkState:
+        try:
+            if opts.action == "show":
+                return await net.show()
+            if opts.action == "confirm":
+                return await net.confirm()
+            if opts.action == "hostname":
+                return await net.set_hostname(opts.name)
+            timeout = 0 if opts.no_confirm else opts.confirm_timeout
+            if opts.action == "dhcp":
+                return await net.set_dhcp(confirm_timeout=timeout)
+            return await net.set_static(opts.address, opts.gateway, opts.dns, opts.search, confirm_timeout=timeout)
+        finally:
+            await bridge.aclose()
+
+    state = asyncio.run(run())
+    if getattr(opts, "json", False):
+        print(json.dumps(asdict(state), indent=2))
+        return 0
+    method = {"auto": "DHCP", "manual": "static"}.get(state.method, state.method or "not managed by satbridge")
+    print(f"{state.interface}: {method}, {', '.join(state.addresses) or 'no address'}")
+    print(
+        f"  gateway {state.gateway or '-'}; DNS {', '.join(state.dns) or '-'}; search {', '.join(state.search) or '-'}"
+    )
+    print(f"  hostname {state.hostname}")
+    if state.dhcp:
+        print(f"  DHCP lease: {state.dhcp.get('ip_address', '?')} for {state.dhcp.get('dhcp_lease_time', '?')} s")
+    if state.pending_rollback_in:
+        print(
+            f"KEEP THIS SETTING? It is reverted in {state.pending_rollback_in:.0f} s unless you run "
+            "`satbridge network confirm`."
+        )
+    return 0
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
@@ -296,6 +364,8 @@ def _run(opts: argparse.Namespace) -> int:
         return _xcc(bridge, opts.action, opts.timeout, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)
+    if opts.command == "network":
+        return _network(bridge, opts)
     _parser().print_help(sys.stderr)
     print("\nThe console menu is not part of this version yet; use the commands above.", file=sys.stderr)
     return 2

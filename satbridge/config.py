@@ -75,6 +75,8 @@ class Config:
     pairing: PairingConfig = field(default_factory=PairingConfig)
     # D-Bus address of the system bus ("" = the standard one); a lab points it at a container's.
     dbus_address: str = ""
+    # The wired device the bridge manages ("" = the first one NetworkManager knows).
+    network_interface: str = ""
     log_level: str = "info"
     sandbox: bool = False
 
@@ -111,7 +113,7 @@ def _listen(value: object, key: str) -> ListenAddress:
 
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
-    top = {"server", "pairing", "log", "dbus"}
+    top = {"server", "pairing", "log", "dbus", "network"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
@@ -149,7 +151,13 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     level = log.get("level", "info")
     if level not in _LOG_LEVELS:
         raise ConfigError(f"expected one of {', '.join(_LOG_LEVELS)}, got {level!r}", field="log.level")
-    return Config(paths=paths, server=server, pairing=pairing, log_level=level, dbus_address=address)
+    network = _section(data, "network", {"interface"})
+    interface = network.get("interface", "")
+    if not isinstance(interface, str) or len(interface) > 15 or any(c in interface for c in "/ \t"):
+        raise ConfigError(f"expected an interface name like eth0, got {interface!r}", field="network.interface")
+    return Config(
+        paths=paths, server=server, pairing=pairing, log_level=level, dbus_address=address, network_interface=interface
+    )
 
 
 # Environment overrides, for a unit's Environment= or a quick test: name -> (table, key).
@@ -212,4 +220,8 @@ level = "info"
 [dbus]
 # Empty: the system bus. A lab points it at a container's bus.
 address = ""
+
+[network]
+# The wired device to manage; empty: the first one NetworkManager knows.
+interface = ""
 """

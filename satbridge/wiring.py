@@ -15,6 +15,7 @@ from satbridge.config import Config
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
+from satbridge.services.network import NetworkService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock
 from satbridge.services.state import StateService
@@ -25,6 +26,8 @@ from satbridge.system.files import DirStore, FileLocks
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs
+from satbridge.system.networkmanager import NmNetwork
+from satbridge.system.sandbox import SandboxNetwork
 from satbridge.system.systemd import SystemdUnits
 
 
@@ -40,11 +43,14 @@ class Bridge:
     units: SystemdUnits
     firewall: FirewallService
     firewall_backend: IptcFirewall | SandboxFirewall
+    network: NetworkService
+    network_backend: NmNetwork | SandboxNetwork
 
     async def aclose(self) -> None:
-        """Close what the adapters opened (the D-Bus connection, the iptc thread)."""
+        """Close what the adapters opened (D-Bus connections, the iptc thread)."""
         await self.units.close()
         await self.firewall_backend.close()
+        await self.network_backend.close()
 
 
 def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
@@ -64,10 +70,27 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     )
     ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
     firewall = FirewallService(backend, store, locks, audit, state, clock, paths.config_dir, ports)
-    status = StatusService(host, pairing, state, xcc, firewall, clock, __version__)
+    net_backend: NmNetwork | SandboxNetwork = (
+        SandboxNetwork(paths.state_dir / "sandbox-network.json")
+        if config.sandbox
+        else NmNetwork(config.dbus_address or None, config.network_interface)
+    )
+    network = NetworkService(net_backend, store, locks, audit, state, clock)
+    status = StatusService(host, pairing, state, xcc, firewall, network, clock, __version__)
     with store.lock():
         identity.ensure()
         state.ensure()
     return Bridge(
-        config, identity, state, pairing, status, xcc, DisconnectService(pairing, xcc), units, firewall, backend
+        config,
+        identity,
+        state,
+        pairing,
+        status,
+        xcc,
+        DisconnectService(pairing, xcc),
+        units,
+        firewall,
+        backend,
+        network,
+        net_backend,
     )

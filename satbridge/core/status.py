@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from satbridge.core.network import NetworkState
 from satbridge.core.units import XccStatus
 
 
@@ -53,4 +54,5 @@ class Status:
     time: float
     xcc: XccStatus | None = None
     firewall_revision: int = 0
+    network: NetworkState | None = None
     warnings: list[str] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from satbridge.api.v1 import firewall_pb2, system_pb2, xcc_pb2
+from satbridge.core.network import NetworkState
 from satbridge.core.status import PairingStatus, Status
 from satbridge.core.units import XccStatus
 from satbridge.protocol import rule_set_msg
@@ -45,6 +46,20 @@ def xcc_state(x: XccStatus) -> xcc_pb2.XccState:
     )
 
 
+def network_state(n: NetworkState) -> system_pb2.NetworkState:
+    return system_pb2.NetworkState(
+        interface=n.interface,
+        method=n.method,
+        addresses=list(n.addresses),
+        gateway=n.gateway,
+        dns=list(n.dns),
+        search_domains=list(n.search),
+        dhcp_lease=n.dhcp,
+        hostname=n.hostname,
+        rollback_in_seconds=int(n.pending_rollback_in + 0.999),
+    )
+
+
 def status(s: Status) -> system_pb2.GetStatusResponse:
     return system_pb2.GetStatusResponse(
         hostname=s.hostname,
@@ -64,6 +79,7 @@ def status(s: Status) -> system_pb2.GetStatusResponse:
         time=timestamp(s.time),
         xcc=xcc_state(s.xcc) if s.xcc else None,
         firewall_revision=s.firewall_revision,
+        network=network_state(s.network) if s.network else None,
     )
 
 

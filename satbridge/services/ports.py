@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol
 
 from satbridge.core.firewall import Plan
+from satbridge.core.network import NetworkState, StaticIPv4
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
 from satbridge.core.units import UnitState
 
@@ -103,3 +104,17 @@ class Firewall(Protocol):
         ...
 
     async def warnings(self) -> list[str]: ...
+
+
+class Network(Protocol):
+    """The managed wired device, through NetworkManager (system/networkmanager.py)."""
+
+    async def apply(self, static: StaticIPv4 | None, *, confirm_timeout: int) -> str:
+        """Configure static IPv4 (None: DHCP); with a timeout, inside a checkpoint whose path is returned."""
+        ...
+
+    async def confirm(self, checkpoint: str) -> None: ...
+
+    async def state(self) -> NetworkState: ...
+
+    async def set_hostname(self, name: str) -> None: ...

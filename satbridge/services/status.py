@@ -8,6 +8,7 @@ from dataclasses import replace
 from satbridge.core.status import Status
 from satbridge.errors import SatbridgeError
 from satbridge.services.firewall import FirewallService
+from satbridge.services.network import NetworkService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock, HostInfo
 from satbridge.services.state import StateService
@@ -22,6 +23,7 @@ class StatusService:
         state: StateService,
         xcc: XccService,
         firewall: FirewallService,
+        network: NetworkService,
         clock: Clock,
         version: str,
     ) -> None:
@@ -30,6 +32,7 @@ class StatusService:
         self.state = state
         self.xcc = xcc
         self.firewall = firewall
+        self.network = network
         self.clock = clock
         self.version = version
 
@@ -47,6 +50,10 @@ class StatusService:
             warnings += fw.warnings
         except SatbridgeError as exc:
             warnings.append(f"firewall state unavailable: {exc}")
+        try:
+            status = replace(status, network=await self.network.show())
+        except SatbridgeError as exc:
+            warnings.append(f"network state unavailable: {exc}")
         return replace(status, warnings=warnings)
 
     def _local(self) -> Status:

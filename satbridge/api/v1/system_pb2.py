@@ -27,13 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from satbridge.api.v1 import xcc_pb2 as satbridge_dot_v1_dot_xcc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19satbridge/v1/system.proto\x12\x0csatbridge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16satbridge/v1/xcc.proto\"\x12\n\x10GetStatusRequest\"M\n\x10InterfaceAddress\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rprefix_length\x18\x03 \x01(\r\"B\n\tDiskUsage\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\";\n\x0bMemoryUsage\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x17\n\x0f\x61vailable_bytes\x18\x02 \x01(\x04\"\xc6\x01\n\x0cPairingState\x12\x0e\n\x06paired\x18\x01 \x01(\x08\x12\x11\n\tpeer_name\x18\x02 \x01(\t\x12\x18\n\x10peer_fingerprint\x18\x03 \x01(\t\x12-\n\tpaired_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_open\x18\x05 \x01(\x08\x12\x35\n\x11window_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x03\n\x11GetStatusResponse\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x31\n\taddresses\x18\x02 \x03(\x0b\x32\x1e.satbridge.v1.InterfaceAddress\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x04\x12%\n\x04\x64isk\x18\x04 \x01(\x0b\x32\x17.satbridge.v1.DiskUsage\x12)\n\x06memory\x18\x05 \x01(\x0b\x32\x19.satbridge.v1.MemoryUsage\x12\x16\n\x0e\x62ridge_version\x18\x06 \x01(\t\x12+\n\x07pairing\x18\x07 \x01(\x0b\x32\x1a.satbridge.v1.PairingState\x12\x18\n\x10state_generation\x18\x08 \x01(\x04\x12\x13\n\x0binstance_id\x18\t \x01(\t\x12\x0f\n\x07\x62oot_id\x18\n \x01(\t\x12#\n\x03xcc\x18\x0b \x01(\x0b\x32\x16.satbridge.v1.XccState\x12\x19\n\x11\x66irewall_revision\x18\x0c \x01(\x04\x12\x10\n\x08warnings\x18\r \x03(\t\x12(\n\x04time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp2V\n\x06System\x12L\n\tGetStatus\x12\x1e.satbridge.v1.GetStatusRequest\x1a\x1f.satbridge.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19satbridge/v1/system.proto\x12\x0csatbridge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16satbridge/v1/xcc.proto\"\x12\n\x10GetStatusRequest\"M\n\x10InterfaceAddress\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rprefix_length\x18\x03 \x01(\r\"B\n\tDiskUsage\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x12\n\nfree_bytes\x18\x03 \x01(\x04\";\n\x0bMemoryUsage\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x17\n\x0f\x61vailable_bytes\x18\x02 \x01(\x04\"\xc6\x01\n\x0cPairingState\x12\x0e\n\x06paired\x18\x01 \x01(\x08\x12\x11\n\tpeer_name\x18\x02 \x01(\t\x12\x18\n\x10peer_fingerprint\x18\x03 \x01(\t\x12-\n\tpaired_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_open\x18\x05 \x01(\x08\x12\x35\n\x11window_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf0\x03\n\x11GetStatusResponse\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x31\n\taddresses\x18\x02 \x03(\x0b\x32\x1e.satbridge.v1.InterfaceAddress\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x04\x12%\n\x04\x64isk\x18\x04 \x01(\x0b\x32\x17.satbridge.v1.DiskUsage\x12)\n\x06memory\x18\x05 \x01(\x0b\x32\x19.satbridge.v1.MemoryUsage\x12\x16\n\x0e\x62ridge_version\x18\x06 \x01(\t\x12+\n\x07pairing\x18\x07 \x01(\x0b\x32\x1a.satbridge.v1.PairingState\x12\x18\n\x10state_generation\x18\x08 \x01(\x04\x12\x13\n\x0binstance_id\x18\t \x01(\t\x12\x0f\n\x07\x62oot_id\x18\n \x01(\t\x12#\n\x03xcc\x18\x0b \x01(\x0b\x32\x16.satbridge.v1.XccState\x12\x19\n\x11\x66irewall_revision\x18\x0c \x01(\x04\x12\x10\n\x08warnings\x18\r \x03(\t\x12(\n\x04time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07network\x18\x0f \x01(\x0b\x32\x1a.satbridge.v1.NetworkState\"\x9a\x02\n\x0cNetworkState\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x11\n\taddresses\x18\x03 \x03(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x0b\n\x03\x64ns\x18\x05 \x03(\t\x12\x16\n\x0esearch_domains\x18\x06 \x03(\t\x12=\n\ndhcp_lease\x18\x07 \x03(\x0b\x32).satbridge.v1.NetworkState.DhcpLeaseEntry\x12\x10\n\x08hostname\x18\x08 \x01(\t\x12\x1b\n\x13rollback_in_seconds\x18\t \x01(\r\x1a\x30\n\x0e\x44hcpLeaseEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32V\n\x06System\x12L\n\tGetStatus\x12\x1e.satbridge.v1.GetStatusRequest\x1a\x1f.satbridge.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'satbridge.api.v1.system_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_NETWORKSTATE_DHCPLEASEENTRY']._loaded_options = None
+  _globals['_NETWORKSTATE_DHCPLEASEENTRY']._serialized_options = b'8\001'
   _globals['_GETSTATUSREQUEST']._serialized_start=100
   _globals['_GETSTATUSREQUEST']._serialized_end=118
   _globals['_INTERFACEADDRESS']._serialized_start=120
@@ -45,7 +47,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAIRINGSTATE']._serialized_start=329
   _globals['_PAIRINGSTATE']._serialized_end=527
   _globals['_GETSTATUSRESPONSE']._serialized_start=530
-  _globals['_GETSTATUSRESPONSE']._serialized_end=981
-  _globals['_SYSTEM']._serialized_start=983
-  _globals['_SYSTEM']._serialized_end=1069
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1026
+  _globals['_NETWORKSTATE']._serialized_start=1029
+  _globals['_NETWORKSTATE']._serialized_end=1311
+  _globals['_NETWORKSTATE_DHCPLEASEENTRY']._serialized_start=1263
+  _globals['_NETWORKSTATE_DHCPLEASEENTRY']._serialized_end=1311
+  _globals['_SYSTEM']._serialized_start=1313
+  _globals['_SYSTEM']._serialized_end=1399
 # @@protoc_insertion_point(module_scope)

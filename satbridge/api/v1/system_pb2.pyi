@@ -60,7 +60,7 @@ class PairingState(_message.Message):
     def __init__(self, paired: _Optional[bool] = ..., peer_name: _Optional[str] = ..., peer_fingerprint: _Optional[str] = ..., paired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_open: _Optional[bool] = ..., window_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("hostname", "addresses", "uptime_seconds", "disk", "memory", "bridge_version", "pairing", "state_generation", "instance_id", "boot_id", "xcc", "firewall_revision", "warnings", "time")
+    __slots__ = ("hostname", "addresses", "uptime_seconds", "disk", "memory", "bridge_version", "pairing", "state_generation", "instance_id", "boot_id", "xcc", "firewall_revision", "warnings", "time", "network")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class GetStatusResponse(_message.Message):
     FIREWALL_REVISION_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     addresses: _containers.RepeatedCompositeFieldContainer[InterfaceAddress]
     uptime_seconds: int
@@ -89,4 +90,34 @@ class GetStatusResponse(_message.Message):
     firewall_revision: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     time: _timestamp_pb2.Timestamp
-    def __init__(self, hostname: _Optional[str] = ..., addresses: _Optional[_Iterable[_Union[InterfaceAddress, _Mapping]]] = ..., uptime_seconds: _Optional[int] = ..., disk: _Optional[_Union[DiskUsage, _Mapping]] = ..., memory: _Optional[_Union[MemoryUsage, _Mapping]] = ..., bridge_version: _Optional[str] = ..., pairing: _Optional[_Union[PairingState, _Mapping]] = ..., state_generation: _Optional[int] = ..., instance_id: _Optional[str] = ..., boot_id: _Optional[str] = ..., xcc: _Optional[_Union[_xcc_pb2.XccState, _Mapping]] = ..., firewall_revision: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    network: NetworkState
+    def __init__(self, hostname: _Optional[str] = ..., addresses: _Optional[_Iterable[_Union[InterfaceAddress, _Mapping]]] = ..., uptime_seconds: _Optional[int] = ..., disk: _Optional[_Union[DiskUsage, _Mapping]] = ..., memory: _Optional[_Union[MemoryUsage, _Mapping]] = ..., bridge_version: _Optional[str] = ..., pairing: _Optional[_Union[PairingState, _Mapping]] = ..., state_generation: _Optional[int] = ..., instance_id: _Optional[str] = ..., boot_id: _Optional[str] = ..., xcc: _Optional[_Union[_xcc_pb2.XccState, _Mapping]] = ..., firewall_revision: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., network: _Optional[_Union[NetworkState, _Mapping]] = ...) -> None: ...
+
+class NetworkState(_message.Message):
+    __slots__ = ("interface", "method", "addresses", "gateway", "dns", "search_domains", "dhcp_lease", "hostname", "rollback_in_seconds")
+    class DhcpLeaseEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_DOMAINS_FIELD_NUMBER: _ClassVar[int]
+    DHCP_LEASE_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    interface: str
+    method: str
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    gateway: str
+    dns: _containers.RepeatedScalarFieldContainer[str]
+    search_domains: _containers.RepeatedScalarFieldContainer[str]
+    dhcp_lease: _containers.ScalarMap[str, str]
+    hostname: str
+    rollback_in_seconds: int
+    def __init__(self, interface: _Optional[str] = ..., method: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., gateway: _Optional[str] = ..., dns: _Optional[_Iterable[str]] = ..., search_domains: _Optional[_Iterable[str]] = ..., dhcp_lease: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., rollback_in_seconds: _Optional[int] = ...) -> None: ...
