@@ -255,7 +255,10 @@ def test_restart_reapplies_the_confirmed_set(lab):
         lab.net.run(lab.net.satellite, tool, "-X")
     assert lab.bridge_lines() == []
     lab.start()
-    assert lab.bridge_lines() == wanted
+    deadline = time.monotonic() + 10  # the port may answer a moment before the rules are in
+    while lab.bridge_lines() != wanted:
+        assert time.monotonic() < deadline, lab.bridge_lines()
+        time.sleep(0.05)
 
 
 def test_an_outside_writer_holding_the_lock_is_waited_for(lab):
