@@ -77,6 +77,9 @@ class Config:
     dbus_address: str = ""
     # The wired device the bridge manages ("" = the first one NetworkManager knows).
     network_interface: str = ""
+    # Journal units offered as logs, and where the journal is read ("" = the system's).
+    journal_units: tuple[str, ...] = ("xcc.service", "satbridge.service")
+    journal_directory: str = ""
     log_level: str = "info"
     sandbox: bool = False
 
@@ -113,7 +116,7 @@ def _listen(value: object, key: str) -> ListenAddress:
 
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
-    top = {"server", "pairing", "log", "dbus", "network"}
+    top = {"server", "pairing", "log", "dbus", "network", "logs"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
@@ -224,4 +227,10 @@ address = ""
 [network]
 # The wired device to manage; empty: the first one NetworkManager knows.
 interface = ""
+
+[logs]
+# Journal units offered by `satctl logs` beside the files under /var/log/xcc.
+journal_units = ["xcc.service", "satbridge.service"]
+# Empty: the system journal.
+journal_directory = ""
 """

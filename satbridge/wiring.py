@@ -9,12 +9,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from satbridge import __version__
 from satbridge.config import Config
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
+from satbridge.services.logs import LogsService
 from satbridge.services.network import NetworkService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock
@@ -22,10 +24,12 @@ from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
 from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
+from satbridge.system.compress import compressor
 from satbridge.system.files import DirStore, FileLocks
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import IptcFirewall, SandboxFirewall
-from satbridge.system.journal import JournalLogs
+from satbridge.system.journal import JournalLogs, JournalReader
+from satbridge.system.logfiles import LogFiles
 from satbridge.system.networkmanager import NmNetwork
 from satbridge.system.sandbox import SandboxNetwork
 from satbridge.system.systemd import SystemdUnits
@@ -45,6 +49,7 @@ class Bridge:
     firewall_backend: IptcFirewall | SandboxFirewall
     network: NetworkService
     network_backend: NmNetwork | SandboxNetwork
+    logs: LogsService
 
     async def aclose(self) -> None:
         """Close what the adapters opened (D-Bus connections, the iptc thread)."""
@@ -64,7 +69,8 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     pairing = PairingService(store, audit, clock, secrets.token_bytes, identity, state, config.pairing)
     units = SystemdUnits(config.dbus_address or None, paths.root)
     locks = FileLocks(paths.state_dir)
-    xcc = XccService(units, JournalLogs(), locks, paths.xcc_dir)
+    journal_dir = Path(config.journal_directory) if config.journal_directory else None
+    xcc = XccService(units, JournalLogs(journal_dir), locks, paths.xcc_dir)
     backend: IptcFirewall | SandboxFirewall = (
         SandboxFirewall(paths.state_dir / "sandbox-firewall.json") if config.sandbox else IptcFirewall(paths.root)
     )
@@ -77,6 +83,10 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     )
     network = NetworkService(net_backend, store, locks, audit, state, clock)
     status = StatusService(host, pairing, state, xcc, firewall, network, clock, __version__)
+    files = LogFiles({"xcc": paths.xcc_log_dir, "satbridge": paths.bridge_log_dir})
+    logs = LogsService(
+        files, JournalReader(journal_dir), compressor, config.journal_units, status, firewall, paths.config_file
+    )
     with store.lock():
         identity.ensure()
         state.ensure()
@@ -93,4 +103,5 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         backend,
         network,
         net_backend,
+        logs,
     )

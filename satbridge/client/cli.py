@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from satbridge.api.v1 import firewall_pb2, xcc_pb2
 from satbridge.client.inventory import Inventory, Satellite
@@ -81,6 +82,24 @@ def _parser() -> argparse.ArgumentParser:
     fconf = fws.add_parser("confirm", help="confirm a pending change")
     fconf.add_argument("revision", type=int, nargs="?", help="default: the one pending")
     fws.add_parser("reset", help="back to the factory rule set")
+    lg = sub.add_parser("logs", help="list and download the satellite's logs, or a support bundle")
+    lgs = lg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lgs.add_parser("list", help="the logs there are").add_argument("--json", action="store_true")
+    get = lgs.add_parser("get", help="download one log")
+    get.add_argument("name")
+    get.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    get.add_argument("--follow", "-f", action="store_true", help="keep printing new lines, like tail -F")
+    get.add_argument("--since", help="journal logs: from this time on (ISO 8601, e.g. 2026-11-28T10:00)")
+    get.add_argument("--lines", "-n", type=int, default=0, help="journal logs: only the last N lines")
+    get.add_argument("--resume", action="store_true", help="continue a partial -o FILE from its end")
+    get.add_argument(
+        "--compress",
+        choices=["none", "gzip", "zstd"],
+        default="none",
+        help="compress on the wire (the file written is plain)",
+    )
+    bundle = lgs.add_parser("bundle", help="a tar.gz of all logs, status and redacted config")
+    bundle.add_argument("-o", "--output", type=Path, default=Path("satellite-bundle.tar.gz"))
     return p
 
 
@@ -124,6 +143,8 @@ async def _run(opts: argparse.Namespace) -> int:
             return await _xcc(client, opts)
         if opts.command == "firewall":
             return await _firewall(client, sat, inv, opts)
+        if opts.command == "logs":
+            return await _logs(client, opts)
         status = await client.status()
     found = check_generation(inv, sat, status.instance_id, status.state_generation)
     inv.save()
@@ -235,6 +256,88 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
             "Confirm", firewall_pb2.ConfirmFirewallRequest(revision=state.pending_revision)
         )
     print(f"confirmed over a new connection: revision {done.revision} is in force")
+    return 0
+
+
+async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
+    import datetime as dt
+    import hashlib
+
+    from satbridge.api.v1 import logs_pb2
+    from satbridge.client.progress import Progress
+    from satbridge.system.compress import decompressor
+
+    if opts.action == "list":
+        sources = await client.logs_list()
+        if opts.json:
+            print(
+                json.dumps(
+                    [{"name": s.name, "size": s.size, "kind": logs_pb2.LogSource.Kind.Name(s.kind)} for s in sources],
+                    indent=2,
+                )
+            )
+        for s in [] if opts.json else sources:
+            kind = "journal" if s.kind == logs_pb2.LogSource.JOURNAL else f"{s.size} bytes"
+            print(f"{s.name}\t{kind}")
+        return 0
+    if opts.action == "bundle":
+        progress = Progress(0, label="bundle")
+        with open(opts.output, "wb") as bundle_file:  # noqa: ASYNC230 - a CLI with nothing else on its loop
+            async for chunk in client.logs_stream(None):
+                bundle_file.write(chunk.data)
+                progress.update(len(chunk.data))
+        progress.close()
+        print(f"wrote {opts.output}")
+        return 0
+    offset = 0
+    if opts.resume:
+        if not opts.output:
+            raise InvalidArgument("resuming needs the partial file", field="--output")
+        offset = opts.output.stat().st_size if opts.output.exists() else 0
+    since = None
+    if opts.since:
+        try:
+            since = dt.datetime.fromisoformat(opts.since)
+        except ValueError:
+            raise InvalidArgument(f"not an ISO 8601 time: {opts.since!r}", field="--since") from None
+    if opts.lines < 0:
+        raise InvalidArgument("must be 0 or more", field="--lines")
+    kinds = {
+        "none": logs_pb2.DownloadLogRequest.COMPRESSION_UNSPECIFIED,
+        "gzip": logs_pb2.DownloadLogRequest.GZIP,
+        "zstd": logs_pb2.DownloadLogRequest.ZSTD,
+    }
+    request = logs_pb2.DownloadLogRequest(
+        name=opts.name, offset=offset, compression=kinds[opts.compress], follow=opts.follow, lines=opts.lines
+    )
+    if since is not None:
+        request.since.FromDatetime(since if since.tzinfo else since.astimezone())
+    size = next((s.size for s in await client.logs_list() if s.name == opts.name), 0)
+    progress = Progress(size, label=opts.name, start=offset)
+    unpack = decompressor(opts.compress if opts.compress != "none" else "")
+    digest = hashlib.sha256()
+    out: BinaryIO = (
+        open(opts.output, "ab" if opts.resume else "wb")  # noqa: SIM115, ASYNC230 - closed below; a CLI
+        if opts.output
+        else sys.stdout.buffer
+    )
+    expected = ""
+    try:
+        async for chunk in client.logs_stream(request):
+            data = unpack.decompress(chunk.data)
+            digest.update(data)
+            out.write(data)
+            if opts.follow:
+                out.flush()
+            progress.update(len(data))
+            expected = chunk.sha256 or expected
+    finally:
+        progress.close()
+        if opts.output:
+            out.close()
+    if expected and expected != digest.hexdigest():
+        print("satctl: error: the download does not match the satellite's sha256; try again", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,6 +18,8 @@ import grpc
 from satbridge.api.v1 import (
     firewall_pb2,
     firewall_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
     pairing_pb2,
     pairing_pb2_grpc,
     system_pb2,
@@ -172,6 +174,7 @@ class SatelliteClient:
         self.system = cast("system_pb2_grpc.SystemAsyncStub", system_pb2_grpc.SystemStub(channel))
         self.xcc = cast("xcc_pb2_grpc.XccAsyncStub", xcc_pb2_grpc.XccStub(channel))
         self.firewall = cast("firewall_pb2_grpc.FirewallAsyncStub", firewall_pb2_grpc.FirewallStub(channel))
+        self.logs = cast("logs_pb2_grpc.LogsAsyncStub", logs_pb2_grpc.LogsStub(channel))
 
     async def status(self) -> system_pb2.GetStatusResponse:
         try:
@@ -206,6 +209,28 @@ class SatelliteClient:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, f"Firewall.{name}") from None
         return state
+
+    async def logs_list(self) -> list[logs_pb2.LogSource]:
+        try:
+            answer: logs_pb2.ListLogsResponse = await self.logs.List(logs_pb2.ListLogsRequest(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "Logs.List") from None
+        return list(answer.sources)
+
+    async def logs_stream(self, request: logs_pb2.DownloadLogRequest | None) -> AsyncIterator[logs_pb2.LogChunk]:
+        """Download (a request) or SupportBundle (None); no deadline: a follow runs until cancelled."""
+        call = (
+            self.logs.Download(request)
+            if request is not None
+            else self.logs.SupportBundle(logs_pb2.SupportBundleRequest())
+        )
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "Logs.Download" if request is not None else "Logs.SupportBundle") from None
+        finally:
+            call.cancel()
 
     async def unpair(self) -> pairing_pb2.UnpairResponse:
         try:

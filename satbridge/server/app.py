@@ -19,11 +19,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from satbridge.api.v1 import firewall_pb2_grpc, pairing_pb2_grpc, system_pb2_grpc, xcc_pb2_grpc
+from satbridge.api.v1 import firewall_pb2_grpc, logs_pb2_grpc, pairing_pb2_grpc, system_pb2_grpc, xcc_pb2_grpc
 from satbridge.core.addresses import ListenAddress
 from satbridge.errors import SatbridgeError, Unavailable
 from satbridge.server.auth import GuardInterceptor, Port, contract_methods
-from satbridge.server.servicers import FirewallServicer, PairingServicer, SystemServicer, XccServicer
+from satbridge.server.servicers import (
+    FirewallServicer,
+    LogsServicer,
+    PairingServicer,
+    SystemServicer,
+    XccServicer,
+)
 from satbridge.system.sdnotify import notify
 from satbridge.wiring import Bridge
 
@@ -36,7 +42,13 @@ _OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
-LIVE_SERVICES = ("satbridge.v1.Pairing", "satbridge.v1.System", "satbridge.v1.Xcc", "satbridge.v1.Firewall")
+LIVE_SERVICES = (
+    "satbridge.v1.Pairing",
+    "satbridge.v1.System",
+    "satbridge.v1.Xcc",
+    "satbridge.v1.Firewall",
+    "satbridge.v1.Logs",
+)
 
 
 @dataclass
@@ -74,6 +86,7 @@ class BridgeServer:
         system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(bridge), mgmt)
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
         firewall_pb2_grpc.add_FirewallServicer_to_server(FirewallServicer(bridge), mgmt)
+        logs_pb2_grpc.add_LogsServicer_to_server(LogsServicer(bridge), mgmt)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, mgmt)
         reflection.enable_server_reflection(servicer_names, mgmt)
         mgmt_creds = grpc.ssl_server_credentials(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -17,6 +18,8 @@ from satbridge import __version__
 from satbridge.api.v1 import (
     firewall_pb2,
     firewall_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
     pairing_pb2,
     pairing_pb2_grpc,
     system_pb2,
@@ -154,3 +157,54 @@ class FirewallServicer(firewall_pb2_grpc.FirewallServicer):
         self, request: firewall_pb2.ResetFirewallRequest, context: grpc.aio.ServicerContext
     ) -> firewall_pb2.FirewallState:
         return convert.firewall_state(await self.bridge.firewall.reset(by="paired server (Reset RPC)"))
+
+
+_COMPRESSION = {
+    logs_pb2.DownloadLogRequest.COMPRESSION_UNSPECIFIED: "",
+    logs_pb2.DownloadLogRequest.GZIP: "gzip",
+    logs_pb2.DownloadLogRequest.ZSTD: "zstd",
+}
+
+
+class LogsServicer(logs_pb2_grpc.LogsServicer):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def List(
+        self, request: logs_pb2.ListLogsRequest, context: grpc.aio.ServicerContext
+    ) -> logs_pb2.ListLogsResponse:
+        sources = await asyncio.to_thread(self.bridge.logs.list)
+        kinds = {"file": logs_pb2.LogSource.FILE, "journal": logs_pb2.LogSource.JOURNAL}
+        return logs_pb2.ListLogsResponse(
+            sources=[
+                logs_pb2.LogSource(
+                    name=s.name, size=s.size, mtime=convert.timestamp(s.mtime or None), kind=kinds[s.kind]
+                )
+                for s in sources
+            ]
+        )
+
+    async def Download(
+        self, request: logs_pb2.DownloadLogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.LogChunk]:
+        if request.compression not in _COMPRESSION:
+            raise InvalidArgument("choose none, GZIP or ZSTD", field="compression")
+        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None
+        chunks = self.bridge.logs.download(
+            request.name,
+            offset=request.offset,
+            compression=_COMPRESSION[request.compression],
+            follow=request.follow,
+            since=since,
+            lines=request.lines,
+        )
+        async for chunk in chunks:
+            yield logs_pb2.LogChunk(offset=chunk.offset, data=chunk.data, sha256=chunk.sha256)
+
+    async def SupportBundle(
+        self, request: logs_pb2.SupportBundleRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.LogChunk]:
+        offset = 0
+        async for data in self.bridge.logs.bundle():
+            yield logs_pb2.LogChunk(offset=offset, data=data)
+            offset += len(data)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from pathlib import Path
 from typing import Protocol
 
 from satbridge.core.firewall import Plan
+from satbridge.core.logs import LogSource
 from satbridge.core.network import NetworkState, StaticIPv4
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
 from satbridge.core.units import UnitState
@@ -118,3 +120,27 @@ class Network(Protocol):
     async def state(self) -> NetworkState: ...
 
     async def set_hostname(self, name: str) -> None: ...
+
+
+class Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class LogFilesPort(Protocol):
+    def list(self) -> list[LogSource]: ...
+
+    def confine(self, prefix: str, relative: str) -> Path:
+        """The real path of a listed file; PermissionDenied for anything outside its root."""
+        ...
+
+    def read(self, path: Path, offset: int) -> AsyncIterator[bytes]: ...
+
+    def follow(self, path: Path, offset: int) -> AsyncIterator[bytes]: ...
+
+
+class JournalPort(Protocol):
+    def lines(
+        self, unit: str, *, since: float | None = None, lines: int = 0, follow: bool = False
+    ) -> AsyncIterator[bytes]: ...

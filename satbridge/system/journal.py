@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from satbridge.core.logs import journal_line
 from satbridge.errors import SatbridgeError
-from satbridge.system.runner import run
+from satbridge.system.runner import run, stream
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +33,47 @@ class JournalLogs:
             log.warning("journalctl for %s failed: %s", unit, done.stderr.decode(errors="replace").strip())
             return []
         return done.stdout.decode(errors="replace").splitlines()[-lines:]
+
+
+class JournalReader:
+    """Journal entries of a unit as text lines, through `journalctl -o json` (via the runner)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+
+    def _argv(self, unit: str) -> list[str]:
+        argv = ["journalctl", "--no-pager", "-o", "json", "-u", unit]
+        if self.directory:
+            argv += ["-D", str(self.directory)]
+        return argv
+
+    async def lines(
+        self, unit: str, *, since: float | None = None, lines: int = 0, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        argv = self._argv(unit)
+        if since:
+            argv.append(f"--since=@{int(since)}")
+        if lines:
+            argv += ["-n", str(lines)]
+        if follow:
+            argv.append("-f")
+        pending = b""
+        async for data in stream(argv):
+            pending += data
+            *complete, pending = pending.split(b"\n")
+            out = []
+            for raw in complete:
+                if raw.strip():
+                    try:
+                        out.append(journal_line(json.loads(raw)).encode())
+                    except ValueError:
+                        log.warning("unreadable journal entry skipped")
+            if out:
+                yield b"".join(out)
+
+    async def available(self) -> bool:
+        try:
+            done = await run(["journalctl", "--version"], timeout=10)
+        except SatbridgeError:
+            return False
+        return done.returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from satbridge.errors import DeadlineExceeded, Unavailable
@@ -34,3 +35,21 @@ async def run(argv: list[str], *, timeout: float = 30.0, stdin: bytes | None = N
         await proc.wait()
         raise DeadlineExceeded(f"{argv[0]} did not finish within {timeout:g} s") from None
     return Completed(proc.returncode or 0, out, err)
+
+
+async def stream(argv: list[str], *, chunk: int = 1 << 16) -> AsyncIterator[bytes]:
+    """Yield a program's stdout as it comes; the program is killed when the consumer stops."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        raise Unavailable(f"{argv[0]} is not installed") from None
+    assert proc.stdout is not None
+    try:
+        while data := await proc.stdout.read(chunk):
+            yield data
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()

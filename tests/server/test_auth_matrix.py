@@ -29,6 +29,9 @@ MANAGEMENT_LIVE = {
     "/satbridge.v1.Firewall/Set": grpc.StatusCode.INVALID_ARGUMENT,  # no default action
     "/satbridge.v1.Firewall/Confirm": grpc.StatusCode.INVALID_ARGUMENT,  # no revision
     "/satbridge.v1.Firewall/Reset": OK,
+    "/satbridge.v1.Logs/List": OK,
+    "/satbridge.v1.Logs/Download": grpc.StatusCode.INVALID_ARGUMENT,  # no name
+    "/satbridge.v1.Logs/SupportBundle": OK,
     **{m: OK for m in HEALTH},
     **{m: OK for m in REFLECTION},
 }

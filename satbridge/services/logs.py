@@ -1,0 +1,173 @@
+"""Logs: list, download (offset, compression, follow, a final sha256) and the support bundle.
+
+Only names that list() returns can be read. The bundle is a tar.gz built on the fly, chunk by
+chunk: no temporary file, and nothing from the state directory (keys, trust, pairing) is in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import tomllib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satbridge.core import firewall as fw
+from satbridge.core import logs as core
+from satbridge.errors import InvalidArgument, NotFound, SatbridgeError
+from satbridge.services.firewall import FirewallService
+from satbridge.services.ports import Compressor, JournalPort, LogFilesPort
+from satbridge.services.status import StatusService
+
+JOURNAL_BUNDLE_LINES = 20000
+COMPRESSIONS = ("", "gzip", "zstd")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    offset: int  # where `data` starts in the uncompressed stream
+    data: bytes
+    sha256: str = ""  # on the last chunk only: of all uncompressed bytes sent
+
+
+class LogsService:
+    def __init__(
+        self,
+        files: LogFilesPort,
+        journal: JournalPort,
+        compressor: Callable[[str], Compressor],
+        units: tuple[str, ...],
+        status: StatusService,
+        firewall: FirewallService,
+        config_file: Path,
+    ) -> None:
+        self.files = files
+        self.journal = journal
+        self.compressor = compressor
+        self.units = units
+        self.status = status
+        self.firewall = firewall
+        self.config_file = config_file
+
+    def list(self) -> list[core.LogSource]:
+        journals = [core.LogSource(f"journal/{unit}", "journal") for unit in self.units]
+        return [*self.files.list(), *journals]
+
+    def _source(self, name: str) -> tuple[str, str]:
+        """(kind, what): ("journal", unit) or ("file", "prefix/relative")."""
+        core.check_name(name)
+        prefix, _, rest = name.partition("/")
+        if prefix == "journal":
+            if rest not in self.units:
+                raise NotFound(f"no log named {name!r}; see `satctl logs list`")
+            return "journal", rest
+        if not rest:
+            raise NotFound(f"no log named {name!r}; see `satctl logs list`")
+        return "file", name
+
+    async def download(
+        self,
+        name: str,
+        *,
+        offset: int = 0,
+        compression: str = "",
+        follow: bool = False,
+        since: float | None = None,
+        lines: int = 0,
+    ) -> AsyncIterator[Chunk]:
+        kind, what = self._source(name)
+        if compression not in COMPRESSIONS:
+            raise InvalidArgument("choose one of none, gzip, zstd", field="compression")
+        if kind == "file" and (since or lines):
+            raise InvalidArgument("since and lines apply to journal sources only", field="since")
+        if kind == "journal" and offset:
+            raise InvalidArgument("journal sources start at a point in time (since), not an offset", field="offset")
+        if lines < 0 or lines > 1_000_000:
+            raise InvalidArgument("must be 0..1000000", field="lines")
+        if kind == "file":
+            prefix, _, relative = what.partition("/")
+            path = self.files.confine(prefix, relative)
+            size = path.stat().st_size
+            if offset > size:
+                raise InvalidArgument(f"beyond the end of the file ({size} bytes)", field="offset")
+            source = self.files.follow(path, offset) if follow else self.files.read(path, offset)
+        else:
+            source = self.journal.lines(what, since=since, lines=lines, follow=follow)
+        digest = hashlib.sha256()
+        packer = self.compressor(compression)
+        position = offset
+        async for data in source:
+            digest.update(data)
+            packed = packer.compress(data)
+            if packed:
+                yield Chunk(position, packed)
+            position += len(data)
+        yield Chunk(position, packer.flush(), digest.hexdigest())
+
+    async def bundle(self) -> AsyncIterator[bytes]:
+        """A tar.gz of every log, the status, firewall, network, versions and redacted config."""
+        gz = self.compressor("gzip")
+        now = time.time()
+        for name, data in (await self._documents()).items():
+            yield gz.compress(core.tar_header(f"bundle/{name}", len(data), now) + data + core.tar_padding(len(data)))
+        for source in self.list():
+            async for piece in self._bundle_source(source, now):
+                out = gz.compress(piece)
+                if out:
+                    yield out
+        yield gz.compress(core.TAR_END) + gz.flush()
+
+    async def _bundle_source(self, source: core.LogSource, now: float) -> AsyncIterator[bytes]:
+        member = f"bundle/logs/{source.name}"
+        if source.kind == "journal":
+            text = b""
+            try:
+                async for data in self.journal.lines(source.name.split("/", 1)[1], lines=JOURNAL_BUNDLE_LINES):
+                    text += data
+            except SatbridgeError as exc:
+                text = f"(journal unavailable: {exc})\n".encode()
+            yield core.tar_header(member, len(text), now) + text + core.tar_padding(len(text))
+            return
+        prefix, _, relative = source.name.partition("/")
+        try:
+            path = self.files.confine(prefix, relative)
+        except SatbridgeError:
+            return  # gone since it was listed
+        size = path.stat().st_size  # the header needs the size first: take the file as it is now
+        yield core.tar_header(member, size, source.mtime)
+        sent = 0
+        async for data in self.files.read(path, 0):
+            data = data[: size - sent]
+            sent += len(data)
+            yield data
+            if sent >= size:
+                break
+        yield b"\0" * (size - sent) + core.tar_padding(size)  # a file that shrank meanwhile
+
+    async def _documents(self) -> dict[str, bytes]:
+        def dump(value: Any) -> bytes:
+            return (json.dumps(value, indent=2, default=str) + "\n").encode()
+
+        status = await self.status.get()
+        docs = {"status.json": dump(dataclasses.asdict(status))}
+        try:
+            state = await self.firewall.get()
+            docs["firewall.json"] = dump(
+                {"revision": state.revision, **fw.to_json(state.rules), "warnings": list(state.warnings)}
+            )
+        except SatbridgeError as exc:
+            docs["firewall.json"] = dump({"error": str(exc)})
+        docs["network.json"] = dump(dataclasses.asdict(status.network) if status.network else None)
+        docs["versions.json"] = dump({"bridge": status.bridge_version, "xcc": status.xcc.version if status.xcc else ""})
+        try:
+            config = tomllib.loads(self.config_file.read_text())
+        except FileNotFoundError:
+            config = {"note": "no config file: the defaults apply"}
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            config = {"error": f"unreadable: {exc}"}
+        docs["config.json"] = dump(core.redact(config))
+        return docs
