@@ -45,6 +45,7 @@ proto: venv
 bench: venv
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/pairing.py
+	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/firewall.py  # root: runs in its own network namespace
 
 clean:

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Downloading a 256 MiB log over mutual TLS (Logs.Download), against a plain Python `ssl`
+socket copy doing the same job (read the file, sha256, send) on loopback, in the same run.
+
+    .venv/bin/python bench/logs.py [--mib 256] [--rounds 3]
+
+Both servers run as separate processes; the client side is this process and discards the bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from satbridge.api.v1 import logs_pb2
+from satbridge.client.inventory import Inventory
+from satbridge.client.session import connect, pair
+
+PY = sys.executable
+SSL_SERVER = r"""
+import hashlib, os, socket, ssl, sys
+path, cert, key, port = sys.argv[1:5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+srv = socket.create_server(("127.0.0.1", int(port))); print("ready", flush=True)
+while True:
+    conn, _ = srv.accept()
+    with ctx.wrap_socket(conn, server_side=True) as tls:
+        h = hashlib.sha256()
+        with open(path, "rb", buffering=0) as f:
+            while data := f.read(1 << 20):
+                h.update(data); tls.sendall(data)
+        tls.sendall(h.hexdigest().encode())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def ssl_copy(port: int, size: int) -> float:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw) as tls:
+        got = 0
+        while got < size + 64:
+            data = tls.recv(1 << 20)
+            if not data:
+                break
+            got += len(data)
+    return time.perf_counter() - start
+
+
+async def grpc_download(client, name: str) -> float:
+    start = time.perf_counter()
+    async for _ in client.logs_stream(logs_pb2.DownloadLogRequest(name=name)):
+        pass
+    return time.perf_counter() - start
+
+
+async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
+    work = Path(tempfile.mkdtemp(prefix="satbridge-bench-logs-"))
+    root = work / "root"
+    log = root / "var/log/xcc/big.log"
+    log.parent.mkdir(parents=True)
+    with open(log, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    size = mib << 20
+    mgmt, pairing, plain = free_port(), free_port(), free_port()
+    bridge = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "satbridge",
+            "--root",
+            str(root),
+            "--sandbox",
+            "--serve",
+            "--log-level",
+            "warning",
+            "--listen",
+            f"127.0.0.1:{mgmt}",
+            "--pairing-listen",
+            f"127.0.0.1:{pairing}",
+        ]
+    )
+    time.sleep(1.5)
+    state = root / "var/lib/satbridge"
+    ref = subprocess.Popen(
+        [PY, "-c", SSL_SERVER, str(log), str(state / "identity.crt"), str(state / "identity.key"), str(plain)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert ref.stdout is not None and ref.stdout.readline().startswith("ready")
+    try:
+        code = json.loads(
+            subprocess.run(
+                [PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["code"]
+        inv = Inventory.load(work / "ctl")
+        sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
+        idle = rss(bridge.pid)
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss(bridge.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        ours, refs = [], []
+        async with connect(sat, inv, timeout=600) as client:
+            for _ in range(rounds):
+                ours.append(await grpc_download(client, "xcc/big.log"))
+                refs.append(await asyncio.to_thread(ssl_copy, plain, size))
+        stop.set()
+        sampler.join()
+        o, r = statistics.median(ours), statistics.median(refs)
+        print(f"| {mib} MiB download ({rounds} rounds) | MiB/s | ratio to ssl copy |")
+        print("|---|---|---|")
+        print(f"| Logs.Download, mutual TLS | {mib / o:.0f} | {r / o:.2f}x |")
+        print(f"| plain ssl socket copy (read, sha256, send) | {mib / r:.0f} | 1.00x |")
+        print(
+            f"bridge RSS: idle {idle / 2**20:.0f} MiB, peak {peak[0] / 2**20:.0f} MiB "
+            f"(+{(peak[0] - idle) / 2**20:.0f} MiB)"
+        )
+    finally:
+        bridge.terminate()
+        ref.terminate()
+        bridge.wait()
+        ref.wait()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-malloc-tuning", action="store_true", help="run the bridge with glibc's defaults")
+    opts = parser.parse_args()
+    asyncio.run(main(opts.mib, opts.rounds, malloc_tuning=not opts.no_malloc_tuning))
