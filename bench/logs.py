@@ -115,7 +115,8 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert ref.stdout is not None and ref.stdout.readline().startswith("ready")
+    assert ref.stdout is not None
+    assert ref.stdout.readline().startswith("ready")
     try:
         code = json.loads(
             subprocess.run(
