@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import ssl
 import statistics
@@ -160,7 +161,7 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
         ref.terminate()
         bridge.wait()
         ref.wait()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
