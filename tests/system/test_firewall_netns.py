@@ -318,3 +318,45 @@ def test_traffic_follows_the_rules(lab):
         for server in servers:
             server.terminate()
             server.wait(timeout=10)
+
+
+ALL_OR_NOTHING = r"""
+import asyncio, sys
+from pathlib import Path
+from satbridge.core import firewall as fw
+from satbridge.errors import Internal
+from satbridge.system.iptables import IptcFirewall
+
+old = fw.plan(fw.RuleSet((), fw.Action.DROP), (50051, 50052))
+new = fw.plan(fw.from_json({"rules": [{"protocol": "tcp", "action": "accept", "ports": [8080]}]}), (50051, 50052))
+
+class SecondTableFails(IptcFirewall):
+    def _commit(self, family, specs):
+        if family == "v6" and specs is new.chains["v6"]:
+            raise Internal("ip6tables refused (injected)")
+        super()._commit(family, specs)
+
+async def main():
+    fwl = SecondTableFails(Path(sys.argv[1]))
+    await fwl.apply(old, None)
+    try:
+        await fwl.apply(new, old)
+    except Internal as exc:
+        print("failed:", exc)
+    print("\n".join((await fwl.read())["v4"]))
+    await fwl.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_failing_second_table_puts_the_first_back(tmp_path):
+    """All or nothing across IPv4 and IPv6 (the IPv6 commit is made to fail on purpose)."""
+    with netns_pair(f"a{os.getpid() % 10000}") as net:
+        done = net.run(net.satellite, PY, "-c", ALL_OR_NOTHING, str(tmp_path))
+    assert "failed: ip6tables refused (injected)" in done.stdout
+    v4 = done.stdout.split("\n", 1)[1].split()
+    assert "8080" not in v4, "the IPv4 change was undone"
+    assert fw.expected_lines(fw.plan(fw.RuleSet((), fw.Action.DROP), PORTS), "v4") == [
+        line for line in done.stdout.splitlines()[1:] if line
+    ]
