@@ -80,6 +80,10 @@ class Config:
     # Journal units offered as logs, and where the journal is read ("" = the system's).
     journal_units: tuple[str, ...] = ("xcc.service", "satbridge.service")
     journal_directory: str = ""
+    # Updates: unsigned packages only for development; how long XCC must stay healthy.
+    allow_unsigned: bool = False
+    health_gate_seconds: float = 5.0
+    max_package_mib: int = 1024
     log_level: str = "info"
     sandbox: bool = False
 
@@ -116,7 +120,7 @@ def _listen(value: object, key: str) -> ListenAddress:
 
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
-    top = {"server", "pairing", "log", "dbus", "network", "logs"}
+    top = {"server", "pairing", "log", "dbus", "network", "logs", "update"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
@@ -233,4 +237,11 @@ interface = ""
 journal_units = ["xcc.service", "satbridge.service"]
 # Empty: the system journal.
 journal_directory = ""
+
+[update]
+# Packages must be signed by a key in /etc/satbridge/keys/*.pub; true only for development.
+allow_unsigned = false
+# After a restart XCC must stay active (and pass its probe) this long, or it is rolled back.
+health_gate_seconds = 5
+max_package_mib = 1024
 """

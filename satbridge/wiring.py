@@ -16,12 +16,14 @@ from satbridge.config import Config
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
+from satbridge.services.install import InstallService
 from satbridge.services.logs import LogsService
 from satbridge.services.network import NetworkService
 from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock
 from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
+from satbridge.services.update import UpdateService
 from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
 from satbridge.system.compress import compressor
@@ -31,7 +33,11 @@ from satbridge.system.iptables import IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
 from satbridge.system.logfiles import LogFiles
 from satbridge.system.networkmanager import NmNetwork
+from satbridge.system.package import PackageIO
+from satbridge.system.probe import Prober
+from satbridge.system.releases import Releases
 from satbridge.system.sandbox import SandboxNetwork
+from satbridge.system.staging import Staging
 from satbridge.system.systemd import SystemdUnits
 
 
@@ -50,6 +56,8 @@ class Bridge:
     network: NetworkService
     network_backend: NmNetwork | SandboxNetwork
     logs: LogsService
+    update: UpdateService
+    install: InstallService
 
     async def aclose(self) -> None:
         """Close what the adapters opened (D-Bus connections, the iptc thread)."""
@@ -90,6 +98,23 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     with store.lock():
         identity.ensure()
         state.ensure()
+    staging, releases = Staging(paths.state_dir / "uploads"), Releases(paths.xcc_dir)
+    update = UpdateService(staging, releases, max_size=config.max_package_mib << 20)
+    install = InstallService(
+        staging,
+        releases,
+        PackageIO(),
+        units,
+        Prober(),
+        store,
+        locks,
+        audit,
+        state,
+        clock,
+        paths.config_dir / "keys",
+        allow_unsigned=config.allow_unsigned,
+        health_gate=config.health_gate_seconds,
+    )
     return Bridge(
         config,
         identity,
@@ -104,4 +129,6 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         network,
         net_backend,
         logs,
+        update,
+        install,
     )

@@ -22,7 +22,7 @@ from satbridge.client.session import (
     connect,
     pair,
 )
-from satbridge.errors import EXIT_CODES, InvalidArgument, SatbridgeError
+from satbridge.errors import EXIT_CODES, InvalidArgument, Kind, SatbridgeError
 
 EXIT_WARNING = 10
 """--strict: the call worked, but a snapshot revert or a clone was seen."""
@@ -98,6 +98,28 @@ def _parser() -> argparse.ArgumentParser:
         default="none",
         help="compress on the wire (the file written is plain)",
     )
+    up = sub.add_parser("update", help="transfer and install an XCC package (resumes, can be re-run)")
+    up.add_argument("package", type=Path)
+    up.add_argument("--allow-downgrade", action="store_true")
+    up.add_argument("--health-gate", type=int, default=0, metavar="S", help="seconds XCC must stay healthy")
+    sy = sub.add_parser("sync", help="the central server's start check: update only if the version differs")
+    sy.add_argument("package", type=Path)
+    cm = sub.add_parser("commission", help="pair, install XCC for the first time and start it")
+    cm.add_argument("host")
+    cm.add_argument("code")
+    cm.add_argument("--xcc", type=Path, required=True, metavar="PKG")
+    cm.add_argument("--name")
+    cm.add_argument("--port", type=int, default=DEFAULT_PORT)
+    cm.add_argument("--pairing-port", type=int, default=DEFAULT_PAIRING_PORT)
+    cm.add_argument("--as", dest="server_name", default=socket.gethostname()[:64] or "satctl")
+    pk = sub.add_parser("package", help="the vendor's side: keys and signed packages")
+    pks = pk.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pks.add_parser("keygen", help="make an Ed25519 signing key").add_argument("--out", type=Path, default=Path("."))
+    pb = pks.add_parser("build", help="build a signed package from DIR (package.json + payload/)")
+    pb.add_argument("dir", type=Path)
+    pb.add_argument("--key", type=Path, required=True)
+    pb.add_argument("-o", "--output", type=Path)
+    pb.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     bundle = lgs.add_parser("bundle", help="a tar.gz of all logs, status and redacted config")
     bundle.add_argument("-o", "--output", type=Path, default=Path("satellite-bundle.tar.gz"))
     return p
@@ -110,7 +132,23 @@ def _port(value: int, field: str) -> int:
 
 
 async def _run(opts: argparse.Namespace) -> int:
+    if opts.command == "package":
+        return _package(opts)
     inv = Inventory.load(opts.config_dir)
+    if opts.command == "commission":
+        sat = await pair(
+            opts.host,
+            opts.code,
+            inventory=inv,
+            server_name=opts.server_name,
+            name=opts.name,
+            port=_port(opts.port, "--port"),
+            pairing_port=_port(opts.pairing_port, "--pairing-port"),
+            timeout=opts.timeout,
+        )
+        print(f"paired with {sat.name}")
+        async with connect(sat, inv, timeout=opts.timeout) as client:
+            return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
     if opts.command == "pair":
         sat = await pair(
             opts.host,
@@ -145,6 +183,12 @@ async def _run(opts: argparse.Namespace) -> int:
             return await _firewall(client, sat, inv, opts)
         if opts.command == "logs":
             return await _logs(client, opts)
+        if opts.command == "update":
+            return await _update(
+                client, opts.package, allow_downgrade=opts.allow_downgrade, health_gate=opts.health_gate
+            )
+        if opts.command == "sync":
+            return await _sync(client, opts.package)
         status = await client.status()
     found = check_generation(inv, sat, status.instance_id, status.state_generation)
     inv.save()
@@ -339,6 +383,57 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         print("satctl: error: the download does not match the satellite's sha256; try again", file=sys.stderr)
         return 1
     return 0
+
+
+def _package(opts: argparse.Namespace) -> int:
+    from satbridge.client import package
+
+    if opts.action == "keygen":
+        key, pub = package.keygen(opts.out)
+        print(f"wrote {key} (keep it secret) and {pub} (install it in /etc/satbridge/keys/ on satellites)")
+        return 0
+    try:
+        key = opts.key.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {opts.key}: {exc.strerror}", field="--key") from None
+    manifest = package.manifest_for(opts.dir)
+    suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[opts.compression]
+    out = opts.output or Path(f"{manifest.name}-{manifest.version}{suffix}")
+    package.build(opts.dir, key, out, compression="" if opts.compression == "none" else opts.compression)
+    print(f"built {out}: {manifest.name} {manifest.version}, {len(manifest.files)} files, signed")
+    return 0
+
+
+async def _update(client: SatelliteClient, path: Path, *, allow_downgrade: bool, health_gate: int) -> int:
+    from satbridge.api.v1 import update_pb2
+    from satbridge.client.update import Updater
+
+    if not path.is_file():  # noqa: ASYNC240 - one stat on a CLI
+        raise InvalidArgument(f"no package file {path}", field="PKG")
+    updater = Updater(client.channel, timeout=max(client.timeout, 60))
+    upload_id = await updater.upload(path)
+
+    def show(event: update_pb2.InstallEvent) -> None:
+        phase = update_pb2.InstallEvent.Phase.Name(event.phase)
+        print(f"{phase:<13} {event.message}")
+
+    final = await updater.install(upload_id, allow_downgrade=allow_downgrade, health_gate=health_gate, on_event=show)
+    if final.phase == update_pb2.InstallEvent.ROLLED_BACK:
+        print(f"satctl: error: rolled back: {final.reason}", file=sys.stderr)
+        return EXIT_CODES[Kind.ABORTED]
+    return 0
+
+
+async def _sync(client: SatelliteClient, path: Path) -> int:
+    from satbridge.client.update import Updater, describe
+
+    _, version, _, _ = await asyncio.to_thread(describe, path)
+    running = (await Updater(client.channel).versions()).running
+    if running == version:
+        print(f"up to date: {version} is running")
+        return 0
+    print(f"running {running or 'nothing'}, package {version}: updating")
+    return await _update(client, path, allow_downgrade=True, health_gate=0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

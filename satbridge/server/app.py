@@ -19,7 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from satbridge.api.v1 import firewall_pb2_grpc, logs_pb2_grpc, pairing_pb2_grpc, system_pb2_grpc, xcc_pb2_grpc
+from satbridge.api.v1 import (
+    firewall_pb2_grpc,
+    logs_pb2_grpc,
+    pairing_pb2_grpc,
+    system_pb2_grpc,
+    update_pb2_grpc,
+    xcc_pb2_grpc,
+)
 from satbridge.core.addresses import ListenAddress
 from satbridge.errors import SatbridgeError, Unavailable
 from satbridge.server.auth import GuardInterceptor, Port, contract_methods
@@ -28,6 +35,7 @@ from satbridge.server.servicers import (
     LogsServicer,
     PairingServicer,
     SystemServicer,
+    UpdateServicer,
     XccServicer,
 )
 from satbridge.system.sdnotify import notify
@@ -48,6 +56,7 @@ LIVE_SERVICES = (
     "satbridge.v1.Xcc",
     "satbridge.v1.Firewall",
     "satbridge.v1.Logs",
+    "satbridge.v1.Update",
 )
 
 
@@ -87,6 +96,7 @@ class BridgeServer:
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
         firewall_pb2_grpc.add_FirewallServicer_to_server(FirewallServicer(bridge), mgmt)
         logs_pb2_grpc.add_LogsServicer_to_server(LogsServicer(bridge), mgmt)
+        update_pb2_grpc.add_UpdateServicer_to_server(UpdateServicer(bridge), mgmt)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, mgmt)
         reflection.enable_server_reflection(servicer_names, mgmt)
         mgmt_creds = grpc.ssl_server_credentials(
@@ -105,6 +115,13 @@ class BridgeServer:
         )
         self._servers = [mgmt, pair]
         await self._restore_firewall(bound)
+        try:
+            recovered = await bridge.install.recover()
+        except SatbridgeError as exc:
+            log.error("could not recover an interrupted install: %s", exc)
+        else:
+            if recovered:
+                log.warning("install: %s", recovered)
         for server in self._servers:
             await server.start()
         for name in ("", *LIVE_SERVICES):

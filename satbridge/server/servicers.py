@@ -24,6 +24,8 @@ from satbridge.api.v1 import (
     pairing_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
+    update_pb2,
+    update_pb2_grpc,
     xcc_pb2,
     xcc_pb2_grpc,
 )
@@ -208,3 +210,54 @@ class LogsServicer(logs_pb2_grpc.LogsServicer):
         async for data in self.bridge.logs.bundle():
             yield logs_pb2.LogChunk(offset=offset, data=data)
             offset += len(data)
+
+
+class UpdateServicer(update_pb2_grpc.UpdateServicer):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def BeginUpload(
+        self, request: update_pb2.BeginUploadRequest, context: grpc.aio.ServicerContext
+    ) -> update_pb2.BeginUploadResponse:
+        begun = await self.bridge.update.begin(request.name, request.version, request.size, request.sha256)
+        disposition = (
+            update_pb2.BeginUploadResponse.ALREADY_PRESENT
+            if begun.already_present
+            else update_pb2.BeginUploadResponse.UPLOAD
+        )
+        return update_pb2.BeginUploadResponse(
+            disposition=disposition, upload_id=begun.upload_id, resume_offset=begun.resume_offset
+        )
+
+    async def Upload(
+        self, request_iterator: AsyncIterator[update_pb2.UploadChunk], context: grpc.aio.ServicerContext
+    ) -> update_pb2.UploadResponse:
+        async def chunks() -> AsyncIterator[tuple[str, int, bytes]]:
+            async for chunk in request_iterator:
+                yield chunk.upload_id, chunk.offset, chunk.data
+
+        done = await self.bridge.update.upload(chunks())
+        return update_pb2.UploadResponse(
+            upload_id=done.upload_id, size=done.size, sha256=done.sha256, complete=done.complete
+        )
+
+    async def Install(
+        self, request: update_pb2.InstallRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[update_pb2.InstallEvent]:
+        events = self.bridge.install.install(
+            request.upload_id, allow_downgrade=request.allow_downgrade, health_gate=request.health_gate_seconds
+        )
+        async for event in events:
+            yield update_pb2.InstallEvent(
+                phase=event.phase,  # the enum value by name
+                message=event.message,
+                percent=event.percent,
+                version=event.version,
+                reason=event.reason,
+            )
+
+    async def GetVersions(
+        self, request: update_pb2.GetVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> update_pb2.GetVersionsResponse:
+        v = await asyncio.to_thread(self.bridge.update.versions)
+        return update_pb2.GetVersionsResponse(running=v.running, previous=v.previous, staged=list(v.staged))

@@ -17,7 +17,8 @@ from satbridge.tls import certs
 from tests.conftest import Running, pair_with
 
 OK = grpc.StatusCode.OK
-# What a paired client gets on the management port (anything else: UNIMPLEMENTED).
+# What a paired client gets on the management port (every RPC of v1 is live now; a method
+# outside the contract gets UNIMPLEMENTED, see test_unknown_methods).
 MANAGEMENT_LIVE = {
     "/satbridge.v1.Pairing/GetIdentity": OK,
     "/satbridge.v1.Pairing/Unpair": OK,
@@ -32,6 +33,10 @@ MANAGEMENT_LIVE = {
     "/satbridge.v1.Logs/List": OK,
     "/satbridge.v1.Logs/Download": grpc.StatusCode.INVALID_ARGUMENT,  # no name
     "/satbridge.v1.Logs/SupportBundle": OK,
+    "/satbridge.v1.Update/BeginUpload": grpc.StatusCode.INVALID_ARGUMENT,  # the empty request names nothing
+    "/satbridge.v1.Update/Upload": grpc.StatusCode.INVALID_ARGUMENT,
+    "/satbridge.v1.Update/Install": grpc.StatusCode.INVALID_ARGUMENT,
+    "/satbridge.v1.Update/GetVersions": OK,
     **{m: OK for m in HEALTH},
     **{m: OK for m in REFLECTION},
 }

@@ -1,0 +1,132 @@
+"""Update transfer: announce (BeginUpload), resumable chunked upload, and the versions check.
+
+An upload id is derived from the package (name, version, sha256), so announcing the same file
+again finds its partial upload and resumes it from the last durable offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from satbridge.core.package import check_name, check_sha256, check_version
+from satbridge.errors import Aborted, InvalidArgument, NotFound, ResourceExhausted
+from satbridge.services.ports import ReleasesPort, StagingPort
+
+log = logging.getLogger(__name__)
+
+RESERVE = 64 << 20  # never fill the disk to the last byte
+STALE_AFTER = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Begun:
+    upload_id: str
+    resume_offset: int
+    already_present: bool
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    upload_id: str
+    size: int
+    sha256: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Versions:
+    running: str
+    previous: str
+    staged: tuple[str, ...]
+
+
+class UpdateService:
+    def __init__(self, staging: StagingPort, releases: ReleasesPort, *, max_size: int = 1 << 30) -> None:
+        self.staging = staging
+        self.releases = releases
+        self.max_size = max_size
+        self._active: set[str] = set()
+
+    async def begin(self, name: str, version: str, size: int, sha256: str) -> Begun:
+        check_name(name)
+        check_version(version)
+        check_sha256(sha256)
+        if size <= 0:
+            raise InvalidArgument("the package size in bytes", field="size")
+        if size > self.max_size:
+            raise ResourceExhausted(f"packages are limited to {self.max_size} bytes; this one is {size}")
+        upload_id = f"{name}-{version}-{sha256[:16]}"
+        if self.releases.current() == version:
+            return Begun(upload_id, size, already_present=True)
+        await asyncio.to_thread(self.staging.collect_stale, STALE_AFTER)
+        meta = self.staging.meta(upload_id)
+        if meta and self.staging.complete(upload_id):
+            return Begun(upload_id, size, already_present=True)
+        done = self.staging.progress(upload_id)
+        if size - done > self.staging.free_bytes() - RESERVE:
+            raise ResourceExhausted(f"not enough free disk space for {size - done} more bytes")
+        await asyncio.to_thread(
+            self.staging.begin, upload_id, {"name": name, "version": version, "size": size, "sha256": sha256}
+        )
+        return Begun(upload_id, done, already_present=False)
+
+    async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes]]) -> Uploaded:
+        """Receive {upload_id, offset, data} chunks; check the whole file's sha256 at the end."""
+        first = await anext(chunks, None)
+        if first is None:
+            raise InvalidArgument("the stream carried no chunk", field="chunks")
+        upload_id, offset, _ = first
+        if not upload_id or "/" in upload_id or upload_id.startswith("."):
+            raise InvalidArgument("the id BeginUpload returned", field="upload_id")
+        meta = self.staging.meta(upload_id)
+        if meta is None:
+            raise NotFound(f"no upload {upload_id!r}; call BeginUpload first", field="upload_id")
+        if self.staging.complete(upload_id):
+            return Uploaded(upload_id, meta["size"], meta["sha256"], complete=True)
+        if upload_id in self._active:
+            raise Aborted(f"upload {upload_id} is already being received on another stream")
+        self._active.add(upload_id)
+        writer = self.staging.writer(upload_id)
+        closed = False
+        try:
+            if offset != writer.size:
+                raise InvalidArgument(f"expected offset {writer.size}, got {offset}", field="offset")
+            await writer.start()
+            size = int(meta["size"])
+            chunk: tuple[str, int, bytes] | None = first
+            while chunk is not None:
+                cid, coffset, cdata = chunk
+                if cid != upload_id:
+                    raise InvalidArgument("one upload per stream", field="upload_id")
+                if coffset != writer.size:
+                    raise InvalidArgument(f"expected offset {writer.size}, got {coffset}", field="offset")
+                if writer.size + len(cdata) > size:
+                    raise InvalidArgument(f"more bytes than the announced {size}", field="data")
+                await writer.write(cdata)
+                chunk = await anext(chunks, None)
+            received = writer.size
+            closed = True
+            digest = await writer.close()
+            if received < size:
+                return Uploaded(upload_id, received, "", complete=False)
+            if digest != meta["sha256"]:
+                await asyncio.to_thread(self.staging.discard_part, upload_id)
+                raise InvalidArgument(
+                    f"the file's sha256 is {digest}, not the announced one; it was discarded", field="sha256"
+                )
+            await asyncio.to_thread(self.staging.promote, upload_id)
+            return Uploaded(upload_id, received, digest, complete=True)
+        finally:
+            if not closed:
+                try:
+                    await writer.close()  # a cut connection: keep what arrived, durably
+                except Exception as exc:  # noqa: BLE001 - the original error matters more
+                    log.warning("closing upload %s: %s", upload_id, exc)
+            self._active.discard(upload_id)
+
+    def versions(self) -> Versions:
+        staged = tuple(sorted({str(m["version"]) for m in self.staging.staged()}))
+        return Versions(self.releases.current(), self.releases.previous(), staged)
