@@ -32,6 +32,7 @@ def make(
     health: bool = True,
     log_dir: str = "/var/log/xcc",
     compression: str = "gzip",
+    probe: str = "http",
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if key is None:
@@ -51,7 +52,7 @@ def make(
             "name": "xcc",
             "version": version,
             "command": command,
-            "health": {"kind": "http", "port": port, "path": "/health"} if health else None,
+            "health": {"kind": probe, "port": port, "path": "/health"} if health else None,
         }
         (source / "package.json").write_text(json.dumps(spec))
         suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst", "": ".tar"}[compression]
