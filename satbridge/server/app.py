@@ -84,6 +84,14 @@ class BridgeServer:
 
     async def start(self) -> Bound:
         bridge = self.bridge
+        # An install a crash interrupted is finished or rolled back before anything is served.
+        try:
+            recovered = await bridge.install.recover()
+        except SatbridgeError as exc:
+            log.error("could not recover an interrupted install: %s", exc)
+        else:
+            if recovered:
+                log.warning("install: %s", recovered)
         identity = bridge.identity.current()
         key_cert = [(identity.key_pem, identity.cert_pem)]
         trusted = bridge.pairing.is_trusted
@@ -115,13 +123,7 @@ class BridgeServer:
         )
         self._servers = [mgmt, pair]
         await self._restore_firewall(bound)
-        try:
-            recovered = await bridge.install.recover()
-        except SatbridgeError as exc:
-            log.error("could not recover an interrupted install: %s", exc)
-        else:
-            if recovered:
-                log.warning("install: %s", recovered)
+
         for server in self._servers:
             await server.start()
         for name in ("", *LIVE_SERVICES):

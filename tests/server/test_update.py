@@ -1,0 +1,101 @@
+"""Update over gRPC: resumable transfer (cut at random offsets), ALREADY_PRESENT, versions."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import grpc
+import pytest
+
+from satbridge.api.v1 import update_pb2, update_pb2_grpc
+from satbridge.client.package import build
+from satbridge.client.session import connect, management_channel
+from satbridge.client.update import Updater
+from tests.conftest import pair_with
+from tests.lab import packages
+
+
+@pytest.fixture
+async def updater(running, inventory, tmp_path):
+    sat = await pair_with(running, inventory)
+    async with connect(sat, inventory) as client:
+        yield Updater(client.channel)
+
+
+async def test_resume_after_20_cuts(updater, running, tmp_path):
+    source = tmp_path / "src"
+    (source / "payload/bin").mkdir(parents=True)
+    (source / "payload/bin/xcc").write_text("#!/bin/sh\n")
+    (source / "payload/blob").write_bytes(random.randbytes(24 << 20))
+    (source / "package.json").write_text('{"name": "xcc", "version": "7.0.0", "command": ["bin/xcc"]}')
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    path = tmp_path / "big.tar"
+    build(source, key.read_bytes(), path, compression="")
+    data = path.read_bytes()
+    staging = running.bridge.update.staging
+    rng = random.Random(7)
+    cuts = sorted(rng.sample(range(1, len(data)), 20))
+    upload_id = ""
+    sent = 0
+    for cut in cuts:
+        # Each session sends from where the satellite says, and is cut `cut - sent` bytes later.
+        upload_id = await updater.upload(path, progress=False, cut_after=max(1, cut - sent)) or upload_id
+        sent = staging.progress(upload_id)
+        assert sent == cut or sent >= cuts[-1], f"resumed at {sent}, cut at {cut}"
+    upload_id = await updater.upload(path, progress=False)
+    assert staging.complete(upload_id)
+    assert hashlib.sha256(staging.package(upload_id).read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def test_announcing_again_is_already_present_and_versions_list_it(updater, running, tmp_path):
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    path = packages.good(tmp_path, key, "4.0.0")
+    upload_id = await updater.upload(path, progress=False)
+    assert (await updater.versions()).staged == ["4.0.0"]
+    begun = await updater.stub.BeginUpload(
+        update_pb2.BeginUploadRequest(
+            name="xcc", version="4.0.0", size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+        )
+    )
+    assert begun.disposition == update_pb2.BeginUploadResponse.ALREADY_PRESENT
+    assert begun.upload_id == upload_id
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "field"),
+    [
+        ({"name": "XCC", "version": "1", "size": 1, "sha256": "a" * 64}, "INVALID_ARGUMENT", "name"),
+        ({"name": "xcc", "version": "v1", "size": 1, "sha256": "a" * 64}, "INVALID_ARGUMENT", "version"),
+        ({"name": "xcc", "version": "1", "size": 0, "sha256": "a" * 64}, "INVALID_ARGUMENT", "size"),
+        ({"name": "xcc", "version": "1", "size": 1, "sha256": "zz"}, "INVALID_ARGUMENT", "sha256"),
+        ({"name": "xcc", "version": "1", "size": 1 << 40, "sha256": "a" * 64}, "RESOURCE_EXHAUSTED", ""),
+    ],
+)
+async def test_begin_upload_validates(running, inventory, request_, code, field):
+    sat = await pair_with(running, inventory)
+    async with management_channel(sat, inventory.client_key()) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await update_pb2_grpc.UpdateStub(channel).BeginUpload(update_pb2.BeginUploadRequest(**request_))
+    assert exc.value.code().name == code
+    assert field in exc.value.details()
+
+
+async def test_wrong_offset_and_wrong_hash(updater, running, tmp_path):
+    path = tmp_path / "x.pkg"
+    path.write_bytes(b"A" * 5000)
+    begun = await updater.stub.BeginUpload(
+        update_pb2.BeginUploadRequest(name="xcc", version="9.9", size=5000, sha256="b" * 64)
+    )
+
+    async def chunks(offset):
+        yield update_pb2.UploadChunk(upload_id=begun.upload_id, offset=offset, data=b"A" * (5000 - offset))
+
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await updater.stub.Upload(chunks(10))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "offset" in exc.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await updater.stub.Upload(chunks(0))
+    assert "sha256" in exc.value.details()
+    assert running.bridge.update.staging.progress(begun.upload_id) == 0, "a bad upload is discarded"
