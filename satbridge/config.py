@@ -7,6 +7,7 @@ code under a temporary directory. Errors name the key (`server.listen: ...`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -162,8 +163,35 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     interface = network.get("interface", "")
     if not isinstance(interface, str) or len(interface) > 15 or any(c in interface for c in "/ \t"):
         raise ConfigError(f"expected an interface name like eth0, got {interface!r}", field="network.interface")
+    logs = _section(data, "logs", {"journal_units", "journal_directory"})
+    units = logs.get("journal_units", ["xcc.service", "satbridge.service"])
+    if not isinstance(units, list) or not all(
+        isinstance(u, str) and re.fullmatch(r"[A-Za-z0-9@._:-]+\.(service|socket|timer)", u) for u in units
+    ):
+        raise ConfigError(f"expected a list of unit names like xcc.service, got {units!r}", field="logs.journal_units")
+    journal_dir = logs.get("journal_directory", "")
+    if not isinstance(journal_dir, str):
+        raise ConfigError("expected a path", field="logs.journal_directory")
+    update = _section(data, "update", {"allow_unsigned", "health_gate_seconds", "max_package_mib"})
+    unsigned = update.get("allow_unsigned", False)
+    if not isinstance(unsigned, bool):
+        raise ConfigError(f"expected true or false, got {unsigned!r}", field="update.allow_unsigned")
+    gate = update.get("health_gate_seconds", 5)
+    if isinstance(gate, bool) or not isinstance(gate, int | float) or not 0 < gate <= 600:
+        raise ConfigError(f"expected seconds between 0 and 600, got {gate!r}", field="update.health_gate_seconds")
+    max_mib = _int(update.get("max_package_mib", 1024), "update.max_package_mib", 1, 64 * 1024)
     return Config(
-        paths=paths, server=server, pairing=pairing, log_level=level, dbus_address=address, network_interface=interface
+        paths=paths,
+        server=server,
+        pairing=pairing,
+        log_level=level,
+        dbus_address=address,
+        network_interface=interface,
+        journal_units=tuple(units),
+        journal_directory=journal_dir,
+        allow_unsigned=unsigned,
+        health_gate_seconds=float(gate),
+        max_package_mib=max_mib,
     )
 
 

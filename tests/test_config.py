@@ -34,6 +34,20 @@ def test_root_relocates_every_path(tmp_path):
         assert path.is_relative_to(tmp_path)
 
 
+def test_every_table_is_read(tmp_path):
+    write(
+        tmp_path,
+        "[update]\nhealth_gate_seconds = 0.5\nallow_unsigned = true\nmax_package_mib = 64\n"
+        '[logs]\njournal_units = ["xcc.service"]\n[network]\ninterface = "eth1"\n'
+        '[dbus]\naddress = "unix:path=/run/lab/bus"\n',
+    )
+    config = load_config(tmp_path, env={})
+    assert (config.health_gate_seconds, config.allow_unsigned, config.max_package_mib) == (0.5, True, 64)
+    assert config.journal_units == ("xcc.service",)
+    assert config.network_interface == "eth1"
+    assert config.dbus_address == "unix:path=/run/lab/bus"
+
+
 def test_environment_overrides_the_file(tmp_path):
     write(tmp_path, '[server]\nlisten = "127.0.0.1:1000"\n')
     config = load_config(tmp_path, env={"SATBRIDGE_LISTEN": "[::1]:2000"})
@@ -55,6 +69,14 @@ def test_environment_overrides_the_file(tmp_path):
         ('[pairing]\nauto_open = "yes"\n', "pairing.auto_open"),
         ('[log]\nlevel = "loud"\n', "log.level"),
         ("[nonsense]\n", "nonsense"),
+        ('[dbus]\naddress = "nowhere"\n', "dbus.address"),
+        ('[network]\ninterface = "eth 0"\n', "network.interface"),
+        ('[logs]\njournal_units = ["rm -rf"]\n', "logs.journal_units"),
+        ("[logs]\njournal_directory = 5\n", "logs.journal_directory"),
+        ('[update]\nallow_unsigned = "yes"\n', "update.allow_unsigned"),
+        ("[update]\nhealth_gate_seconds = 0\n", "update.health_gate_seconds"),
+        ("[update]\nmax_package_mib = 0\n", "update.max_package_mib"),
+        ("[update]\nsurprise = 1\n", "update.surprise"),
         ("server = 1\n", "server"),
         ("[server\n", "config"),
     ],
