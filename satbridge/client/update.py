@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
@@ -22,6 +22,24 @@ from satbridge.system.package import read_head
 
 CHUNK = 1 << 20
 RETRIES = 10
+
+
+async def send_stream(call: Any, messages: AsyncIterator[Any]) -> Any:
+    """Write a client stream and return the answer. When the server ends the call early (a full
+    disk, a bad offset), a write fails with a transport error: the server's own status is what
+    is raised then, not grpc's "Internal error from Core"."""
+    try:
+        async for message in messages:
+            await call.write(message)
+        await call.done_writing()
+    except (grpc.aio.AioRpcError, grpc.aio.UsageError, RuntimeError):
+        pass  # the status below says what happened
+    code = await call.code()
+    if code != grpc.StatusCode.OK:
+        raise grpc.aio.AioRpcError(
+            code, await call.initial_metadata(), await call.trailing_metadata(), details=await call.details()
+        )
+    return await call
 
 
 def describe(path: Path) -> tuple[str, str, int, str]:

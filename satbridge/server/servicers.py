@@ -7,6 +7,7 @@ serves every other call never waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -30,7 +31,7 @@ from satbridge.api.v1 import (
     xcc_pb2_grpc,
 )
 from satbridge.core.pairing import ChallengeBook
-from satbridge.errors import InvalidArgument, PermissionDenied
+from satbridge.errors import InvalidArgument, PermissionDenied, SatbridgeError
 from satbridge.protocol import rule_set
 from satbridge.server import convert
 from satbridge.tls.certs import TLS_SERVER_NAME
@@ -236,7 +237,16 @@ class UpdateServicer(update_pb2_grpc.UpdateServicer):
             async for chunk in request_iterator:
                 yield chunk.upload_id, chunk.offset, chunk.data
 
-        done = await self.bridge.update.upload(chunks())
+        try:
+            done = await self.bridge.update.upload(chunks())
+        except SatbridgeError:
+            # Read (and drop) what the client is still sending, for a few seconds at most: a
+            # client cut off mid-write would see grpc's "Internal error" instead of our status.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    async for _ in request_iterator:
+                        pass
+            raise
         return update_pb2.UploadResponse(
             upload_id=done.upload_id, size=done.size, sha256=done.sha256, complete=done.complete
         )

@@ -1,0 +1,91 @@
+"""Install against a REAL systemd: the appliance in nspawn runs the demo XCC; the health gate
+probes it inside the container's network; a crashing release is rolled back."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from satbridge.services.install import InstallService
+from satbridge.services.state import StateService
+from satbridge.services.update import UpdateService
+from satbridge.system.files import DirStore, FileLocks
+from satbridge.system.package import PackageIO
+from satbridge.system.probe import Prober
+from satbridge.system.releases import Releases
+from satbridge.system.staging import Staging
+from satbridge.system.systemd import SystemdUnits
+from tests.fakes import CountingEntropy, ListAudit
+from tests.lab import packages
+from tests.lab.appliance import booted
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    with booted("satinstall", log=tmp_path_factory.mktemp("lab") / "nspawn.log") as lab:
+        yield lab
+
+
+async def install(service: InstallService, update: UpdateService, path: Path) -> list:
+    data = path.read_bytes()
+    m = packages.manifest_of(path)
+    begun = await update.begin(m.name, m.version, len(data), hashlib.sha256(data).hexdigest())
+
+    async def chunks():
+        yield begun.upload_id, 0, data
+
+    await update.upload(chunks())
+    return [event async for event in service.install(begun.upload_id)]
+
+
+async def test_install_update_and_rollback_on_real_systemd(appliance, tmp_path):
+    root = appliance.root
+    state_dir = tmp_path / "state"
+    store = DirStore(state_dir)
+    staging, releases = Staging(state_dir / "uploads"), Releases(root / "opt/xcc")
+    units = SystemdUnits(appliance.bus_address, root)
+    key = packages.trusted_key(tmp_path / "etc", tmp_path / "pkgs")
+    service = InstallService(
+        staging,
+        releases,
+        PackageIO(),
+        units,
+        Prober(Path(f"/proc/{appliance.leader}/ns/net")),
+        store,
+        FileLocks(state_dir),
+        ListAudit(),
+        StateService(store, CountingEntropy()),
+        time.time,
+        tmp_path / "etc/keys",
+        health_gate=3,
+    )
+    update = UpdateService(staging, releases)
+    try:
+        first = await install(service, update, packages.good(tmp_path / "pkgs", key, "1.0.0", probe="http"))
+        assert first[-1].phase == "COMMITTED", first[-1]
+        state = await units.state("xcc.service")
+        assert (state.active_state, state.sub_state) == ("active", "running")
+        assert state.enabled
+        v1_pid = state.main_pid
+
+        second = await install(service, update, packages.good(tmp_path / "pkgs", key, "1.1.0", probe="http"))
+        assert second[-1].phase == "COMMITTED"
+        assert (await units.state("xcc.service")).main_pid != v1_pid, "restarted on the new release"
+
+        broken = await install(
+            service, update, packages.good(tmp_path / "pkgs", key, "2.0.0", variant="crash", probe="http")
+        )
+        assert broken[-1].phase == "ROLLED_BACK"
+        assert broken[-1].reason
+        assert releases.current() == "1.1.0"
+        state = await units.state("xcc.service")
+        assert state.active_state == "active", "back on 1.1.0, running"
+        log = (root / "var/log/xcc/xcc.log").read_text()
+        assert "crashing on purpose" in log, "the demo XCC logged under /var/log/xcc"
+    finally:
+        await units.close()
