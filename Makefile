@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/logs.py
+	$(BIN)/python bench/upload.py  # scp column needs openssh-server and root
 	$(BIN)/python bench/firewall.py  # root: runs in its own network namespace
 
 clean:

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Uploading a package over mutual TLS (BeginUpload + Upload), against the same job done by a
+plain Python `ssl` socket copy (receive, sha256, write, one fsync, with a writer thread), and
+against scp to a private sshd on loopback when sshd is installed. Same run, same file.
+
+    .venv/bin/python bench/upload.py [--mib 256] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from satbridge.api.v1 import update_pb2, update_pb2_grpc
+from satbridge.client.inventory import Inventory
+from satbridge.client.session import connect, pair
+from satbridge.client.update import send_stream
+
+PY = sys.executable
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
+SSL_SINK = r"""
+import hashlib, os, queue, socket, ssl, sys, threading
+cert, key, port, out = sys.argv[1:5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+srv = socket.create_server(("127.0.0.1", int(port))); print("ready", flush=True)
+while True:
+    conn, _ = srv.accept()
+    with ctx.wrap_socket(conn, server_side=True) as tls:
+        q = queue.Queue(4); h = hashlib.sha256()
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        def writer():
+            while (d := q.get()) is not None:
+                h.update(d); os.write(fd, d)
+            os.fsync(fd)
+        t = threading.Thread(target=writer); t.start()
+        while data := tls.recv(1 << 20):
+            q.put(data)
+        q.put(None); t.join(); os.close(fd)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def ssl_send(port: int, path: Path) -> float:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw) as tls, open(path, "rb") as f:
+        while data := f.read(1 << 20):
+            tls.sendall(data)
+        tls.shutdown(socket.SHUT_WR)
+        tls.recv(1)  # until the sink closed: it has fsynced
+    return time.perf_counter() - start
+
+
+def scp_setup(work: Path) -> tuple[subprocess.Popen[bytes], int] | None:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd) or os.geteuid() != 0:
+        return None
+    port = free_port()
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "user")], check=True)
+    (work / "authorized").write_bytes((work / "user.pub").read_bytes())
+    os.chmod(work / "authorized", 0o600)
+    proc = subprocess.Popen(
+        [
+            sshd,
+            "-D",
+            "-e",
+            "-p",
+            str(port),
+            "-h",
+            str(work / "host"),
+            "-o",
+            "ListenAddress=127.0.0.1",
+            "-o",
+            f"AuthorizedKeysFile={work / 'authorized'}",
+            "-o",
+            "PidFile=none",
+            "-o",
+            "StrictModes=no",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return proc, port
+
+
+def scp_send(port: int, work: Path, path: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "scp",
+            "-q",
+            "-P",
+            str(port),
+            "-i",
+            str(work / "user"),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            str(path),
+            f"root@127.0.0.1:{work / 'scp.out'}",
+        ],
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+async def grpc_upload(stub, path: Path, version: str) -> float:
+    data_size = path.stat().st_size
+    digest = hashlib.sha256()  # the client's own pass over the file is not the transfer: untimed
+    with open(path, "rb") as f:
+        while data := f.read(1 << 20):
+            digest.update(data)
+    start = time.perf_counter()
+    begun = await stub.BeginUpload(
+        update_pb2.BeginUploadRequest(name="xcc", version=version, size=data_size, sha256=digest.hexdigest())
+    )
+
+    async def chunks():
+        offset = 0
+        with open(path, "rb") as f:
+            while data := f.read(1 << 20):
+                yield update_pb2.UploadChunk(upload_id=begun.upload_id, offset=offset, data=data)
+                offset += len(data)
+
+    done = await send_stream(stub.Upload(), chunks())
+    assert done.complete
+    return time.perf_counter() - start
+
+
+async def main(mib: int, rounds: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="satbridge-bench-up-"))
+    root = work / "root"
+    payload = work / "payload.bin"
+    with open(payload, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    mgmt, pairing, sink = free_port(), free_port(), free_port()
+    cfg = root / "etc/satbridge/satbridge.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
+    bridge = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "satbridge",
+            "--root",
+            str(root),
+            "--sandbox",
+            "--serve",
+            "--log-level",
+            "error",
+            "--listen",
+            f"127.0.0.1:{mgmt}",
+            "--pairing-listen",
+            f"127.0.0.1:{pairing}",
+        ],
+        env={**os.environ, **MALLOC},
+    )
+    time.sleep(1.5)
+    state = root / "var/lib/satbridge"
+    ref = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            SSL_SINK,
+            str(state / "identity.crt"),
+            str(state / "identity.key"),
+            str(sink),
+            str(work / "ssl.out"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert ref.stdout is not None
+    assert ref.stdout.readline().startswith("ready")
+    ssh = scp_setup(work)
+    try:
+        code = json.loads(
+            subprocess.run(
+                [PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["code"]
+        inv = Inventory.load(work / "ctl")
+        sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
+        idle = rss(bridge.pid)
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss(bridge.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        ours, refs, scps = [], [], []
+        async with connect(sat, inv, timeout=600) as client:
+            stub = update_pb2_grpc.UpdateStub(client.channel)
+            for r in range(rounds):
+                ours.append(await grpc_upload(stub, payload, f"1.{r}.0"))
+                refs.append(await asyncio.to_thread(ssl_send, sink, payload))
+                if ssh:
+                    scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
+                for pkg in (state / "uploads").glob("*"):
+                    pkg.unlink()  # a fresh upload each round
+        stop.set()
+        sampler.join()
+        o, r = statistics.median(ours), statistics.median(refs)
+        print(f"| {mib} MiB upload ({rounds} rounds) | MiB/s | ratio |")
+        print("|---|---|---|")
+        print(f"| BeginUpload + Upload, mutual TLS (sha256, fsync) | {mib / o:.0f} | {r / o:.2f}x of the ssl copy |")
+        print(f"| plain ssl socket copy (recv, sha256, write, fsync, writer thread) | {mib / r:.0f} | 1.00x |")
+        if scps:
+            s = statistics.median(scps)
+            print(f"| scp to a private sshd on loopback | {mib / s:.0f} | ours is {s / o:.1f}x scp |")
+        else:
+            print("| scp | - | sshd not installed (apt-get install openssh-server) |")
+        print(
+            f"bridge RSS: idle {idle / 2**20:.0f} MiB, peak {peak[0] / 2**20:.0f} MiB (+{(peak[0] - idle) / 2**20:.0f})"
+        )
+    finally:
+        for proc in (bridge, ref, *(ssh[:1] if ssh else ())):
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    asyncio.run(main(opts.mib, opts.rounds))
