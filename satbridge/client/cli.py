@@ -406,11 +406,15 @@ def _package(opts: argparse.Namespace) -> int:
 
 async def _update(client: SatelliteClient, path: Path, *, allow_downgrade: bool, health_gate: int) -> int:
     from satbridge.api.v1 import update_pb2
-    from satbridge.client.update import Updater
+    from satbridge.client.update import Updater, describe
 
     if not path.is_file():  # noqa: ASYNC240 - one stat on a CLI
         raise InvalidArgument(f"no package file {path}", field="PKG")
     updater = Updater(client.channel, timeout=max(client.timeout, 60))
+    _, version, _, _ = await asyncio.to_thread(describe, path)
+    if (await updater.versions()).running == version:
+        print(f"{version} is already running; nothing to do")
+        return 0
     upload_id = await updater.upload(path)
 
     def show(event: update_pb2.InstallEvent) -> None:
