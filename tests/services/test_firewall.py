@@ -53,10 +53,9 @@ async def test_unconfirmed_change_rolls_back(parts):
     assert state.pending_revision == 1
     assert state.revision == 0
     assert await kernel_xcc(backend)
-    while await kernel_xcc(backend):
+    while await kernel_xcc(backend) or (await service.get()).pending_revision:
         await asyncio.sleep(0.05)
         assert time.monotonic() - started < 2.0, "rolled back within timeout + 1 s"
-    assert (await service.get()).pending_revision == 0
     assert "firewall-rolled-back" in audit.names()
 
 
