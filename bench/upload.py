@@ -67,6 +67,12 @@ def rss(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ssl_send(port: int, path: Path) -> float:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -229,11 +235,16 @@ async def main(mib: int, rounds: int) -> None:
         sampler = threading.Thread(target=sample)
         sampler.start()
         ours, refs, scps = [], [], []
+        cpu_ours = cpu_ref = 0.0
         async with connect(sat, inv, timeout=600) as client:
             stub = update_pb2_grpc.UpdateStub(client.channel)
             for r in range(rounds):
+                before = cpu_seconds(bridge.pid)
                 ours.append(await grpc_upload(stub, payload, f"1.{r}.0"))
+                cpu_ours += cpu_seconds(bridge.pid) - before
+                before = cpu_seconds(ref.pid)
                 refs.append(await asyncio.to_thread(ssl_send, sink, payload))
+                cpu_ref += cpu_seconds(ref.pid) - before
                 if ssh:
                     scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
                 for pkg in (state / "uploads").glob("*"):
@@ -250,6 +261,8 @@ async def main(mib: int, rounds: int) -> None:
             print(f"| scp to a private sshd on loopback | {mib / s:.0f} | ours is {s / o:.1f}x scp |")
         else:
             print("| scp | - | sshd not installed (apt-get install openssh-server) |")
+        per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
+        print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
         print(
             f"bridge RSS: idle {idle / 2**20:.0f} MiB, peak {peak[0] / 2**20:.0f} MiB (+{(peak[0] - idle) / 2**20:.0f})"
         )
