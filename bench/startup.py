@@ -172,7 +172,7 @@ def main() -> None:
                 run(
                     imports(
                         "grpc.aio, grpc_health.v1.health, grpc_reflection.v1alpha.reflection, "
-                        "google.protobuf.descriptor_pool, cryptography.x509"
+                        "google.protobuf.descriptor_pool, cryptography.x509, dbus_next.aio"
                     )
                 )
             )
@@ -181,7 +181,7 @@ def main() -> None:
                 "--serve to first GetIdentity",
                 statistics.median(a),
                 statistics.median(b),
-                "import grpc.aio, health, reflection, protobuf, cryptography",
+                "import grpc.aio, health, reflection, protobuf, cryptography, dbus_next",
             )
         )
         print(f"| mode | median s | reference median s | ratio | reference ({opts.rounds} rounds, interleaved) |")

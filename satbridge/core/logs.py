@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +43,8 @@ def journal_line(entry: dict[str, Any]) -> str:
 
 
 def tar_header(name: str, size: int, mtime: float, mode: int = 0o644) -> bytes:
+    import tarfile  # only the support bundle needs it
+
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = int(mtime)
@@ -51,11 +52,14 @@ def tar_header(name: str, size: int, mtime: float, mode: int = 0o644) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT)
 
 
+BLOCK = 512  # tarfile.BLOCKSIZE
+
+
 def tar_padding(size: int) -> bytes:
-    return b"\0" * (-size % tarfile.BLOCKSIZE)
+    return b"\0" * (-size % BLOCK)
 
 
-TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
+TAR_END = b"\0" * (2 * BLOCK)
 
 
 def redact(value: Any, key: str = "") -> Any:
