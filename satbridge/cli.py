@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     pw.add_argument("--json", action="store_true")
     sub.add_parser("disconnect", help="remove the paired server's trust at once and stop XCC")
+    fr = sub.add_parser("factory-reset", help="back to the delivered state (XCC, trust, firewall, network, identity)")
+    fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
     xc.add_argument("--timeout", type=float, default=0, help="seconds to wait for systemd (default 90)")
@@ -326,6 +328,33 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     return 0
 
 
+def _factory_reset(bridge: Bridge, yes: bool) -> int:
+    import asyncio
+
+    from satbridge.errors import InvalidArgument
+
+    if not yes:
+        raise InvalidArgument("a factory reset removes XCC, the pairing and every setting: add --yes", field="--yes")
+
+    async def run() -> int:
+        failed = 0
+        try:
+            async for step in bridge.factory_reset.run(by="console (satbridge factory-reset)"):
+                mark = "done" if step.done else "FAILED"
+                print(f"[{mark:>6}] {step.name}: {step.detail}")
+                failed += not step.done
+        finally:
+            await bridge.aclose()
+        return failed
+
+    failed = asyncio.run(run())
+    if failed:
+        print(f"{failed} step(s) failed; run `satbridge factory-reset --yes` again to finish", file=sys.stderr)
+        return 1
+    print("factory reset complete; the satellite opens a pairing window at the bridge's next start")
+    return 0
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
@@ -360,6 +389,8 @@ def _run(opts: argparse.Namespace) -> int:
         return _pair_window(bridge, opts.action, opts.json)
     if opts.command == "disconnect":
         return _disconnect(bridge)
+    if opts.command == "factory-reset":
+        return _factory_reset(bridge, opts.yes)
     if opts.command == "xcc":
         return _xcc(bridge, opts.action, opts.timeout, opts.json)
     if opts.command == "firewall":

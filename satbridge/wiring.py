@@ -14,6 +14,7 @@ from pathlib import Path
 from satbridge import __version__
 from satbridge.config import Config
 from satbridge.services.disconnect import DisconnectService
+from satbridge.services.factory import FactoryResetService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
 from satbridge.services.install import InstallService
@@ -58,6 +59,7 @@ class Bridge:
     logs: LogsService
     update: UpdateService
     install: InstallService
+    factory_reset: FactoryResetService
 
     async def aclose(self) -> None:
         """Close what the adapters opened (D-Bus connections, the iptc thread)."""
@@ -115,6 +117,20 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         allow_unsigned=config.allow_unsigned,
         health_gate=config.health_gate_seconds,
     )
+    disconnect = DisconnectService(pairing, xcc)
+    factory_reset = FactoryResetService(
+        disconnect,
+        identity,
+        state,
+        firewall,
+        network,
+        units,
+        store,
+        audit,
+        xcc_dir=paths.xcc_dir,
+        xcc_log_dir=paths.xcc_log_dir,
+        uploads_dir=paths.state_dir / "uploads",
+    )
     return Bridge(
         config,
         identity,
@@ -122,7 +138,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         pairing,
         status,
         xcc,
-        DisconnectService(pairing, xcc),
+        disconnect,
         units,
         firewall,
         backend,
@@ -131,4 +147,5 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         logs,
         update,
         install,
+        factory_reset,
     )

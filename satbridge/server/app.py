@@ -81,6 +81,9 @@ class BridgeServer:
         self.bridge = bridge
         self._servers: list[grpc.aio.Server] = []
         self.health = health_aio.HealthServicer()
+        self._watcher: asyncio.Task[None] | None = None
+        self._fingerprint = b""
+        self.bound = Bound(0, 0)
 
     async def start(self) -> Bound:
         bridge = self.bridge
@@ -92,14 +95,36 @@ class BridgeServer:
         else:
             if recovered:
                 log.warning("install: %s", recovered)
+        config = bridge.config.server
+        bound = await self._listen(config.listen, config.pairing_listen)
+        await self._restore_firewall(bound)
+        for server in self._servers:
+            await server.start()
+        for name in ("", *LIVE_SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "listening: management %s (port %d), pairing %s (port %d); %d RPCs in the contract",
+            config.listen,
+            bound.management,
+            config.pairing_listen,
+            bound.pairing,
+            len(contract_methods()),
+        )
+        self.bound = bound
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_identity())
+        return bound
+
+    async def _listen(self, listen: ListenAddress, pairing_listen: ListenAddress) -> Bound:
+        """Build both servers with the identity on disk now, and bind them (not started yet)."""
+        bridge = self.bridge
         identity = bridge.identity.current()
+        self._fingerprint = identity.fingerprint
         key_cert = [(identity.key_pem, identity.cert_pem)]
         trusted = bridge.pairing.is_trusted
         servicer_names = [*(name for name in LIVE_SERVICES), reflection.SERVICE_NAME, "grpc.health.v1.Health"]
 
         mgmt = grpc.aio.server(interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)], options=_OPTIONS)
-        pairing_servicer = PairingServicer(bridge, issues_challenges=False)
-        pairing_pb2_grpc.add_PairingServicer_to_server(pairing_servicer, mgmt)
+        pairing_pb2_grpc.add_PairingServicer_to_server(PairingServicer(bridge, issues_challenges=False), mgmt)
         system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(bridge), mgmt)
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
         firewall_pb2_grpc.add_FirewallServicer_to_server(FirewallServicer(bridge), mgmt)
@@ -116,27 +141,35 @@ class BridgeServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
         pair_creds = grpc.ssl_server_credentials(key_cert)
 
-        config = bridge.config.server
         bound = Bound(
-            management=_bind(mgmt, config.listen, mgmt_creds, "management"),
-            pairing=_bind(pair, config.pairing_listen, pair_creds, "pairing"),
+            management=_bind(mgmt, listen, mgmt_creds, "management"),
+            pairing=_bind(pair, pairing_listen, pair_creds, "pairing"),
         )
         self._servers = [mgmt, pair]
-        await self._restore_firewall(bound)
-
-        for server in self._servers:
-            await server.start()
-        for name in ("", *LIVE_SERVICES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info(
-            "listening: management %s (port %d), pairing %s (port %d); %d RPCs in the contract",
-            config.listen,
-            bound.management,
-            config.pairing_listen,
-            bound.pairing,
-            len(contract_methods()),
-        )
         return bound
+
+    async def _watch_identity(self, every: float = 1.0) -> None:
+        """A factory reset (from the console, another process) makes a new identity: listen
+        again with it, so no client pins the old one, and open a pairing window."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                fingerprint = self.bridge.identity.current().fingerprint
+            except SatbridgeError:
+                continue  # between the reset's steps
+            if fingerprint == self._fingerprint:
+                continue
+            log.warning("the satellite identity changed (factory reset): listening again with the new one")
+            old = self._servers
+            await asyncio.gather(*(server.stop(1.0) for server in old))
+            host = self.bridge.config.server
+            await self._listen(
+                ListenAddress(host.listen.host, self.bound.management),
+                ListenAddress(host.pairing_listen.host, self.bound.pairing),
+            )
+            for server in self._servers:
+                await server.start()
+            await asyncio.to_thread(self.bridge.pairing.auto_open)
 
     async def _restore_firewall(self, bound: Bound) -> None:
         """Put the last confirmed rule set in force, with the ports really bound. A failure is
@@ -154,6 +187,10 @@ class BridgeServer:
             log.warning("firewall: %s", warning)
 
     async def stop(self, grace: float | None = None) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(*(s.stop(grace) for s in self._servers))
         self._servers = []

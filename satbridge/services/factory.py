@@ -1,0 +1,128 @@
+"""Factory reset: back to the state the satellite was delivered in (DESIGN §4).
+
+Each step is idempotent, so an interrupted reset can simply be run again. The bridge binary,
+its config and the audit log stay; a new identity makes every certificate issued before die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from satbridge.core.units import XCC_UNIT
+from satbridge.errors import SatbridgeError
+from satbridge.services.disconnect import DisconnectService
+from satbridge.services.firewall import FirewallService
+from satbridge.services.identity import IdentityService
+from satbridge.services.network import NetworkService
+from satbridge.services.ports import AuditLog, Store, Units
+from satbridge.services.state import StateService
+
+log = logging.getLogger(__name__)
+
+STATE_FILES = ("trust.json", "pairing-window.json", "firewall.json", "network-pending.json", "install.json")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    done: bool
+    detail: str = ""
+
+
+class FactoryResetService:
+    def __init__(
+        self,
+        disconnect: DisconnectService,
+        identity: IdentityService,
+        state: StateService,
+        firewall: FirewallService,
+        network: NetworkService,
+        units: Units,
+        store: Store,
+        audit: AuditLog,
+        *,
+        xcc_dir: Path,
+        xcc_log_dir: Path,
+        uploads_dir: Path,
+    ) -> None:
+        self.disconnect = disconnect
+        self.identity = identity
+        self.state = state
+        self.firewall = firewall
+        self.network = network
+        self.units = units
+        self.store = store
+        self.audit = audit
+        self.xcc_dir = xcc_dir
+        self.xcc_log_dir = xcc_log_dir
+        self.uploads_dir = uploads_dir
+
+    async def run(self, *, by: str) -> AsyncIterator[Step]:
+        """Do every step, reporting each; a failed step is reported and the others still run."""
+        self.audit.record("factory-reset-started", by=by)
+        steps = [
+            ("disconnect the server", self._disconnect),
+            ("remove XCC", self._remove_xcc),
+            ("restore the factory firewall", self._firewall),
+            ("network back to DHCP", self._network),
+            ("a new identity and a clean state", self._identity_and_state),
+        ]
+        failed = 0
+        for name, step in steps:
+            try:
+                detail = await step()
+            except SatbridgeError as exc:
+                failed += 1
+                log.warning("factory reset: %s failed: %s", name, exc)
+                yield Step(name, False, str(exc))
+                continue
+            yield Step(name, True, detail)
+        self.audit.record(
+            "factory-reset-finished" if not failed else "factory-reset-incomplete", by=by, failed_steps=failed
+        )
+
+    async def _disconnect(self) -> str:
+        done = await self.disconnect.disconnect(by="factory reset")
+        return "trust removed" if done.was_paired else "was not paired"
+
+    async def _remove_xcc(self) -> str:
+        if self.units.has_unit_file(XCC_UNIT):
+            try:
+                await self.units.run_job("stop", XCC_UNIT, timeout=90)
+                await self.units.disable(XCC_UNIT)
+            except Exception as exc:  # noqa: BLE001 - the files go regardless
+                log.warning("stopping XCC before removing it: %s", exc)
+            await self.units.remove_unit_file(XCC_UNIT)
+
+        def wipe() -> int:
+            removed = 0
+            for path in (self.xcc_dir, self.xcc_log_dir, self.uploads_dir):
+                if path.exists():
+                    shutil.rmtree(path)
+                    removed += 1
+            return removed
+
+        return f"{await asyncio.to_thread(wipe)} directories removed"
+
+    async def _firewall(self) -> str:
+        state = await self.firewall.reset(by="factory reset")
+        return f"revision {state.revision}"
+
+    async def _network(self) -> str:
+        state = await self.network.set_dhcp(confirm_timeout=0)
+        return ", ".join(state.addresses) or "waiting for a lease"
+
+    async def _identity_and_state(self) -> str:
+        with self.store.lock():
+            for name in STATE_FILES:
+                self.store.remove(name)
+            self.identity.discard()
+            self.state.reset()
+            self.identity.ensure()
+            self.state.ensure()
+        return f"new identity {self.identity.current().fingerprint.hex()[:16]}…"
