@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         how.add_argument("--no-confirm", action="store_true", help="apply for good at once")
     nets.add_parser("confirm", help="keep the change made last")
     nets.add_parser("hostname", help="set the hostname").add_argument("name")
+    sub.add_parser("menu", help="the console menu (the default on a terminal)")
     sub.add_parser("version", help="print the bridge version")
     sub.add_parser("init-config", help="write the default config file if there is none")
     return p
@@ -397,8 +398,14 @@ def _run(opts: argparse.Namespace) -> int:
         return _firewall(bridge, opts.action, opts.json)
     if opts.command == "network":
         return _network(bridge, opts)
+    if opts.command in (None, "menu"):
+        if opts.command is None and not sys.stdin.isatty():
+            _parser().print_help(sys.stderr)
+            return 2
+        from satbridge.menu.app import run
+
+        return run(bridge)
     _parser().print_help(sys.stderr)
-    print("\nThe console menu is not part of this version yet; use the commands above.", file=sys.stderr)
     return 2
 
 
