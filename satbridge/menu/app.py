@@ -38,10 +38,20 @@ class MenuApp:
         self.refresh: Callable[[], Awaitable[None]] | None = None
         self.loop: urwid.MainLoop | None = None
         self.current = "menu"
+        # Every screen and global key is a named action: tests (and keys.py) run them by name.
         self.actions: dict[str, Callable[[], None]] = {
             "help": self.help,
             "back": self.main_menu,
             "quit": self.quit,
+            "status": self.status,
+            "commission": self.commission,
+            "network": self.network,
+            "xcc": self.xcc,
+            "firewall": self.firewall,
+            "logs": self.logs,
+            "disconnect": self.disconnect,
+            "factory-reset": self.factory_reset,
+            "about": self.about,
         }
         self.main_menu()
 

@@ -7,6 +7,7 @@ its config and the audit log stay; a new identity makes every certificate issued
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from satbridge.core.units import XCC_UNIT
-from satbridge.errors import SatbridgeError
+from satbridge.errors import FailedPrecondition, SatbridgeError
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
@@ -114,6 +115,10 @@ class FactoryResetService:
         return f"revision {state.revision}"
 
     async def _network(self) -> str:
+        # A change still awaiting confirmation is settled first: its checkpoint would otherwise
+        # roll back over the DHCP set here.
+        with contextlib.suppress(FailedPrecondition):
+            await self.network.confirm()
         state = await self.network.set_dhcp(confirm_timeout=0)
         return ", ".join(state.addresses) or "waiting for a lease"
 

@@ -61,6 +61,27 @@ async def test_status_and_help_by_name(app):
     assert "Commission / connect" in render_text(app.top)
 
 
+@pytest.mark.parametrize(
+    ("action", "title"),
+    [
+        ("status", "status"),
+        ("commission", "commission / connect"),
+        ("network", "network"),
+        ("xcc", "XCC service"),
+        ("firewall", "firewall"),
+        ("logs", "logs"),
+        ("factory-reset", "factory reset"),
+        ("about", "about"),
+        ("help", "help"),
+        ("disconnect", "confirm"),
+    ],
+)
+async def test_every_screen_is_a_named_action(app, action, title):
+    app.run_action(action)
+    await settle(app)
+    assert f"satbridge - {title}" in render_text(app.top)
+
+
 async def test_commission_shows_the_code_and_then_the_pairing(app):
     app.commission()
     await settle(app)
