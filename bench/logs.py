@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from satbridge.api.v1 import logs_pb2
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect, pair
+from tests.lab.bridge import PeakRss, free_port
 
 PY = sys.executable
 SSL_SERVER = r"""
@@ -45,19 +45,6 @@ while True:
                 h.update(data); tls.sendall(data)
         tls.sendall(h.hexdigest().encode())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def ssl_copy(port: int, size: int) -> float:
@@ -129,32 +116,21 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
         )["code"]
         inv = Inventory.load(work / "ctl")
         sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
-        idle = rss(bridge.pid)
-        peak = [idle]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss(bridge.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
+        memory = PeakRss(bridge.pid).__enter__()
         ours, refs = [], []
         async with connect(sat, inv, timeout=600) as client:
             for _ in range(rounds):
                 ours.append(await grpc_download(client, "xcc/big.log"))
                 refs.append(await asyncio.to_thread(ssl_copy, plain, size))
-        stop.set()
-        sampler.join()
+        memory.__exit__()
         o, r = statistics.median(ours), statistics.median(refs)
         print(f"| {mib} MiB download ({rounds} rounds) | MiB/s | ratio to ssl copy |")
         print("|---|---|---|")
         print(f"| Logs.Download, mutual TLS | {mib / o:.0f} | {r / o:.2f}x |")
         print(f"| plain ssl socket copy (read, sha256, send) | {mib / r:.0f} | 1.00x |")
         print(
-            f"bridge RSS: idle {idle / 2**20:.0f} MiB, peak {peak[0] / 2**20:.0f} MiB "
-            f"(+{(peak[0] - idle) / 2**20:.0f} MiB)"
+            f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
+            f"(+{memory.grew_mib:.0f} MiB)"
         )
     finally:
         bridge.terminate()

@@ -14,7 +14,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ TOP = Path(__file__).resolve().parent.parent
 PY = sys.executable
 sys.path.insert(0, str(TOP))
 
+from tests.lab.bridge import free_port  # noqa: E402
+
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
@@ -35,12 +36,6 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 def imports(modules: str) -> list[str]:
     return [PY, "-c", f"import {modules}" if modules else "pass"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_until_identity(root: Path) -> float:

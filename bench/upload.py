@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect, pair
 from satbridge.client.update import send_stream
+from tests.lab.bridge import PeakRss, free_port
 
 PY = sys.executable
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
@@ -52,19 +52,6 @@ while True:
             q.put(data)
         q.put(None); t.join(); os.close(fd)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -223,17 +210,7 @@ async def main(mib: int, rounds: int) -> None:
         )["code"]
         inv = Inventory.load(work / "ctl")
         sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
-        idle = rss(bridge.pid)
-        peak = [idle]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss(bridge.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
+        memory = PeakRss(bridge.pid).__enter__()
         ours, refs, scps = [], [], []
         cpu_ours = cpu_ref = 0.0
         async with connect(sat, inv, timeout=600) as client:
@@ -249,8 +226,7 @@ async def main(mib: int, rounds: int) -> None:
                     scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
                 for pkg in (state / "uploads").glob("*"):
                     pkg.unlink()  # a fresh upload each round
-        stop.set()
-        sampler.join()
+        memory.__exit__()
         o, r = statistics.median(ours), statistics.median(refs)
         print(f"| {mib} MiB upload ({rounds} rounds) | MiB/s | ratio |")
         print("|---|---|---|")
@@ -264,7 +240,8 @@ async def main(mib: int, rounds: int) -> None:
         per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
         print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
         print(
-            f"bridge RSS: idle {idle / 2**20:.0f} MiB, peak {peak[0] / 2**20:.0f} MiB (+{(peak[0] - idle) / 2**20:.0f})"
+            f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
+            f"(+{memory.grew_mib:.0f})"
         )
     finally:
         for proc in (bridge, ref, *(ssh[:1] if ssh else ())):

@@ -1,12 +1,19 @@
-"""A bridge as a real process (sandbox mode) for tests that kill or restart it."""
+"""A bridge as a real process (sandbox mode), for tests and benchmarks that talk to it from outside."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 PY = sys.executable
@@ -58,3 +65,115 @@ class Bridge:
         if self.proc and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             await self.proc.wait()
+
+
+def rss(pid: int) -> int:
+    """Resident memory of a process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakRss:
+    """Samples a process's RSS every 50 ms while the `with` block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.idle = rss(pid)
+        self.peak = self.idle
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def grew_mib(self) -> float:
+        return (self.peak - self.idle) / 2**20
+
+
+@dataclass
+class Serving:
+    proc: subprocess.Popen[bytes]
+    root: Path
+    mgmt: int
+    pairing: int
+
+
+@contextmanager
+def serving(root: Path, *, env: dict[str, str] | None = None) -> Iterator[Serving]:
+    """`satbridge --sandbox --serve` on two free loopback ports, until the `with` ends."""
+    mgmt, pairing = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "satbridge",
+            "--root",
+            str(root),
+            "--sandbox",
+            "--serve",
+            "--log-level",
+            "error",
+            "--listen",
+            f"127.0.0.1:{mgmt}",
+            "--pairing-listen",
+            f"127.0.0.1:{pairing}",
+        ],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", pairing), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError("the bridge did not start") from None
+                time.sleep(0.05)
+        yield Serving(proc, root, mgmt, pairing)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def satctl_pair(s: Serving, config_dir: Path, *extra: str) -> None:
+    """Open a window with the console CLI and pair with the satctl CLI, as an operator would."""
+    window = subprocess.run(
+        [PY, "-m", "satbridge", "--root", str(s.root), "pair-window", "open", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "satbridge.client",
+            "--config-dir",
+            str(config_dir),
+            *extra,
+            "pair",
+            "127.0.0.1",
+            json.loads(window.stdout)["code"],
+            "--port",
+            str(s.mgmt),
+            "--pairing-port",
+            str(s.pairing),
+        ],
+        check=True,
+        capture_output=True,
+    )

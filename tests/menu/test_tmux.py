@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.bridge import free_port
+from tests.lab.bridge import serving
 
 PY = sys.executable
 TOP = Path(__file__).resolve().parents[2]
@@ -70,37 +70,12 @@ def satellite(tmp_path):
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")
     root, ctl = tmp_path / "root", tmp_path / "ctl"
-    mgmt, pairing = free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "satbridge",
-            "--root",
-            str(root),
-            "--sandbox",
-            "--serve",
-            "--log-level",
-            "warning",
-            "--listen",
-            f"127.0.0.1:{mgmt}",
-            "--pairing-listen",
-            f"127.0.0.1:{pairing}",
-        ],
-        stderr=subprocess.DEVNULL,
-        cwd=TOP,
-    )
-    deadline = time.monotonic() + 30
-    while not (root / "var/lib/satbridge/identity.crt").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    console = Console(f"sbt{mgmt}", root)
-    try:
-        yield console, root, ctl, mgmt, pairing
-    finally:
-        console.close()
-        server.terminate()
-        server.wait(timeout=30)
+    with serving(root) as bridge:
+        console = Console(f"sbt{bridge.mgmt}", root)
+        try:
+            yield console, root, ctl, bridge.mgmt, bridge.pairing
+        finally:
+            console.close()
 
 
 def test_every_screen_of_the_console(satellite):

@@ -8,6 +8,7 @@ import subprocess
 from satbridge.api.v1 import firewall_pb2
 from satbridge.client.session import connect
 from tests.conftest import PYTHON, pair_with
+from tests.lab.bridge import satctl_pair, serving
 
 
 async def test_set_confirm_get_and_status(running, inventory):
@@ -40,55 +41,10 @@ async def test_set_confirm_get_and_status(running, inventory):
 
 def test_satctl_firewall_set_confirms_over_a_new_connection(tmp_path):
     """The CLI path, against a bridge process (sandbox) on loopback."""
-    import socket
-    import time
-
-    def free() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     root, ctl = tmp_path / "root", tmp_path / "ctl"
-    mgmt, pairing = free(), free()
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "satbridge",
-            "--root",
-            str(root),
-            "--sandbox",
-            "--serve",
-            "--listen",
-            f"127.0.0.1:{mgmt}",
-            "--pairing-listen",
-            f"127.0.0.1:{pairing}",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", pairing), 1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        code = json.loads(
-            subprocess.run(
-                [PYTHON, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["code"]
-        satctl = [PYTHON, "-m", "satbridge.client", "--config-dir", str(ctl)]
-        subprocess.run(
-            [*satctl, "pair", "127.0.0.1", code, "--port", str(mgmt), "--pairing-port", str(pairing)],
-            check=True,
-            capture_output=True,
-        )
+    satctl = [PYTHON, "-m", "satbridge.client", "--config-dir", str(ctl)]
+    with serving(root) as bridge:
+        satctl_pair(bridge, ctl)
         rules = tmp_path / "rules.json"
         rules.write_text(
             json.dumps({"default_action": "drop", "rules": [{"protocol": "udp", "action": "accept", "ports": [5060]}]})
@@ -108,6 +64,3 @@ def test_satctl_firewall_set_confirms_over_a_new_connection(tmp_path):
             check=True,
         )
         assert json.loads(shown.stdout)["revision"] == 1
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
