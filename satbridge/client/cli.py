@@ -33,6 +33,20 @@ def _default_config_dir() -> Path:
     return Path(base) / "satctl"
 
 
+def _pair_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("host")
+    p.add_argument("code", help="the pairing code the satellite's console shows")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="management port (default 50051)")
+    p.add_argument("--pairing-port", type=int, default=DEFAULT_PAIRING_PORT, help="pairing port (default 50052)")
+    p.add_argument("--name", help="inventory name for the satellite (default: its hostname)")
+    p.add_argument(
+        "--as",
+        dest="server_name",
+        default=socket.gethostname()[:64] or "satctl",
+        help="this server's name, as the satellite will show it (default: this hostname)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satctl", description="Manage XCC satellites (the central server's side).")
     p.add_argument(
@@ -45,17 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=15.0, help="seconds per call (default 15)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pr = sub.add_parser("pair", help="pair with a satellite whose pairing window is open")
-    pr.add_argument("host")
-    pr.add_argument("code", help="the pairing code the satellite's console shows")
-    pr.add_argument("--port", type=int, default=DEFAULT_PORT, help="management port (default 50051)")
-    pr.add_argument("--pairing-port", type=int, default=DEFAULT_PAIRING_PORT, help="pairing port (default 50052)")
-    pr.add_argument("--name", help="inventory name for the satellite (default: its hostname)")
-    pr.add_argument(
-        "--as",
-        dest="server_name",
-        default=socket.gethostname()[:64] or "satctl",
-        help="this server's name, as the satellite will show it (default: this hostname)",
-    )
+    _pair_arguments(pr)
     st = sub.add_parser("status", help="the satellite's status")
     st.add_argument("--json", action="store_true")
     st.add_argument("--strict", action="store_true", help=f"exit {EXIT_WARNING} on a snapshot revert or a clone")
@@ -105,13 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("sync", help="the central server's start check: update only if the version differs")
     sy.add_argument("package", type=Path)
     cm = sub.add_parser("commission", help="pair, install XCC for the first time and start it")
-    cm.add_argument("host")
-    cm.add_argument("code")
+    _pair_arguments(cm)
     cm.add_argument("--xcc", type=Path, required=True, metavar="PKG")
-    cm.add_argument("--name")
-    cm.add_argument("--port", type=int, default=DEFAULT_PORT)
-    cm.add_argument("--pairing-port", type=int, default=DEFAULT_PAIRING_PORT)
-    cm.add_argument("--as", dest="server_name", default=socket.gethostname()[:64] or "satctl")
     pk = sub.add_parser("package", help="the vendor's side: keys and signed packages")
     pks = pk.add_subparsers(dest="action", required=True, metavar="ACTION")
     pks.add_parser("keygen", help="make an Ed25519 signing key").add_argument("--out", type=Path, default=Path("."))
@@ -135,21 +134,7 @@ async def _run(opts: argparse.Namespace) -> int:
     if opts.command == "package":
         return _package(opts)
     inv = Inventory.load(opts.config_dir)
-    if opts.command == "commission":
-        sat = await pair(
-            opts.host,
-            opts.code,
-            inventory=inv,
-            server_name=opts.server_name,
-            name=opts.name,
-            port=_port(opts.port, "--port"),
-            pairing_port=_port(opts.pairing_port, "--pairing-port"),
-            timeout=opts.timeout,
-        )
-        print(f"paired with {sat.name}")
-        async with connect(sat, inv, timeout=opts.timeout) as client:
-            return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
-    if opts.command == "pair":
+    if opts.command in ("pair", "commission"):
         sat = await pair(
             opts.host,
             opts.code,
@@ -161,7 +146,10 @@ async def _run(opts: argparse.Namespace) -> int:
             timeout=opts.timeout,
         )
         print(f"paired with {sat.name} ({sat.host}); identity {sat.fingerprint}")
-        return 0
+        if opts.command == "pair":
+            return 0
+        async with connect(sat, inv, timeout=opts.timeout) as client:
+            return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
     if opts.command == "list":
         for sat in inv.satellites.values():
             mark = "*" if sat.name == inv.default else " "
