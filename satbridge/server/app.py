@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 
@@ -196,6 +197,17 @@ class BridgeServer:
         self._servers = []
 
 
+async def _watchdog() -> None:
+    """With WatchdogSec= set, systemd expects a WATCHDOG=1 at least every WATCHDOG_USEC: ping
+    from the event loop, so a blocked loop is what gets the service restarted."""
+    usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+    if usec <= 0:
+        return
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(usec / 2e6)
+
+
 async def serve(bridge: Bridge) -> int:
     """Run until SIGTERM or SIGINT; then finish running calls within the grace period."""
     opened = await asyncio.to_thread(bridge.pairing.auto_open)
@@ -211,7 +223,9 @@ async def serve(bridge: Bridge) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notify("READY=1\nSTATUS=serving")
+    watchdog = loop.create_task(_watchdog())
     await stop.wait()
+    watchdog.cancel()
     log.info("stopping")
     notify("STOPPING=1")
     await server.stop(bridge.config.server.grace_seconds)

@@ -44,13 +44,15 @@ def test_ready_notification_and_clean_sigterm(tmp_path):
             "--pairing-listen",
             f"127.0.0.1:{pairing}",
         ],
-        env={**os.environ, "NOTIFY_SOCKET": str(notify_path)},
+        env={**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"},
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         message = listener.recv(4096).decode()
         assert "READY=1" in message
+        pings = [listener.recv(4096).decode() for _ in range(3)]
+        assert pings == ["WATCHDOG=1"] * 3, "the watchdog is fed every WATCHDOG_USEC / 2"
         # READY means serving: the pairing port answers at once.
         with socket.create_connection(("127.0.0.1", pairing), timeout=5):
             pass
@@ -58,7 +60,9 @@ def test_ready_notification_and_clean_sigterm(tmp_path):
         assert window["attempts_left"] == 5, "unpaired at start: the window opened by itself"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        assert "STOPPING=1" in listener.recv(4096).decode()
+        while (message := listener.recv(4096).decode()) == "WATCHDOG=1":
+            pass
+        assert "STOPPING=1" in message
     finally:
         if proc.poll() is None:
             proc.kill()
