@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from satbridge.core.units import XCC_UNIT
-from satbridge.errors import FailedPrecondition, SatbridgeError
+from satbridge.errors import FailedPrecondition, NotFound, SatbridgeError
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
@@ -117,9 +117,12 @@ class FactoryResetService:
     async def _network(self) -> str:
         # A change still awaiting confirmation is settled first: its checkpoint would otherwise
         # roll back over the DHCP set here.
-        with contextlib.suppress(FailedPrecondition):
-            await self.network.confirm()
-        state = await self.network.set_dhcp(confirm_timeout=0)
+        try:
+            with contextlib.suppress(FailedPrecondition):
+                await self.network.confirm()
+            state = await self.network.set_dhcp(confirm_timeout=0)
+        except NotFound as exc:  # no wired device: no network setting to put back
+            return f"nothing to reset ({exc})"
         return ", ".join(state.addresses) or "waiting for a lease"
 
     async def _identity_and_state(self) -> str:

@@ -72,7 +72,7 @@ class NmNetwork:
         for name, path in sorted(found):
             if not self.interface or name == self.interface:
                 return path, name
-        want = f"interface {self.interface!r}" if self.interface else "a wired device"
+        want = f"interface {self.interface!r}" if self.interface else "wired device"
         raise NotFound(f"NetworkManager knows no {want} (it has: {', '.join(n for n, _ in found) or 'none'})")
 
     async def _profile(self, interface: str) -> str | None:

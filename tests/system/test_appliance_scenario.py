@@ -1,0 +1,163 @@
+"""The whole scenario on the appliance: the zipapp installed as satbridge.service under the
+appliance's real systemd (nspawn), driven by satctl from the host, in the container's network."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from satbridge.system.systemd import SystemdUnits
+from tests.lab import packages
+from tests.lab.appliance import booted
+
+pytestmark = pytest.mark.lab
+TOP = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def zipapp(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([PY, str(TOP / "build/zipapp.py"), "--out", str(out)], check=True, capture_output=True, timeout=900)
+    return out / "satbridge.pyz"
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    with booted("sate2e", log=tmp_path_factory.mktemp("lab") / "nspawn.log") as lab:
+        yield lab
+
+
+class Satellite:
+    def __init__(self, leader: int, ctl: Path) -> None:
+        self.leader = leader
+        self.ctl = ctl
+
+    def inside(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command in the container (its mounts, network, pids)."""
+        done = subprocess.run(
+            ["nsenter", "-t", str(self.leader), "-m", "-u", "-i", "-n", "-p", "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and done.returncode:
+            raise AssertionError(f"{argv}: {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def satctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """satctl from the host, entering only the container's network (the server's seat)."""
+        return subprocess.run(
+            [
+                "nsenter",
+                f"--net=/proc/{self.leader}/ns/net",
+                "--",
+                PY,
+                "-m",
+                "satbridge.client",
+                "--config-dir",
+                str(self.ctl),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=TOP,
+        )
+
+    def code(self) -> str:
+        out = self.inside("/usr/bin/python3", "/usr/lib/satbridge/satbridge.pyz", "pair-window", "show", "--json")
+        return json.loads(out.stdout)["code"]
+
+
+async def test_the_whole_scenario(appliance, zipapp, tmp_path):
+    root = appliance.root
+    (root / "usr/lib/satbridge").mkdir(parents=True, exist_ok=True)
+    shutil.copy(zipapp, root / "usr/lib/satbridge/satbridge.pyz")
+    shutil.copy(TOP / "build/units/satbridge.service", root / "etc/systemd/system/satbridge.service")
+    key = packages.trusted_key(root / "etc/satbridge", tmp_path / "pkgs")
+    (root / "etc/satbridge/satbridge.toml").write_text("[update]\nhealth_gate_seconds = 2\n")
+    pkgs = tmp_path / "pkgs"
+    v1 = packages.good(pkgs, key, "1.0.0", probe="http")
+    v2 = packages.good(pkgs, key, "2.0.0", probe="http")
+    v3 = packages.good(pkgs, key, "3.0.0", probe="http", variant="crash")
+    units = SystemdUnits(appliance.bus_address, root)
+    sat = Satellite(appliance.leader, tmp_path / "ctl")
+    try:
+        await units.reload()
+        started = time.monotonic()
+        await units.run_job("start", "satbridge.service", timeout=120)  # Type=notify: READY came
+        state = await units.state("satbridge.service")
+        assert (state.active_state, state.sub_state) == ("active", "running"), state
+        print(f"satbridge.service ready in {time.monotonic() - started:.1f} s")
+
+        # 1. pair, with the code read inside
+        done = sat.satctl("pair", "127.0.0.1", sat.code(), "--as", "central")
+        assert done.returncode == 0, done.stderr
+        # 2. the first XCC install, and start
+        done = sat.satctl("update", str(v1))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "COMMITTED" in done.stdout
+        assert "1.0.0, active/running" in sat.satctl("xcc", "status").stdout
+        # 3. firewall set and confirm (satctl confirms over a new connection)
+        rules = tmp_path / "rules.json"
+        rules.write_text(
+            json.dumps(
+                {
+                    "default_action": "drop",
+                    "rules": [{"protocol": "tcp", "action": "accept", "ports": [18080], "comment": "xcc"}],
+                }
+            )
+        )
+        done = sat.satctl("firewall", "set", str(rules))
+        assert done.returncode == 0, done.stderr
+        saved = sat.inside("iptables-legacy-save", "-t", "filter").stdout
+        assert "-A SATBRIDGE-XCC -p tcp -m multiport --dports 18080 -m comment --comment xcc -j ACCEPT" in saved
+        # 4. update to v2; 5. a failing v3 rolls back
+        assert sat.satctl("update", str(v2)).returncode == 0
+        done = sat.satctl("update", str(v3))
+        assert done.returncode == 8, done.stdout + done.stderr
+        assert "ROLLED_BACK" in done.stdout
+        assert "2.0.0, active/running" in sat.satctl("xcc", "status").stdout
+        # 6. logs and the bundle
+        assert "xcc/xcc.log" in sat.satctl("logs", "list").stdout
+        log = tmp_path / "xcc.log"
+        assert sat.satctl("logs", "get", "xcc/xcc.log", "-o", str(log)).returncode == 0
+        assert "crashing on purpose" in log.read_text()
+        bundle = tmp_path / "bundle.tar.gz"
+        assert sat.satctl("logs", "bundle", "-o", str(bundle)).returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(bundle.read_bytes()), mode="r:gz") as tar:
+            assert "bundle/status.json" in tar.getnames()
+        # 7. disconnect
+        assert sat.satctl("unpair").returncode == 0
+        assert sat.satctl("status").returncode != 0, "its access ended"
+        # 8. factory reset, from the console side
+        done = sat.inside("/usr/bin/python3", "/usr/lib/satbridge/satbridge.pyz", "factory-reset", "--yes")
+        assert "factory reset complete" in done.stdout, done.stdout + done.stderr
+        assert not (root / "opt/xcc/current").exists()
+        # 9. re-pair: the running service follows the new identity
+        for _ in range(40):
+            time.sleep(0.25)  # noqa: ASYNC251 - a step-by-step scenario; nothing else runs
+            done = sat.satctl("pair", "127.0.0.1", sat.code(), "--as", "central", "--name", "again")
+            if done.returncode == 0:
+                break
+        assert done.returncode == 0, done.stderr
+        assert sat.satctl("-s", "again", "status").returncode == 0
+    finally:
+        journal = subprocess.run(  # noqa: ASYNC221
+            ["journalctl", "-D", str(appliance.journal), "-u", "satbridge.service", "-n", "30", "--no-pager"],
+            capture_output=True,
+            text=True,
+        )
+        print(journal.stdout[-3000:])
+        await units.close()
+        os.sync()
