@@ -41,6 +41,16 @@ def check_name(text: str, *, field: str = "name") -> str:
     return text
 
 
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+
+
+def check_upload_id(text: str) -> str:
+    """An id as BeginUpload hands them out (it names files: nothing else gets through)."""
+    if not _UPLOAD_ID.fullmatch(text):
+        raise InvalidArgument("the id BeginUpload returned", field="upload_id")
+    return text
+
+
 def check_sha256(text: str, *, field: str = "sha256") -> str:
     if not _SHA256.fullmatch(text):
         raise InvalidArgument("expected 64 lower-case hex digits", field=field)

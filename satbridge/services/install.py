@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from satbridge.core.package import Limits, Manifest, parse_manifest, version_key
+from satbridge.core.package import Limits, Manifest, check_upload_id, parse_manifest, version_key
 from satbridge.core.units import XCC_UNIT, JobFailed, render_xcc_unit
 from satbridge.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SatbridgeError
 from satbridge.services.ports import (
@@ -136,8 +136,7 @@ class InstallService:
     async def install(
         self, upload_id: str, *, allow_downgrade: bool = False, health_gate: float = 0
     ) -> AsyncIterator[Event]:
-        if not upload_id or "/" in upload_id or upload_id.startswith("."):
-            raise InvalidArgument("the id BeginUpload returned", field="upload_id")
+        check_upload_id(upload_id)
         if not self.staging.complete(upload_id):
             raise NotFound(f"no complete upload {upload_id!r}", field="upload_id")
         if not 0 <= health_gate <= 600:

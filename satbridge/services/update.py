@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from satbridge.core.package import check_name, check_sha256, check_version
+from satbridge.core.package import check_name, check_sha256, check_upload_id, check_version
 from satbridge.errors import Aborted, InvalidArgument, NotFound, ResourceExhausted
 from satbridge.services.ports import ReleasesPort, StagingPort
 
@@ -79,8 +79,7 @@ class UpdateService:
         if first is None:
             raise InvalidArgument("the stream carried no chunk", field="chunks")
         upload_id, offset, _ = first
-        if not upload_id or "/" in upload_id or upload_id.startswith("."):
-            raise InvalidArgument("the id BeginUpload returned", field="upload_id")
+        check_upload_id(upload_id)
         meta = self.staging.meta(upload_id)
         if meta is None:
             raise NotFound(f"no upload {upload_id!r}; call BeginUpload first", field="upload_id")
