@@ -381,7 +381,11 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.serve:
         import asyncio
 
+        import satbridge
         from satbridge.server.app import serve
+        from satbridge.system.zipapp import remove_old_extractions
+
+        remove_old_extractions(Path(satbridge.__file__))
 
         return asyncio.run(serve(bridge))
     if opts.command == "status":

@@ -67,3 +67,18 @@ def test_builds_are_reproducible(built, tmp_path):
         first = hashlib.sha256((built / name).read_bytes()).hexdigest()
         assert hashlib.sha256((again / name).read_bytes()).hexdigest() == first, f"{name} differs between builds"
     shutil.rmtree(again)
+
+
+def test_old_unpack_directories_are_removed(tmp_path):
+    from satbridge.system.zipapp import remove_old_extractions
+
+    root = tmp_path / "shiv"
+    for build in ("aaa", "bbb", "ccc"):
+        (root / f"satbridge.pyz_{build}/site-packages/satbridge").mkdir(parents=True)
+        (root / f".satbridge.pyz_{build}_lock").touch()
+    (root / "satctl.pyz_zzz/site-packages").mkdir(parents=True)
+    me = root / "satbridge.pyz_ccc/site-packages/satbridge/__init__.py"
+    me.touch()
+    assert sorted(remove_old_extractions(me)) == ["satbridge.pyz_aaa", "satbridge.pyz_bbb"]
+    assert sorted(p.name for p in root.iterdir()) == [".satbridge.pyz_ccc_lock", "satbridge.pyz_ccc", "satctl.pyz_zzz"]
+    assert remove_old_extractions(Path(__file__)) == [], "not from a zipapp: nothing to do"
