@@ -42,12 +42,9 @@ test: lint unit
 proto: venv
 	$(BIN)/python build/gen_proto.py
 
+# Every benchmark, one markdown report of ratios: bench/out/report.md (BENCH_ARGS=--quick).
 bench: venv
-	$(BIN)/python bench/startup.py
-	$(BIN)/python bench/pairing.py
-	$(BIN)/python bench/logs.py
-	$(BIN)/python bench/upload.py  # scp column needs openssh-server and root
-	$(BIN)/python bench/firewall.py  # root: runs in its own network namespace
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SANDBOX) .setuptools-build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Run every benchmark and write one markdown report of ratios: bench/out/report.md.
+
+    .venv/bin/python bench/report.py [--quick]
+
+The firewall benchmark needs root (it makes its own network namespace); without root its
+section says so. Each section is the benchmark's own table, measured in the same run as its
+reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [
+    ("Start-up against import time", "startup.py", ["--rounds", "9"], ["--rounds", "3"]),
+    ("Pairing latency", "pairing.py", ["--rounds", "30"], ["--rounds", "10"]),
+    (
+        "Package upload against an ssl copy and scp (256 MiB)",
+        "upload.py",
+        ["--rounds", "3"],
+        ["--mib", "64", "--rounds", "1"],
+    ),
+    ("Package upload, 1 GiB (RSS flat in the size)", "upload.py", ["--mib", "1024", "--rounds", "1"], None),
+    ("Log download against an ssl copy (256 MiB)", "logs.py", ["--rounds", "3"], ["--mib", "64", "--rounds", "1"]),
+    ("Firewall apply against iptables-legacy-restore", "firewall.py", ["--rounds", "5"], ["--rounds", "2"]),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds")
+    opts = parser.parse_args()
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    lines = [
+        f"# satbridge benchmarks, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}",
+        "Every figure is a ratio against a reference run side by side in the same script.",
+        "",
+    ]
+    for title, script, args, quick in BENCHES:
+        chosen = quick if opts.quick else args
+        if chosen is None:
+            continue
+        lines += [f"## {title}", ""]
+        if script == "firewall.py" and os.geteuid() != 0:
+            lines += ["(skipped: needs root for its own network namespace)", ""]
+            continue
+        done = subprocess.run([sys.executable, str(HERE / script), *chosen], capture_output=True, text=True)
+        table = [line for line in done.stdout.splitlines() if line.startswith(("|", "bridge", "server"))]
+        lines += table or [f"(failed: {done.stderr.strip().splitlines()[-1:]})"]
+        lines.append("")
+        print(f"{title}: done", file=sys.stderr)
+    (out / "report.md").write_text("\n".join(lines))
+    print(out / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
