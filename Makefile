@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:50051
 PAIRING_LISTEN ?= 127.0.0.1:50052
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint unit proto bench clean
+.PHONY: venv run test lint unit proto bench soak clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ proto: venv
 # Every benchmark, one markdown report of ratios: bench/out/report.md (BENCH_ARGS=--quick).
 bench: venv
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
+
+# A 10-minute soak of mixed load (not part of `make test`).
+soak: venv
+	$(BIN)/python bench/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) $(SANDBOX) .setuptools-build *.egg-info .mypy_cache .ruff_cache .pytest_cache

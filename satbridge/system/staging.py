@@ -141,7 +141,11 @@ class Staging:
             return removed
         now = time.time()
         for part in self.directory.glob("*.part"):
-            if now - part.stat().st_mtime > max_age:
+            try:
+                age = now - part.stat().st_mtime
+            except FileNotFoundError:
+                continue  # promoted or removed by an upload finishing meanwhile
+            if age > max_age:
                 upload_id = part.name.removesuffix(".part")
                 self.remove(upload_id)
                 removed.append(upload_id)

@@ -132,7 +132,7 @@ def serving(root: Path, *, env: dict[str, str] | None = None) -> Iterator[Servin
             f"127.0.0.1:{pairing}",
         ],
         env=env,
-        stderr=subprocess.DEVNULL,
+        stderr=None if os.environ.get("SATBRIDGE_TEST_STDERR") else subprocess.DEVNULL,  # debugging aid
     )
     try:
         deadline = time.monotonic() + 30
