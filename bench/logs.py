@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -27,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from satbridge.api.v1 import logs_pb2
 from satbridge.client.inventory import Inventory
-from satbridge.client.session import connect, pair
-from tests.lab.bridge import PeakRss, free_port
+from satbridge.client.session import connect
+from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving
 
 PY = sys.executable
+# The unit's malloc settings (build/units/satbridge.service): no mmap churn for 1 MiB buffers.
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
 SSL_SERVER = r"""
 import hashlib, os, socket, ssl, sys
 path, cert, key, port = sys.argv[1:5]
@@ -78,66 +79,44 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
         for _ in range(mib):
             f.write(os.urandom(1 << 20))
     size = mib << 20
-    mgmt, pairing, plain = free_port(), free_port(), free_port()
-    bridge = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "satbridge",
-            "--root",
-            str(root),
-            "--sandbox",
-            "--serve",
-            "--log-level",
-            "warning",
-            "--listen",
-            f"127.0.0.1:{mgmt}",
-            "--pairing-listen",
-            f"127.0.0.1:{pairing}",
-        ]
-    )
-    time.sleep(1.5)
-    state = root / "var/lib/satbridge"
-    ref = subprocess.Popen(
-        [PY, "-c", SSL_SERVER, str(log), str(state / "identity.crt"), str(state / "identity.key"), str(plain)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert ref.stdout is not None
-    assert ref.stdout.readline().startswith("ready")
-    try:
-        code = json.loads(
-            subprocess.run(
-                [PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["code"]
-        inv = Inventory.load(work / "ctl")
-        sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
-        memory = PeakRss(bridge.pid).__enter__()
-        ours, refs = [], []
+    plain = free_port()
+    env = {**os.environ, **(MALLOC if malloc_tuning else {})}
+    with serving(root, env=env) as bridge:
+        state = root / "var/lib/satbridge"
+        ref = subprocess.Popen(
+            [PY, "-c", SSL_SERVER, str(log), str(state / "identity.crt"), str(state / "identity.key"), str(plain)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert ref.stdout is not None
+        assert ref.stdout.readline().startswith("ready")
+        try:
+            satctl_pair(bridge, work / "ctl")
+            inv = Inventory.load(work / "ctl")
+            await measure(bridge.proc.pid, inv, size, plain, mib, rounds)
+        finally:
+            ref.terminate()
+            ref.wait()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(pid: int, inv: Inventory, size: int, plain: int, mib: int, rounds: int) -> None:
+    sat = inv.get(None)
+    ours, refs = [], []
+    with PeakRss(pid) as memory:
         async with connect(sat, inv, timeout=600) as client:
             for _ in range(rounds):
                 ours.append(await grpc_download(client, "xcc/big.log"))
                 refs.append(await asyncio.to_thread(ssl_copy, plain, size))
-        memory.__exit__()
-        o, r = statistics.median(ours), statistics.median(refs)
-        print(f"| {mib} MiB download ({rounds} rounds) | MiB/s | ratio to ssl copy |")
-        print("|---|---|---|")
-        print(f"| Logs.Download, mutual TLS | {mib / o:.0f} | {r / o:.2f}x |")
-        print(f"| plain ssl socket copy (read, sha256, send) | {mib / r:.0f} | 1.00x |")
-        print(
-            f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
-            f"(+{memory.grew_mib:.0f} MiB)"
-        )
-    finally:
-        bridge.terminate()
-        ref.terminate()
-        bridge.wait()
-        ref.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    o, r = statistics.median(ours), statistics.median(refs)
+    print(f"| {mib} MiB download ({rounds} rounds) | MiB/s | ratio to ssl copy |")
+    print("|---|---|---|")
+    print(f"| Logs.Download, mutual TLS | {mib / o:.0f} | {r / o:.2f}x |")
+    print(f"| plain ssl socket copy (read, sha256, send) | {mib / r:.0f} | 1.00x |")
+    print(
+        f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
+        f"(+{memory.grew_mib:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

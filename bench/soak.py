@@ -93,7 +93,14 @@ async def main(minutes: float, clients: int) -> int:
     (root / "etc/satbridge").mkdir(parents=True)
     (root / "etc/satbridge/satbridge.toml").write_text("[update]\nmax_package_mib = 8\n")
     try:
-        with serving(root) as bridge:
+        # As the unit runs it (build/units/satbridge.service): the same malloc settings.
+        env = {
+            **os.environ,
+            "MALLOC_MMAP_THRESHOLD_": "33554432",
+            "MALLOC_TRIM_THRESHOLD_": "536870912",
+            "MALLOC_ARENA_MAX": "1",
+        }
+        with serving(root, env=env) as bridge:
             satctl_pair(bridge, work / "ctl")
             inv = Inventory.load(work / "ctl")
             sat = inv.get(None)

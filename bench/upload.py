@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -27,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
-from satbridge.client.session import connect, pair
+from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import PeakRss, free_port
+from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving
 
 PY = sys.executable
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
@@ -159,58 +158,42 @@ async def main(mib: int, rounds: int) -> None:
     with open(payload, "wb") as f:
         for _ in range(mib):
             f.write(os.urandom(1 << 20))
-    mgmt, pairing, sink = free_port(), free_port(), free_port()
+    sink = free_port()
     cfg = root / "etc/satbridge/satbridge.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
-    bridge = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "satbridge",
-            "--root",
-            str(root),
-            "--sandbox",
-            "--serve",
-            "--log-level",
-            "error",
-            "--listen",
-            f"127.0.0.1:{mgmt}",
-            "--pairing-listen",
-            f"127.0.0.1:{pairing}",
-        ],
-        env={**os.environ, **MALLOC},
-    )
-    time.sleep(1.5)
-    state = root / "var/lib/satbridge"
-    ref = subprocess.Popen(
-        [
-            PY,
-            "-c",
-            SSL_SINK,
-            str(state / "identity.crt"),
-            str(state / "identity.key"),
-            str(sink),
-            str(work / "ssl.out"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert ref.stdout is not None
-    assert ref.stdout.readline().startswith("ready")
-    ssh = scp_setup(work)
-    try:
-        code = json.loads(
-            subprocess.run(
-                [PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["code"]
-        inv = Inventory.load(work / "ctl")
-        sat = await pair("127.0.0.1", code, inventory=inv, server_name="bench", port=mgmt, pairing_port=pairing)
-        memory = PeakRss(bridge.pid).__enter__()
+    with serving(root, env={**os.environ, **MALLOC}) as served:
+        state = root / "var/lib/satbridge"
+        ref = subprocess.Popen(
+            [
+                PY,
+                "-c",
+                SSL_SINK,
+                str(state / "identity.crt"),
+                str(state / "identity.key"),
+                str(sink),
+                str(work / "ssl.out"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert ref.stdout is not None
+        assert ref.stdout.readline().startswith("ready")
+        ssh = scp_setup(work)
+        try:
+            satctl_pair(served, work / "ctl")
+            await measure(served.proc, ref, ssh, Inventory.load(work / "ctl"), work, payload, sink, mib, rounds)
+        finally:
+            for proc in (ref, *(ssh[:1] if ssh else ())):
+                proc.terminate()
+                proc.wait()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> None:
+    state = work / "root/var/lib/satbridge"
+    sat = inv.get(None)
+    with PeakRss(bridge.pid) as memory:
         ours, refs, scps = [], [], []
         cpu_ours = cpu_ref = 0.0
         async with connect(sat, inv, timeout=600) as client:
@@ -226,28 +209,21 @@ async def main(mib: int, rounds: int) -> None:
                     scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
                 for pkg in (state / "uploads").glob("*"):
                     pkg.unlink()  # a fresh upload each round
-        memory.__exit__()
-        o, r = statistics.median(ours), statistics.median(refs)
-        print(f"| {mib} MiB upload ({rounds} rounds) | MiB/s | ratio |")
-        print("|---|---|---|")
-        print(f"| BeginUpload + Upload, mutual TLS (sha256, fsync) | {mib / o:.0f} | {r / o:.2f}x of the ssl copy |")
-        print(f"| plain ssl socket copy (recv, sha256, write, fsync, writer thread) | {mib / r:.0f} | 1.00x |")
-        if scps:
-            s = statistics.median(scps)
-            print(f"| scp to a private sshd on loopback | {mib / s:.0f} | ours is {s / o:.1f}x scp |")
-        else:
-            print("| scp | - | sshd not installed (apt-get install openssh-server) |")
-        per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
-        print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
-        print(
-            f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
-            f"(+{memory.grew_mib:.0f})"
-        )
-    finally:
-        for proc in (bridge, ref, *(ssh[:1] if ssh else ())):
-            proc.terminate()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    o, r = statistics.median(ours), statistics.median(refs)
+    print(f"| {mib} MiB upload ({rounds} rounds) | MiB/s | ratio |")
+    print("|---|---|---|")
+    print(f"| BeginUpload + Upload, mutual TLS (sha256, fsync) | {mib / o:.0f} | {r / o:.2f}x of the ssl copy |")
+    print(f"| plain ssl socket copy (recv, sha256, write, fsync, writer thread) | {mib / r:.0f} | 1.00x |")
+    if scps:
+        s = statistics.median(scps)
+        print(f"| scp to a private sshd on loopback | {mib / s:.0f} | ours is {s / o:.1f}x scp |")
+    else:
+        print("| scp | - | sshd not installed (apt-get install openssh-server) |")
+    per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
+    print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
+    print(
+        f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB (+{memory.grew_mib:.0f})"
+    )
 
 
 if __name__ == "__main__":
