@@ -75,8 +75,16 @@ class Satellite:
         )
 
     def code(self) -> str:
-        out = self.inside("/usr/bin/python3", "/usr/lib/satbridge/satbridge.pyz", "pair-window", "show", "--json")
-        return json.loads(out.stdout)["code"]
+        """A fresh code for the window the service opened by itself (unpaired); it opens within
+        a second of a start or a factory reset, so wait for it."""
+        for _ in range(40):
+            out = self.inside(
+                "/usr/bin/python3", "/usr/lib/satbridge/satbridge.pyz", "pair-window", "show", "--json", check=False
+            )
+            if out.returncode == 0:
+                return str(json.loads(out.stdout)["code"])
+            time.sleep(0.25)
+        raise AssertionError(f"no pairing window opened by itself: {out.stderr}")
 
 
 async def test_the_whole_scenario(appliance, zipapp, tmp_path):
