@@ -80,7 +80,8 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     units = SystemdUnits(config.dbus_address or None, paths.root)
     locks = FileLocks(paths.state_dir)
     journal_dir = Path(config.journal_directory) if config.journal_directory else None
-    xcc = XccService(units, JournalLogs(journal_dir), locks, paths.xcc_dir)
+    releases = Releases(paths.xcc_dir)
+    xcc = XccService(units, JournalLogs(journal_dir), locks, releases)
     backend: IptcFirewall | SandboxFirewall = (
         SandboxFirewall(paths.state_dir / "sandbox-firewall.json") if config.sandbox else IptcFirewall(paths.root)
     )
@@ -100,7 +101,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     with store.lock():
         identity.ensure()
         state.ensure()
-    staging, releases = Staging(paths.state_dir / "uploads"), Releases(paths.xcc_dir)
+    staging = Staging(paths.state_dir / "uploads")
     update = UpdateService(staging, releases, max_size=config.max_package_mib << 20)
     install = InstallService(
         staging,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from satbridge.core.units import XCC_UNIT, JobFailed, UnitState, XccStatus
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
-from satbridge.services.ports import Locks, UnitLogs, Units
+from satbridge.services.ports import Locks, ReleasesPort, UnitLogs, Units
 
 log = logging.getLogger(__name__)
 
@@ -16,21 +15,18 @@ MAX_TIMEOUT = 600.0
 
 
 class XccService:
-    def __init__(self, units: Units, logs: UnitLogs, locks: Locks, xcc_dir: Path) -> None:
+    def __init__(self, units: Units, logs: UnitLogs, locks: Locks, releases: ReleasesPort) -> None:
         self.units = units
         self.logs = logs
         self.locks = locks
-        self.xcc_dir = xcc_dir
+        self.releases = releases
 
     def installed(self) -> bool:
         return self.units.has_unit_file(XCC_UNIT)
 
     def version(self) -> str:
         """The release `current` points at (/opt/xcc/current -> releases/<version>)."""
-        try:
-            return (self.xcc_dir / "current").readlink().name
-        except OSError:
-            return ""
+        return self.releases.current()
 
     async def status(self) -> XccStatus:
         if not self.installed():

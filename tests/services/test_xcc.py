@@ -10,6 +10,7 @@ from satbridge.core.units import render_xcc_unit
 from satbridge.errors import Aborted, DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
 from satbridge.services.xcc import XccService
 from satbridge.system.files import FileLocks
+from satbridge.system.releases import Releases
 from satbridge.system.systemd import SystemdUnits
 
 
@@ -25,7 +26,7 @@ async def make(tmp_path):
 
     def service(address: str, root=tmp_path) -> XccService:
         made.append(SystemdUnits(address, root))
-        return XccService(made[-1], CannedLogs(), FileLocks(root / "state"), root / "opt/xcc")
+        return XccService(made[-1], CannedLogs(), FileLocks(root / "state"), Releases(root / "opt/xcc"))
 
     yield service
     for units in made:

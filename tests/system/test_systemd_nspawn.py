@@ -11,6 +11,7 @@ from satbridge.errors import Aborted
 from satbridge.services.xcc import XccService
 from satbridge.system.files import FileLocks
 from satbridge.system.journal import JournalLogs
+from satbridge.system.releases import Releases
 from satbridge.system.systemd import SystemdUnits
 from tests.lab.appliance import booted
 
@@ -77,7 +78,7 @@ async def test_real_failed_unit_reports_result_and_logs(units, appliance):
     state = await units.state("xcc.service")
     assert (state.active_state, state.result, state.exec_main_status) == ("failed", "exit-code", 3)
     xcc = XccService(
-        units, JournalLogs(appliance.journal), FileLocks(appliance.root / "run"), appliance.root / "opt/xcc"
+        units, JournalLogs(appliance.journal), FileLocks(appliance.root / "run"), Releases(appliance.root / "opt/xcc")
     )
     with pytest.raises(Aborted) as failed:
         await xcc.control("start", timeout=30)
