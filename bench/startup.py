@@ -25,7 +25,7 @@ TOP = Path(__file__).resolve().parent.parent
 PY = sys.executable
 sys.path.insert(0, str(TOP))
 
-from tests.lab.bridge import free_port  # noqa: E402
+from tests.lab.bridge import free_port, satctl_pair, serving  # noqa: E402
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -82,6 +82,30 @@ def serve_until_identity(root: Path) -> float:
         proc.wait(timeout=30)
 
 
+def timed_cases(ctl: Path, rounds: int) -> list[tuple[str, float, float, str]]:
+    """`satbridge version` and `satctl status`, each interleaved with its import-only reference."""
+    cases = {
+        "satbridge version": (
+            lambda: run([PY, str(TOP / "bridge.py"), "version"]),
+            lambda: run(imports("")),
+            "bare interpreter",
+        ),
+        "satctl status": (
+            lambda: run([PY, "-m", "satbridge.client", "--config-dir", str(ctl), "status"]),
+            lambda: run(imports("grpc.aio, google.protobuf.descriptor_pool")),
+            "import grpc.aio, protobuf",
+        ),
+    }
+    rows = []
+    for name, (mode, ref, what) in cases.items():
+        a, b = [], []
+        for _ in range(rounds):
+            a.append(mode())
+            b.append(ref())
+        rows.append((name, statistics.median(a), statistics.median(b), what))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
@@ -94,72 +118,9 @@ def main() -> None:
             [PY, str(TOP / "bridge.py"), "--root", str(root), "status"], check=True, stdout=subprocess.DEVNULL
         )  # identity made once, outside the timing
         # satctl status needs a paired satellite: pair against a bridge kept running meanwhile.
-        mgmt, pair = free_port(), free_port()
-        server = subprocess.Popen(
-            [
-                PY,
-                str(TOP / "bridge.py"),
-                "--root",
-                str(root),
-                "--sandbox",
-                "--serve",
-                "--log-level",
-                "warning",
-                "--listen",
-                f"127.0.0.1:{mgmt}",
-                "--pairing-listen",
-                f"127.0.0.1:{pair}",
-            ]
-        )
-        time.sleep(1.5)
-        code = subprocess.run(
-            [PY, str(TOP / "bridge.py"), "--root", str(root), "pair-window", "open", "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        import json
-
-        subprocess.run(
-            [
-                PY,
-                "-m",
-                "satbridge.client",
-                "--config-dir",
-                str(ctl),
-                "pair",
-                "127.0.0.1",
-                json.loads(code)["code"],
-                "--port",
-                str(mgmt),
-                "--pairing-port",
-                str(pair),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            cwd=TOP,
-        )
-        cases = {
-            "satbridge version": (
-                lambda: run([PY, str(TOP / "bridge.py"), "version"]),
-                lambda: run(imports("")),
-                "bare interpreter",
-            ),
-            "satctl status": (
-                lambda: run([PY, "-m", "satbridge.client", "--config-dir", str(ctl), "status"]),
-                lambda: run(imports("grpc.aio, google.protobuf.descriptor_pool")),
-                "import grpc.aio, protobuf",
-            ),
-        }
-        rows = []
-        for name, (mode, ref, what) in cases.items():
-            a, b = [], []
-            for _ in range(opts.rounds):
-                a.append(mode())
-                b.append(ref())
-            rows.append((name, statistics.median(a), statistics.median(b), what))
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        with serving(root) as bridge:
+            satctl_pair(bridge, ctl)
+            rows = timed_cases(ctl, opts.rounds)
         a, b = [], []
         for _ in range(opts.rounds):
             a.append(serve_until_identity(root))
