@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from dataclasses import replace
@@ -12,23 +11,9 @@ from satbridge.client.inventory import Inventory, Satellite
 from satbridge.client.session import check_generation
 from satbridge.server.app import BridgeServer
 from satbridge.wiring import wire
-from tests.conftest import PYTHON, Running, loopback_config, pair_with
+from tests.conftest import Running, loopback_config, pair_with
 from tests.fakes import FakeClock
-
-
-async def satctl(config_dir, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        PYTHON,
-        "-m",
-        "satbridge.client",
-        "--config-dir",
-        str(config_dir),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
+from tests.lab.bridge import satctl
 
 
 async def test_snapshot_revert_is_flagged(running: Running, inventory: Inventory):

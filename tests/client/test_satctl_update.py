@@ -11,24 +11,9 @@ import grpc
 import pytest
 
 from tests.lab import packages
-from tests.lab.bridge import Bridge
+from tests.lab.bridge import Bridge, satctl
 
 PY = sys.executable
-
-
-async def satctl(ctl, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        "-m",
-        "satbridge.client",
-        "--config-dir",
-        str(ctl),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @pytest.fixture

@@ -177,3 +177,19 @@ def satctl_pair(s: Serving, config_dir: Path, *extra: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+async def satctl(config_dir: Path, *args: str) -> tuple[int, str, str]:
+    """The satctl CLI as a process: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        "--config-dir",
+        str(config_dir),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
