@@ -2,7 +2,7 @@
 """Build demo XCC packages, signed with a test key (never a vendor's).
 
     python build/demo_xcc/make.py OUT_DIR [--version 2.0.0] [--variant good|crash|bad-health]
-        [--port 18080] [--key KEY] [--no-health]
+        [--port 18080] [--bind ADDRESS] [--key KEY] [--no-health]
 
 Prints the package path. Without --key it makes OUT_DIR/test-vendor.key (+ .pub) once.
 """
@@ -28,6 +28,7 @@ def make(
     version: str,
     variant: str = "good",
     port: int = 18080,
+    bind: str = "127.0.0.1",
     key: Path | None = None,
     health: bool = True,
     log_dir: str = "/var/log/xcc",
@@ -39,7 +40,7 @@ def make(
         key = out / "vendor.key"
         if not key.exists():
             keygen(out)
-    command = ["bin/xcc", "--port", str(port), "--log-dir", log_dir]
+    command = ["bin/xcc", "--port", str(port), "--bind", bind, "--log-dir", log_dir]
     if variant == "crash":
         command += ["--crash-after", "1"]
     elif variant == "bad-health":
@@ -67,6 +68,7 @@ if __name__ == "__main__":
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--variant", choices=["good", "crash", "bad-health"], default="good")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--bind", default="127.0.0.1", help="the address XCC listens on")
     parser.add_argument("--key", type=Path)
     parser.add_argument("--no-health", action="store_true")
     opts = parser.parse_args()
@@ -76,6 +78,7 @@ if __name__ == "__main__":
             version=opts.version,
             variant=opts.variant,
             port=opts.port,
+            bind=opts.bind,
             key=opts.key,
             health=not opts.no_health,
         )

@@ -23,10 +23,18 @@ BUILD = TOP / "build" / "appliance"
 CACHE = Path(os.environ.get("SATBRIDGE_LAB_CACHE", "/var/cache/satbridge-lab"))
 
 
+# The container's link (--veth): its far end in the lab netns, a DHCP server there, and the one
+# address that server hands out, so the appliance's own NetworkManager configures host0 by DHCP
+# as it would on a real network (TEST-NET-3).
+LAB_GATEWAY = "203.0.113.1"
+LAB_SATELLITE = "203.0.113.2"
+
+
 @dataclass(frozen=True)
 class Appliance:
     name: str
     leader: int  # the container's PID 1, as the host sees it
+    netns: str | None = None  # the lab netns at the far end of the veth, if booted with one
 
     @property
     def root(self) -> Path:
@@ -93,20 +101,75 @@ def _remove_cgroups(name: str) -> None:
             base.rmdir()
 
 
+def _serve_dhcp(name: str, work: Path) -> subprocess.Popen[bytes]:
+    """Address the far end ve-NAME (nspawn creates it as it starts) and serve DHCP on it."""
+    netns, link = f"lab-{name}", f"ve-{name}"
+    deadline = time.monotonic() + 30
+    while subprocess.run(["ip", "-n", netns, "link", "show", link], capture_output=True).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nspawn made no {link} in {netns}")
+        time.sleep(0.05)
+    subprocess.run(["ip", "-n", netns, "addr", "add", f"{LAB_GATEWAY}/24", "dev", link], check=True)
+    subprocess.run(["ip", "-n", netns, "link", "set", link, "up"], check=True)
+    with open(work / "dnsmasq.log", "wb") as out:
+        return subprocess.Popen(
+            [
+                "nsenter",
+                f"--net=/run/netns/{netns}",
+                "--",
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                f"--interface={link}",
+                "--bind-interfaces",
+                f"--dhcp-range={LAB_SATELLITE},{LAB_SATELLITE},255.255.255.0,1h",
+                "--dhcp-authoritative",
+                "--no-ping",
+                f"--dhcp-leasefile={work / 'leases'}",
+                "--user=root",
+                "--group=root",
+                "--log-facility=-",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
-def booted(name: str = "satlab", *, log: Path) -> Iterator[Appliance]:
+def booted(name: str = "satlab", *, log: Path, veth: bool = False) -> Iterator[Appliance]:
+    """Boot the rootfs; with `veth`, on a link to a lab netns lab-NAME (DHCP served there)
+    instead of a private loopback only. Everything is torn down in `finally`."""
     reason = lab_skip_reason()
     if reason:
         pytest.skip(reason)
+    if veth and not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq is missing (apt-get install dnsmasq-base)")
     rootfs = build_rootfs()
+    dhcp = None
+    if veth:  # a netns of this name left by a run that was killed is ours: start clean
+        subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)
     with open(log, "wb") as out:
         nspawn = subprocess.Popen(
-            [str(BUILD / "nspawn-boot.sh"), str(rootfs), name, "--console=passive"],
+            [str(BUILD / "nspawn-boot.sh"), str(rootfs), name, *(["--veth"] if veth else []), "--console=passive"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
+        if veth:
+            dhcp = _serve_dhcp(name, log.parent)
         deadline = time.monotonic() + 60
         leader = 0
         while time.monotonic() < deadline:
@@ -120,13 +183,10 @@ def booted(name: str = "satlab", *, log: Path) -> Iterator[Appliance]:
             time.sleep(0.1)
         else:
             raise RuntimeError(f"the container did not boot within 60 s: {log.read_text()[-2000:]}")
-        yield Appliance(name, leader)
+        yield Appliance(name, leader, f"lab-{name}" if veth else None)
     finally:
-        if nspawn.poll() is None:
-            nspawn.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to power off
-            try:
-                nspawn.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                nspawn.kill()
-                nspawn.wait()
+        _stop(nspawn, 30)  # SIGTERM: nspawn asks the container's systemd to power off
+        _stop(dhcp, 10)
+        if veth:
+            subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)
         _remove_cgroups(name)
