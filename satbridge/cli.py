@@ -356,15 +356,35 @@ def _factory_reset(bridge: Bridge, yes: bool) -> int:
     return 0
 
 
+def _log_to(config: Config, *, menu_file: bool) -> None:
+    """stderr, which the journal takes for the service; the menu owns its terminal, so a log
+    line there would be drawn over the screen: it logs to a file beside the audit log."""
+    import logging
+
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not menu_file:
+        logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format=fmt)
+        return
+    from logging.handlers import RotatingFileHandler
+
+    path = config.paths.bridge_log_dir / "console.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(path, maxBytes=1 << 20, backupCount=1)
+    except OSError:
+        handler = logging.NullHandler()  # a read-only /var/log must not keep the console from opening
+    handler.setFormatter(logging.Formatter("%(asctime)s " + fmt))
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
         return 0
 
-    import logging
-
     config = _config(opts)
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    menu = opts.command in (None, "menu") and not opts.serve
+    _log_to(config, menu_file=menu)
     if opts.command == "init-config":
         from satbridge.config import DEFAULT_TOML
         from satbridge.system.files import atomic_write

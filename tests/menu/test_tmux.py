@@ -32,7 +32,7 @@ class Console:
                 "80",
                 "-y",
                 "24",
-                f"cd {TOP} && {PY} -m satbridge --root {root} --sandbox menu 2>/dev/null",
+                f"cd {TOP} && {PY} -m satbridge --root {root} --sandbox menu",
             ],
             check=True,
         )
