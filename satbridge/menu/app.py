@@ -28,6 +28,13 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
 
 
+def _network_line(n: Any) -> str:
+    if n is None:
+        return "-"
+    how = {"auto": "DHCP", "manual": "static"}.get(n.method, n.method or "not configured")
+    return f"{n.interface or '-'}, {how}" + (f", gateway {n.gateway}" if n.gateway else "")
+
+
 class MenuApp:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -143,7 +150,7 @@ class MenuApp:
                 f"Pairing window:  {'open until ' + _when(p.window_expires_at) if p.window_open else 'closed'}",
                 f"XCC:             {self._xcc_line(s.xcc)}",
                 f"Firewall:        revision {s.firewall_revision}",
-                f"Network:         {s.network.method if s.network else '-'}",
+                f"Network:         {_network_line(s.network)}",
                 f"Bridge version:  {s.bridge_version}",
                 f"Generation:      {s.state_generation} (instance {s.instance_id[:12]})",
                 "",

@@ -160,7 +160,11 @@ class NmNetwork:
         search: tuple[str, ...] = ()
         dhcp: dict[str, str] = {}
         profile = await self._profile(interface)
-        if profile:
+        active = str(props.get("ActiveConnection", "/"))
+        if not profile and active != "/":
+            # Not ours yet (a delivered appliance runs NM's automatic DHCP profile): say what runs.
+            profile = str(await bus.get(NM, active, "org.freedesktop.NetworkManager.Connection.Active", "Connection"))
+        if profile and profile != "/":
             (settings,) = await bus.call(NM, profile, CONNECTION, "GetSettings")
             method = str(settings.get("ipv4", {}).get("method", ""))
         config = str(props.get("Ip4Config", "/"))

@@ -26,13 +26,6 @@ PY = sys.executable
 
 
 @pytest.fixture(scope="module")
-def zipapp(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([PY, str(TOP / "build/zipapp.py"), "--out", str(out)], check=True, capture_output=True, timeout=900)
-    return out / "satbridge.pyz"
-
-
-@pytest.fixture(scope="module")
 def appliance(tmp_path_factory):
     with booted("sate2e", log=tmp_path_factory.mktemp("lab") / "nspawn.log", veth=True) as lab:
         yield lab
@@ -151,6 +144,9 @@ async def test_the_whole_scenario(appliance, zipapp, tmp_path):
         # 1. pair, with the code read inside
         done = sat.satctl("pair", LAB_SATELLITE, sat.code(), "--as", "central")
         assert done.returncode == 0, done.stderr
+        network = json.loads(sat.satctl("status", "--json").stdout)["network"]
+        assert (network["interface"], network["method"]) == ("host0", "auto"), network  # NM's own DHCP profile
+        assert network["addresses"] == [f"{LAB_SATELLITE}/24"], network
         # 2. the first XCC install, and start
         done = sat.satctl("update", str(v1))
         assert done.returncode == 0, done.stdout + done.stderr
