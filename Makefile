@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:50051
 PAIRING_LISTEN ?= 127.0.0.1:50052
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint unit proto bench soak clean
+.PHONY: venv run test lint unit proto bench soak zipapp image vm clean
 
 venv: $(VENV)/.installed
 
@@ -49,6 +49,20 @@ bench: venv
 # A 10-minute soak of mixed load (not part of `make test`).
 soak: venv
 	$(BIN)/python bench/soak.py --minutes 10
+
+zipapp: venv
+	$(BIN)/python build/zipapp.py
+
+# The satellite VM image (root): dist/image/satellite.{qcow2,vmdk,vhdx}. VENDOR_KEYS: a directory
+# of the *.pub keys XCC packages must be signed with, baked into the image.
+VENDOR_KEYS ?=
+image: zipapp
+	build/appliance/build-image.sh dist/satbridge.pyz dist/image $(VENDOR_KEYS)
+
+# Boot it (UEFI, QEMU; TCG where KVM cannot): the menu on this terminal, the bridge's ports on
+# 127.0.0.1:50051/50052. Ctrl-A X quits.
+vm:
+	build/appliance/boot-vm.sh dist/image/satellite.qcow2 dist/vm-run
 
 clean:
 	rm -rf $(VENV) $(SANDBOX) .setuptools-build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Build the satellite appliance rootfs (Debian 12): the base of the nspawn lab and of the VM image.
+# Build the satellite appliance rootfs (Debian 12): the base of the nspawn lab and of the VM image
+# (build-image.sh), so it carries the cloud kernel (virtio, Hyper-V and VMware drivers), udev and
+# systemd's EFI stub too; nspawn ignores all three.
 #
 #   build/appliance/build-rootfs.sh [CACHE_DIR]      (root; needs mmdebstrap)
 #
@@ -19,7 +21,7 @@ TMP="$OUT.tmp.$$"
 trap 'rm -rf "$TMP"' EXIT
 T0=$(date +%s)
 mmdebstrap --variant=minbase --mode=root --quiet \
-  --include=systemd-sysv,dbus,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
+  --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -33,5 +35,9 @@ mmdebstrap --variant=minbase --mode=root --quiet \
 touch "$TMP/.complete"
 rm -rf "$OUT"
 mv "$TMP" "$OUT"
+# the cache keeps one rootfs: the ones built from earlier inputs are dead weight (~400 MB each)
+for old in "$CACHE"/rootfs-*; do
+    [ "$old" = "$OUT" ] || [ ! -f "$old/.complete" ] || rm -rf "$old"
+done
 echo "mmdebstrap: $(( $(date +%s) - T0 ))s, $(du -sh "$OUT" | cut -f1)" >&2
 echo "$OUT"
