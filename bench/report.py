@@ -29,6 +29,12 @@ BENCHES = [
         ["--mib", "64", "--rounds", "1"],
     ),
     ("Package upload, 1 GiB (RSS flat in the size)", "upload.py", ["--mib", "1024", "--rounds", "1"], None),
+    (
+        "GetStatus latency while an upload runs (50 clients)",
+        "status_latency.py",
+        ["--seconds", "10"],
+        ["--seconds", "3", "--mib", "64"],
+    ),
     ("Log download against an ssl copy (256 MiB)", "logs.py", ["--rounds", "3"], ["--mib", "64", "--rounds", "1"]),
     ("Firewall apply against iptables-legacy-restore", "firewall.py", ["--rounds", "5"], ["--rounds", "2"]),
 ]

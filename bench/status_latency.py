@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""GetStatus latency with 50 concurrent clients (each its own mutual-TLS connection), while a
+package upload runs, against the same 50 clients on an idle bridge: same bridge, same run.
+
+    .venv/bin/python bench/status_latency.py [--clients 50] [--interval 0.2] [--seconds 10] [--mib 512]
+
+Each client calls every --interval seconds (a poller, as a management server is); with
+--interval 0 they call back to back, and the latency then measures the queue, not the service.
+
+The upload runs in a child process (its own channel and CPU), so the clients' latency shows what
+the bridge does to them, not what the uploader does to the clients' event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from satbridge.api.v1 import system_pb2, system_pb2_grpc, update_pb2, update_pb2_grpc
+from satbridge.client.inventory import Inventory
+from satbridge.client.session import connect
+from satbridge.client.update import send_stream
+from tests.lab.bridge import satctl_pair, serving
+
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
+
+
+async def upload_forever(ctl: Path, payload: Path, stop_file: Path) -> None:
+    """The child: upload `payload` again and again (a new version each time) until told to stop."""
+    inv = Inventory.load(ctl)
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    size = payload.stat().st_size
+    n = 0
+    async with connect(inv.get(None), inv, timeout=600) as client:
+        stub = update_pb2_grpc.UpdateStub(client.channel)
+        print("uploading", flush=True)
+        while not stop_file.exists():
+            n += 1
+            begun = await stub.BeginUpload(
+                update_pb2.BeginUploadRequest(name="xcc", version=f"9.{n}.0", size=size, sha256=digest)
+            )
+
+            async def chunks(upload_id: str = begun.upload_id):
+                offset = 0
+                with open(payload, "rb") as f:
+                    while data := f.read(1 << 20):
+                        yield update_pb2.UploadChunk(upload_id=upload_id, offset=offset, data=data)
+                        offset += len(data)
+
+            await send_stream(stub.Upload(), chunks())
+    print(f"uploads {n}", flush=True)
+
+
+async def poll(ctl: Path, clients: int, seconds: float, interval: float) -> list[float]:
+    inv = Inventory.load(ctl)
+    sat = inv.get(None)
+    latencies: list[float] = []
+
+    async def one() -> None:
+        async with connect(sat, inv) as client:
+            stub = system_pb2_grpc.SystemStub(client.channel)
+            await stub.GetStatus(system_pb2.GetStatusRequest())  # the connection is up before timing
+            await ready.wait()
+            await asyncio.sleep(random.uniform(0, interval))  # spread the clients over the interval
+            end = time.monotonic() + seconds
+            next_call = time.monotonic()
+            while time.monotonic() < end:
+                start = time.perf_counter()
+                await stub.GetStatus(system_pb2.GetStatusRequest())
+                latencies.append(time.perf_counter() - start)
+                next_call += interval
+                await asyncio.sleep(max(0.0, next_call - time.monotonic()))
+
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(one()) for _ in range(clients)]
+    await asyncio.sleep(0.5)
+    ready.set()
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] * 1e3
+
+
+async def main(clients: int, interval: float, seconds: float, mib: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="satbridge-bench-lat-"))
+    root, ctl = work / "root", work / "ctl"
+    payload = work / "payload.bin"
+    with open(payload, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    cfg = root / "etc/satbridge/satbridge.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
+    with serving(root, env={**os.environ, **MALLOC}) as served:
+        satctl_pair(served, ctl)
+        idle = await poll(ctl, clients, seconds, interval)
+        stop = work / "stop"
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--upload-child", str(ctl), str(payload), str(stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().startswith("uploading")
+            await asyncio.sleep(1)  # the transfer is under way
+            busy = await poll(ctl, clients, seconds, interval)
+        finally:
+            stop.touch()
+            out, _ = child.communicate(timeout=600)
+        uploads = out.split()[-1]
+    rate_idle, rate_busy = len(idle) / seconds, len(busy) / seconds
+    pace = f"each every {interval:g} s" if interval else "back to back"
+    print(f"| GetStatus, {clients} clients {pace}, {seconds:g} s | p50 ms | p99 ms | calls/s |")
+    print("|---|---|---|---|")
+    print(f"| idle bridge (reference) | {p(idle, 0.5):.1f} | {p(idle, 0.99):.1f} | {rate_idle:.0f} |")
+    busy_row = f"{p(busy, 0.5):.1f} | {p(busy, 0.99):.1f} | {rate_busy:.0f}"
+    print(f"| while {mib} MiB uploads run ({uploads} started) | {busy_row} |")
+    print(
+        f"| ratio under upload | {p(busy, 0.5) / p(idle, 0.5):.2f}x | {p(busy, 0.99) / p(idle, 0.99):.2f}x "
+        f"| {rate_busy / rate_idle:.2f}x |"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--upload-child"]:
+        asyncio.run(upload_forever(*map(Path, sys.argv[2:5])))
+        sys.exit(0)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.2)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--mib", type=int, default=512)
+    opts = parser.parse_args()
+    asyncio.run(main(opts.clients, opts.interval, opts.seconds, opts.mib))
