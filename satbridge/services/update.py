@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 RESERVE = 64 << 20  # never fill the disk to the last byte
 STALE_AFTER = 24 * 3600.0
+MAX_STAGED = 4  # uploads kept on disk (whole or partial) besides the installed releases
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,13 @@ class Versions:
 
 
 class UpdateService:
-    def __init__(self, staging: StagingPort, releases: ReleasesPort, *, max_size: int = 1 << 30) -> None:
+    def __init__(
+        self, staging: StagingPort, releases: ReleasesPort, *, max_size: int = 1 << 30, max_staged: int = MAX_STAGED
+    ) -> None:
         self.staging = staging
         self.releases = releases
         self.max_size = max_size
+        self.max_staged = max_staged
         self._active: set[str] = set()
 
     async def begin(self, name: str, version: str, size: int, sha256: str) -> Begun:
@@ -65,6 +69,14 @@ class UpdateService:
         meta = self.staging.meta(upload_id)
         if meta and self.staging.complete(upload_id):
             return Begun(upload_id, size, already_present=True)
+        if meta is None:
+            # A new upload: the oldest others go first, so uploads that are never installed
+            # cannot fill the disk or grow every scan of the staging directory.
+            evicted = await asyncio.to_thread(
+                self.staging.evict_oldest, self.max_staged - 1, self._active | {upload_id}
+            )
+            if evicted:
+                log.info("staged uploads removed to make room (at most %d kept): %s", self.max_staged, evicted)
         done = self.staging.progress(upload_id)
         if size - done > self.staging.free_bytes() - RESERVE:
             raise ResourceExhausted(f"not enough free disk space for {size - done} more bytes")

@@ -151,6 +151,27 @@ class Staging:
                 removed.append(upload_id)
         return removed
 
+    def evict_oldest(self, keep: int, protect: set[str]) -> list[str]:
+        """Remove the oldest uploads, whole or partial, until at most `keep` are left; never
+        one in `protect` (being received, or the one about to begin)."""
+        if not self.directory.is_dir():
+            return []
+        uploads = []
+        for meta_path in self.directory.glob("*.meta.json"):
+            upload_id = meta_path.name.removesuffix(".meta.json")
+            meta = self.meta(upload_id) or {}
+            uploads.append((float(meta.get("created", 0)), upload_id))
+        uploads.sort()
+        removed: list[str] = []
+        excess = len(uploads) - keep
+        for _, upload_id in uploads:
+            if len(removed) >= excess:
+                break
+            if upload_id not in protect:
+                self.remove(upload_id)
+                removed.append(upload_id)
+        return removed
+
     def free_bytes(self) -> int:
         path = self.directory
         while not path.exists():

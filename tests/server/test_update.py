@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 import grpc
@@ -99,3 +100,19 @@ async def test_wrong_offset_and_wrong_hash(updater, running, tmp_path):
         await updater.stub.Upload(chunks(0))
     assert "sha256" in exc.value.details()
     assert running.bridge.update.staging.progress(begun.upload_id) == 0, "a bad upload is discarded"
+
+
+async def test_only_the_newest_uploads_stay_staged(updater, running, tmp_path):
+    """Uploads never installed do not pile up: a new one removes the oldest beyond four."""
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    staging = running.bridge.update.staging
+    ids = []
+    for n in range(6):
+        ids.append(await updater.upload(packages.good(tmp_path, key, f"5.{n}.0"), progress=False))
+        # "created" orders the eviction; a second's resolution is not promised by every clock
+        meta_path = staging.directory / f"{ids[-1]}.meta.json"
+        meta_path.write_text(json.dumps({**staging.meta(ids[-1]), "created": 1000.0 + n}))
+    assert (await updater.versions()).staged == ["5.2.0", "5.3.0", "5.4.0", "5.5.0"]
+    assert not staging.complete(ids[0])
+    assert not staging.complete(ids[1])
+    assert staging.meta(ids[0]) is None
