@@ -53,6 +53,8 @@ def test_satctl_zipapp_is_lean(built, tmp_path):
     done = run(pyz, "--config-dir", str(tmp_path / "ctl"), "status", unpack=tmp_path / "u")
     assert done.returncode == 6, done.stderr  # not paired yet: a clean, named error
     assert "satctl pair" in done.stderr
+    env = json.loads(zipfile.ZipFile(pyz).read("environment.json"))
+    assert env["root"] is None, "an operator's satctl unpacks in their home, not under /var/lib"
 
 
 def test_builds_are_reproducible(built, tmp_path):
@@ -82,3 +84,50 @@ def test_old_unpack_directories_are_removed(tmp_path):
     assert sorted(remove_old_extractions(me)) == ["satbridge.pyz_aaa", "satbridge.pyz_bbb"]
     assert sorted(p.name for p in root.iterdir()) == [".satbridge.pyz_ccc_lock", "satbridge.pyz_ccc", "satctl.pyz_zzz"]
     assert remove_old_extractions(Path(__file__)) == [], "not from a zipapp: nothing to do"
+
+
+def other_pythons() -> dict[str, str]:
+    """Interpreters newer than Debian's 3.11, one per minor version (PATH or pyenv)."""
+    candidates = [shutil.which(f"python3.{m}") or "" for m in range(12, 15)]
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.1*/bin/python3.1?"))
+    found: dict[str, str] = {}
+    for python in filter(None, candidates):
+        done = subprocess.run(
+            [python, "-c", "import sys, pip; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        )
+        version = done.stdout.strip()
+        newer = done.returncode == 0 and tuple(map(int, version.split("."))) >= (3, 12)  # 3.11 is Debian's
+        if newer and version not in found:
+            found[version] = python
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_the_fat_zipapp_runs_on_several_pythons(tmp_path):
+    others = other_pythons()
+    if not others or not os.path.exists(DEBIAN_PY):
+        pytest.skip("needs Debian's python3 and another Python 3 minor version with pip")
+    pythons = {"3.11": DEBIAN_PY, **others}
+    subprocess.run(
+        [sys.executable, str(TOP / "build/zipapp.py"), "--out", str(tmp_path), "--fat", *pythons.values()],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    pyz = tmp_path / "satbridge-fat.pyz"
+    # every compiled dependency of every mode, imported through shiv on each interpreter
+    probe = (
+        "import sys, grpc._cython.cygrpc, google.protobuf, cryptography.hazmat.bindings._rust, zstandard, iptc, "
+        "urwid, dbus_next, satbridge.server.app, satbridge.menu.app; print('ran on %d.%d' % sys.version_info[:2])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIV_")}
+    for version, python in pythons.items():
+        done = subprocess.run(
+            [python, str(pyz)],
+            input=probe + "\n",
+            capture_output=True,
+            text=True,
+            env={**env, "SHIV_ROOT": str(tmp_path / "u"), "SHIV_INTERPRETER": "1"},
+            timeout=120,
+        )
+        assert f"ran on {version}" in done.stdout, f"{python}: {done.stdout}{done.stderr}"
