@@ -102,7 +102,6 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         identity.ensure()
         state.ensure()
     staging = Staging(paths.state_dir / "uploads")
-    update = UpdateService(staging, releases, max_size=config.max_package_mib << 20)
     install = InstallService(
         staging,
         releases,
@@ -118,6 +117,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         allow_unsigned=config.allow_unsigned,
         health_gate=config.health_gate_seconds,
     )
+    update = UpdateService(staging, releases, max_size=config.max_package_mib << 20, pinned=install.installing)
     disconnect = DisconnectService(pairing, xcc)
     factory_reset = FactoryResetService(
         disconnect,

@@ -81,6 +81,7 @@ class InstallService:
         self.staging = staging
         self.releases = releases
         self.packages = packages
+        self.installing: set[str] = set()  # upload ids in use: staging must not evict them
         self.units = units
         self.prober = prober
         self.store = store
@@ -143,6 +144,14 @@ class InstallService:
             raise InvalidArgument("0..600 seconds", field="health_gate_seconds")
         gate = health_gate or self.health_gate
         package = self.staging.package(upload_id)
+        self.installing.add(upload_id)
+        try:
+            async for event in self._install(upload_id, package, allow_downgrade, gate):
+                yield event
+        finally:
+            self.installing.discard(upload_id)
+
+    async def _install(self, upload_id: str, package: Path, allow_downgrade: bool, gate: float) -> AsyncIterator[Event]:
         async with self.locks.hold("install", timeout=5):
             failpoint("VERIFYING")
             yield Event("VERIFYING", "checking the signature and the manifest")

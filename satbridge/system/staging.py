@@ -151,23 +151,26 @@ class Staging:
                 removed.append(upload_id)
         return removed
 
-    def evict_oldest(self, keep: int, protect: set[str]) -> list[str]:
-        """Remove the oldest uploads, whole or partial, until at most `keep` are left; never
-        one in `protect` (being received, or the one about to begin)."""
+    def evict_oldest(self, keep: int, protect: set[str], fresh_seconds: float = 60.0) -> list[str]:
+        """Remove the oldest uploads, whole or partial, until at most `keep` are left. Never one
+        in `protect` (being received), nor one announced in the last `fresh_seconds` that has
+        not sent a byte yet (its client is about to stream it)."""
         if not self.directory.is_dir():
             return []
+        now = time.time()
         uploads = []
         for meta_path in self.directory.glob("*.meta.json"):
             upload_id = meta_path.name.removesuffix(".meta.json")
-            meta = self.meta(upload_id) or {}
-            uploads.append((float(meta.get("created", 0)), upload_id))
+            created = float((self.meta(upload_id) or {}).get("created", 0))
+            started = self._p(upload_id, ".part").exists() or self.complete(upload_id)
+            uploads.append((created, upload_id, started or now - created > fresh_seconds))
         uploads.sort()
         removed: list[str] = []
         excess = len(uploads) - keep
-        for _, upload_id in uploads:
+        for _, upload_id, evictable in uploads:
             if len(removed) >= excess:
                 break
-            if upload_id not in protect:
+            if evictable and upload_id not in protect:
                 self.remove(upload_id)
                 removed.append(upload_id)
         return removed

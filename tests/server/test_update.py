@@ -116,3 +116,28 @@ async def test_only_the_newest_uploads_stay_staged(updater, running, tmp_path):
     assert not staging.complete(ids[0])
     assert not staging.complete(ids[1])
     assert staging.meta(ids[0]) is None
+
+
+async def test_an_upload_being_installed_is_never_evicted(updater, running, tmp_path):
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    staging = running.bridge.update.staging
+    first = await updater.upload(packages.good(tmp_path, key, "6.0.0"), progress=False)
+    running.bridge.install.installing.add(first)  # as install() does while it runs
+    try:
+        for n in range(1, 6):
+            await updater.upload(packages.good(tmp_path, key, f"6.{n}.0"), progress=False)
+        assert staging.complete(first)
+        assert len((await updater.versions()).staged) == 4
+    finally:
+        running.bridge.install.installing.discard(first)
+
+
+def test_announced_uploads_are_kept_until_their_bytes_come(tmp_path):
+    from satbridge.system.staging import Staging
+
+    staging = Staging(tmp_path / "uploads")
+    for n in range(5):
+        staging.begin(f"xcc-1.{n}.0-abc", {"name": "xcc", "version": f"1.{n}.0", "size": 1, "sha256": "0" * 64})
+    assert staging.evict_oldest(1, set()) == [], "announced a moment ago: their clients are about to send"
+    assert len(staging.evict_oldest(1, {"xcc-1.0.0-abc"}, fresh_seconds=0)) == 4
+    assert staging.meta("xcc-1.0.0-abc") is not None, "protected"
