@@ -8,7 +8,10 @@ Each client calls every --interval seconds (a poller, as a management server is)
 --interval 0 they call back to back, and the latency then measures the queue, not the service.
 
 The upload runs in a child process (its own channel and CPU), so the clients' latency shows what
-the bridge does to them, not what the uploader does to the clients' event loop.
+the bridge does to them, not what the uploader does to the clients' event loop. A third round
+runs a plain `ssl` socket copy of the same file beside the bridge instead (bench/upload.py's
+reference): on a small machine any transfer takes CPU from everything else, and that round
+tells what share of the slow-down the bridge's own upload path adds.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from upload import SSL_SINK, ssl_send
 
 from satbridge.api.v1 import system_pb2, system_pb2_grpc, update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import satctl_pair, serving
+from tests.lab.bridge import free_port, satctl_pair, serving
 
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
 
@@ -60,6 +66,31 @@ async def upload_forever(ctl: Path, payload: Path, stop_file: Path) -> None:
 
             await send_stream(stub.Upload(), chunks())
     print(f"uploads {n}", flush=True)
+
+
+def ssl_copy_forever(port: int, payload: Path, stop_file: Path) -> None:
+    """The child of the third round: the reference transfer, again and again."""
+    print("copying", flush=True)
+    n = 0
+    while not stop_file.exists():
+        ssl_send(port, payload)
+        n += 1
+    print(f"copies {n}", flush=True)
+
+
+async def under(load: list[str], ready: str, ctl: Path, clients: int, seconds: float, interval: float, stop: Path):
+    """Poll while a child process puts `load` on the machine; the latencies and its count."""
+    stop.unlink(missing_ok=True)
+    child = subprocess.Popen([sys.executable, __file__, *load, str(stop)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith(ready)
+        await asyncio.sleep(1)  # the transfer is under way
+        latencies = await poll(ctl, clients, seconds, interval)
+    finally:
+        stop.touch()
+        out, _ = child.communicate(timeout=600)
+    return latencies, out.split()[-1]
 
 
 async def poll(ctl: Path, clients: int, seconds: float, interval: float) -> list[float]:
@@ -108,20 +139,33 @@ async def main(clients: int, interval: float, seconds: float, mib: int) -> None:
         satctl_pair(served, ctl)
         idle = await poll(ctl, clients, seconds, interval)
         stop = work / "stop"
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--upload-child", str(ctl), str(payload), str(stop)],
+        busy, uploads = await under(
+            ["--upload-child", str(ctl), str(payload)], "uploading", ctl, clients, seconds, interval, stop
+        )
+        state = root / "var/lib/satbridge"
+        sink = free_port()
+        ref = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SSL_SINK,
+                str(state / "identity.crt"),
+                str(state / "identity.key"),
+                str(sink),
+                str(work / "ssl.out"),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
-            assert child.stdout is not None
-            assert child.stdout.readline().startswith("uploading")
-            await asyncio.sleep(1)  # the transfer is under way
-            busy = await poll(ctl, clients, seconds, interval)
+            assert ref.stdout is not None
+            assert ref.stdout.readline().startswith("ready")
+            copied, copies = await under(
+                ["--ssl-child", str(sink), str(payload)], "copying", ctl, clients, seconds, interval, stop
+            )
         finally:
-            stop.touch()
-            out, _ = child.communicate(timeout=600)
-        uploads = out.split()[-1]
+            ref.terminate()
+            ref.wait()
     rate_idle, rate_busy = len(idle) / seconds, len(busy) / seconds
     pace = f"each every {interval:g} s" if interval else "back to back"
     print(f"| GetStatus, {clients} clients {pace}, {seconds:g} s | p50 ms | p99 ms | calls/s |")
@@ -129,15 +173,27 @@ async def main(clients: int, interval: float, seconds: float, mib: int) -> None:
     print(f"| idle bridge (reference) | {p(idle, 0.5):.1f} | {p(idle, 0.99):.1f} | {rate_idle:.0f} |")
     busy_row = f"{p(busy, 0.5):.1f} | {p(busy, 0.99):.1f} | {rate_busy:.0f}"
     print(f"| while {mib} MiB uploads run ({uploads} started) | {busy_row} |")
+    rate_copy = len(copied) / seconds
     print(
-        f"| ratio under upload | {p(busy, 0.5) / p(idle, 0.5):.2f}x | {p(busy, 0.99) / p(idle, 0.99):.2f}x "
+        f"| while a plain ssl copy of {mib} MiB runs beside it ({copies} copies) | {p(copied, 0.5):.1f} "
+        f"| {p(copied, 0.99):.1f} | {rate_copy:.0f} |"
+    )
+    print(
+        f"| ratio, our upload / idle | {p(busy, 0.5) / p(idle, 0.5):.2f}x | {p(busy, 0.99) / p(idle, 0.99):.2f}x "
         f"| {rate_busy / rate_idle:.2f}x |"
+    )
+    print(
+        f"| ratio, our upload / an ssl copy beside it | {p(busy, 0.5) / p(copied, 0.5):.2f}x "
+        f"| {p(busy, 0.99) / p(copied, 0.99):.2f}x | {rate_busy / rate_copy:.2f}x |"
     )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--upload-child"]:
         asyncio.run(upload_forever(*map(Path, sys.argv[2:5])))
+        sys.exit(0)
+    if sys.argv[1:2] == ["--ssl-child"]:
+        ssl_copy_forever(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
         sys.exit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
