@@ -16,7 +16,8 @@
 # - the zipapp and satbridge.service (enabled), the menu on tty1 and on the serial console;
 # - iptables alternatives on legacy (already so in the rootfs);
 # - NetworkManager on DHCP (its automatic wired profile; the menu sets a static address);
-# - a first-boot identity: no machine id, no satbridge state; both are made at the first boot;
+# - a first-boot identity: no machine id, no satbridge state; both are made at the first boot,
+#   and a hostname of its own (satbridge-firstboot.service: satellite-<machine id prefix>);
 # - no credentials: root's password is locked, no other account, no SSH server. The consoles
 #   (the hypervisor's) show the admin menu; whoever has them administers the satellite.
 #
@@ -47,13 +48,17 @@ for dropin in 'getty@tty1.service.d' 'serial-getty@ttyS0.service.d'; do
 done
 mkdir -p "$TREE/etc/systemd/system/multi-user.target.wants" "$TREE/etc/systemd/system/getty.target.wants"
 ln -sf /etc/systemd/system/satbridge.service "$TREE/etc/systemd/system/multi-user.target.wants/satbridge.service"
+install -m 0644 "$TOP/build/units/satbridge-firstboot.service" "$TREE/etc/systemd/system/"
+mkdir -p "$TREE/etc/systemd/system/sysinit.target.wants"
+ln -sf /etc/systemd/system/satbridge-firstboot.service "$TREE/etc/systemd/system/sysinit.target.wants/"
 ln -sf /lib/systemd/system/serial-getty@.service "$TREE/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
 # a console login for the admin's own use would be a default credential: the menu is the console
 mkdir -p "$TREE/etc/satbridge/keys"
 if [ -n "$KEYS" ]; then install -m 0644 "$KEYS"/*.pub "$TREE/etc/satbridge/keys/"; fi
 
 # -- first boot: systemd makes the machine id, satbridge its identity and state
-: > "$TREE/etc/machine-id"
+# "uninitialized", not empty: systemd treats only that (or no file) as the first boot
+echo uninitialized > "$TREE/etc/machine-id"
 rm -f "$TREE/var/lib/dbus/machine-id" "$TREE/var/lib/systemd/random-seed"
 rm -rf "$TREE/var/lib/satbridge" "$TREE/opt/xcc"
 # systemd-firstboot would stop the first boot on the console to ask for a locale and a root password

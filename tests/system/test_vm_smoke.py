@@ -5,6 +5,7 @@ console shows, and the bridge serves with its firewall up."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -99,6 +100,8 @@ def test_boots_to_the_menu_and_pairs_through_the_forwarded_port(image, tmp_path)
 
         status = json.loads(satctl(ctl, "status", "--json").stdout)
         assert status["pairing"]["peer_name"] == "central"
+        # first boot: a hostname of its own, from the machine id made at that boot
+        assert re.fullmatch(r"satellite-[0-9a-f]{6}", status["hostname"]), status["hostname"]
         assert status["network"]["method"] == "auto", status["network"]  # NetworkManager on DHCP
         assert any(a["address"] == "10.0.2.15" for a in status["addresses"]), status["addresses"]
         # the firewall came up at start under the unit's hardening (the modules were loaded for it)
