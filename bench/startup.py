@@ -106,6 +106,38 @@ def timed_cases(ctl: Path, rounds: int) -> list[tuple[str, float, float, str]]:
     return rows
 
 
+DEBIAN_PY = "/usr/bin/python3"
+
+
+def zipapp_cases(work: Path, rounds: int) -> list[tuple[str, float, float, str]]:
+    """The shipped satbridge.pyz on Debian's python3: cold (its first run unpacks it) against a
+    plain unzip of the same file, and warm against the bare interpreter."""
+    if not os.path.exists(DEBIAN_PY):
+        return []
+    subprocess.run(
+        [PY, str(TOP / "build/zipapp.py"), "--out", str(work / "dist")], check=True, capture_output=True, timeout=900
+    )
+    pyz = work / "dist" / "satbridge.pyz"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SHIV_")}
+    cold, unzip, warm, bare = [], [], [], []
+    for n in range(rounds):
+        env = {**base, "SHIV_ROOT": str(work / f"cold{n}")}
+        cold.append(run([DEBIAN_PY, str(pyz), "version"], env))
+        unzip.append(run([DEBIAN_PY, "-m", "zipfile", "-e", str(pyz), str(work / f"unzip{n}")]))
+        warm.append(run([DEBIAN_PY, str(pyz), "version"], {**base, "SHIV_ROOT": str(work / "cold0")}))
+        bare.append(run([DEBIAN_PY, "-c", "pass"]))
+    size = pyz.stat().st_size / 2**20
+    return [
+        (
+            f"satbridge.pyz version, cold ({size:.1f} MiB, unpacks)",
+            statistics.median(cold),
+            statistics.median(unzip),
+            "python3 -m zipfile -e of the same file",
+        ),
+        ("satbridge.pyz version, warm", statistics.median(warm), statistics.median(bare), "bare /usr/bin/python3"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
@@ -140,6 +172,7 @@ def main() -> None:
                 "import grpc.aio, health, reflection, protobuf, cryptography, dbus_next",
             )
         )
+        rows += zipapp_cases(work, opts.rounds)
         print(f"| mode | median s | reference median s | ratio | reference ({opts.rounds} rounds, interleaved) |")
         print("|---|---|---|---|---|")
         for name, t, r, what in rows:
