@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from upload import SSL_SINK, ssl_send
+from upload import ssl_send, start_ssl_sink
 
 from satbridge.api.v1 import system_pb2, system_pb2_grpc, update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
@@ -142,24 +142,9 @@ async def main(clients: int, interval: float, seconds: float, mib: int) -> None:
         busy, uploads = await under(
             ["--upload-child", str(ctl), str(payload)], "uploading", ctl, clients, seconds, interval, stop
         )
-        state = root / "var/lib/satbridge"
         sink = free_port()
-        ref = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SSL_SINK,
-                str(state / "identity.crt"),
-                str(state / "identity.key"),
-                str(sink),
-                str(work / "ssl.out"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
         try:
-            assert ref.stdout is not None
-            assert ref.stdout.readline().startswith("ready")
             copied, copies = await under(
                 ["--ssl-child", str(sink), str(payload)], "copying", ctl, clients, seconds, interval, stop
             )

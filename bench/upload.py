@@ -53,6 +53,18 @@ while True:
 """
 
 
+def start_ssl_sink(state: Path, port: int, out: Path) -> subprocess.Popen[str]:
+    """The reference receiver, with the bridge's own identity as its TLS certificate."""
+    sink = subprocess.Popen(
+        [PY, "-c", SSL_SINK, str(state / "identity.crt"), str(state / "identity.key"), str(port), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None
+    assert sink.stdout.readline().startswith("ready")
+    return sink
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -163,22 +175,7 @@ async def main(mib: int, rounds: int) -> None:
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
     with serving(root, env={**os.environ, **MALLOC}) as served:
-        state = root / "var/lib/satbridge"
-        ref = subprocess.Popen(
-            [
-                PY,
-                "-c",
-                SSL_SINK,
-                str(state / "identity.crt"),
-                str(state / "identity.key"),
-                str(sink),
-                str(work / "ssl.out"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert ref.stdout is not None
-        assert ref.stdout.readline().startswith("ready")
+        ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
         ssh = scp_setup(work)
         try:
             satctl_pair(served, work / "ctl")
