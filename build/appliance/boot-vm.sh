@@ -4,8 +4,10 @@
 #   build/appliance/boot-vm.sh IMAGE.qcow2 WORKDIR [MGMT_PORT PAIRING_PORT]
 #
 # The image stays pristine: the VM writes to a throw-away overlay in WORKDIR, with its own copy
-# of the UEFI variables. Networking is QEMU's user mode; the bridge's two ports are forwarded
-# from 127.0.0.1 only (defaults 50051 and 50052), so nothing else can reach the VM.
+# of the UEFI variables. Networking is QEMU's user mode, restricted: the guest gets DHCP and can
+# reach nothing outside (no NTP, no mirror), and the bridge's two ports are forwarded from
+# 127.0.0.1 only (defaults 50051 and 50052), so nothing else can reach the VM. RESTRICT=off
+# lets the guest out through this machine.
 #
 # /dev/kvm on the CI machines is PVM, which cannot boot a stock kernel in useful time, so TCG is
 # the default there; ACCEL=kvm uses a real KVM. env: ACCEL, MEM (MiB, 1024), SMP (2),
@@ -27,6 +29,6 @@ exec qemu-system-x86_64 -machine q35,accel="$ACCEL" -cpu "$CPU" -m "${MEM:-1024}
     -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF/OVMF_CODE_4M.fd" \
     -drive if=pflash,format=raw,unit=1,file="$WORK/vars.fd" \
     -drive file="$WORK/run.qcow2",if=virtio,format=qcow2,discard=unmap \
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:${MGMT}-:50051,hostfwd=tcp:127.0.0.1:${PAIRING}-:50052" \
+    -netdev "user,id=n0,restrict=${RESTRICT:-on},hostfwd=tcp:127.0.0.1:${MGMT}-:50051,hostfwd=tcp:127.0.0.1:${PAIRING}-:50052" \
     -device virtio-net-pci,netdev=n0 \
     -device virtio-rng-pci

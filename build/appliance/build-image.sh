@@ -61,6 +61,8 @@ if [ -n "$KEYS" ]; then install -m 0644 "$KEYS"/*.pub "$TREE/etc/satbridge/keys/
 echo uninitialized > "$TREE/etc/machine-id"
 rm -f "$TREE/var/lib/dbus/machine-id" "$TREE/var/lib/systemd/random-seed"
 rm -rf "$TREE/var/lib/satbridge" "$TREE/opt/xcc"
+# the clock: the rootfs masks timesyncd for the labs (they have no network); a satellite keeps time
+rm -f "$TREE/etc/systemd/system/systemd-timesyncd.service"
 # systemd-firstboot would stop the first boot on the console to ask for a locale and a root password
 ln -sf /dev/null "$TREE/etc/systemd/system/systemd-firstboot.service"
 passwd --root "$TREE" --lock root >/dev/null

@@ -21,7 +21,7 @@ TMP="$OUT.tmp.$$"
 trap 'rm -rf "$TMP"' EXIT
 T0=$(date +%s)
 mmdebstrap --variant=minbase --mode=root --quiet \
-  --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
+  --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,systemd-timesyncd,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
