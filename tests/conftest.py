@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,18 +64,33 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "root"
 
 
-@pytest.fixture
-async def running(root: Path) -> AsyncIterator[Running]:
+@asynccontextmanager
+async def serve_bridge(config: Config) -> AsyncIterator[Running]:
+    """A bridge wired from `config` with a fake clock, serving until the `async with` ends."""
     clock = FakeClock(time.time())
-    bridge = wire(loopback_config(root), clock=clock)
+    bridge = wire(config, clock=clock)
     server = BridgeServer(bridge)
-    bound = await server.start()
-    run = Running(bridge, server, bound, clock)
+    run = Running(bridge, server, await server.start(), clock)
     try:
         yield run
     finally:
         await run.server.stop(0)
         await run.bridge.aclose()
+
+
+@pytest.fixture
+async def running(root: Path) -> AsyncIterator[Running]:
+    async with serve_bridge(loopback_config(root)) as run:
+        yield run
+
+
+@pytest.fixture
+def probe_port() -> Iterator[int]:
+    """A TCP listener for good packages' health probe (the fake systemd runs nothing)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield int(sock.getsockname()[1])
 
 
 @pytest.fixture

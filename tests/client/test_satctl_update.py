@@ -16,14 +16,6 @@ from tests.lab.bridge import Bridge, satctl
 PY = sys.executable
 
 
-@pytest.fixture
-def probe_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield sock.getsockname()[1]
-
-
 async def test_commission_update_rerun_sync_and_rollback(tmp_path, fake_systemd, probe_port):
     root, ctl = tmp_path / "root", tmp_path / "ctl"
     key = packages.trusted_key(root / "etc/satbridge", tmp_path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import sys
 
 import pytest
@@ -22,14 +21,6 @@ from tests.lab.bridge import Bridge
 
 PY = sys.executable
 PHASES = ["VERIFYING", "EXTRACTING", "SWITCHING", "RESTARTING", "HEALTH_CHECK"]
-
-
-@pytest.fixture
-def probe_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("phase", PHASES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import time
 
 import grpc
 import pytest
@@ -13,10 +12,7 @@ import pytest
 from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from satbridge.server.app import BridgeServer
-from satbridge.wiring import wire
-from tests.conftest import Running, loopback_config, pair_with
-from tests.fakes import FakeClock
+from tests.conftest import loopback_config, pair_with, serve_bridge
 
 pytestmark = pytest.mark.lab
 MIB = 1 << 20
@@ -29,15 +25,10 @@ async def small_disk(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "satbridge-test", str(mount)], check=True)  # noqa: ASYNC221
-    clock = FakeClock(time.time())
-    bridge = wire(loopback_config(mount / "root"), clock=clock)
-    server = BridgeServer(bridge)
-    run = Running(bridge, server, await server.start(), clock)
     try:
-        yield run, mount
+        async with serve_bridge(loopback_config(mount / "root")) as run:
+            yield run, mount
     finally:
-        await run.server.stop(0)
-        await run.bridge.aclose()
         subprocess.run(["umount", str(mount)], check=False)  # noqa: ASYNC221
 
 

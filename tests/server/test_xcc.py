@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -10,24 +9,14 @@ import pytest
 from satbridge.client.session import connect
 from satbridge.core.units import render_xcc_unit
 from satbridge.errors import Aborted, FailedPrecondition
-from satbridge.server.app import BridgeServer
 from satbridge.wiring import wire
-from tests.conftest import Running, loopback_config, pair_with
-from tests.fakes import FakeClock
+from tests.conftest import loopback_config, pair_with, serve_bridge
 
 
 @pytest.fixture
 async def running_on_bus(root, fake_systemd):
-    clock = FakeClock(time.time())
-    config = replace(loopback_config(root), dbus_address=fake_systemd.address)
-    bridge = wire(config, clock=clock)
-    server = BridgeServer(bridge)
-    run = Running(bridge, server, await server.start(), clock)
-    try:
+    async with serve_bridge(replace(loopback_config(root), dbus_address=fake_systemd.address)) as run:
         yield run
-    finally:
-        await run.server.stop(0)
-        await run.bridge.aclose()
 
 
 def install(root) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,10 +14,8 @@ from satbridge.client.session import connect, pair
 from satbridge.client.update import Updater
 from satbridge.core import firewall as fw
 from satbridge.errors import Unauthenticated, Unavailable
-from satbridge.server.app import BridgeServer
 from satbridge.wiring import wire
-from tests.conftest import Running, loopback_config, pair_with
-from tests.fakes import FakeClock
+from tests.conftest import loopback_config, pair_with, serve_bridge
 from tests.lab import packages
 
 KEPT = {"etc/satbridge/satbridge.toml", "etc/satbridge/keys/vendor.pub", "var/log/satbridge/audit.log"}  # config, log
@@ -31,27 +27,12 @@ def files(root: Path) -> set[str]:
 
 
 @pytest.fixture
-def probe_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield sock.getsockname()[1]
-
-
-@pytest.fixture
 async def satellite(tmp_path, fake_systemd):
     root = tmp_path / "root"
     (root / "etc/satbridge").mkdir(parents=True)
     (root / "etc/satbridge/satbridge.toml").write_text("[update]\nhealth_gate_seconds = 0.2\n")
-    clock = FakeClock(time.time())
-    bridge = wire(replace(loopback_config(root), dbus_address=fake_systemd.address), clock=clock)
-    server = BridgeServer(bridge)
-    run = Running(bridge, server, await server.start(), clock)
-    try:
+    async with serve_bridge(replace(loopback_config(root), dbus_address=fake_systemd.address)) as run:
         yield run
-    finally:
-        await run.server.stop(0)
-        await run.bridge.aclose()
 
 
 async def test_factory_reset_reaches_the_delivered_state(satellite, inventory, tmp_path, probe_port, fake_systemd):

@@ -82,15 +82,6 @@ async def lab(tmp_path, fake_systemd):
         await lab.units.close()
 
 
-@pytest.fixture
-def probe_port():
-    """A TCP listener for good packages' health probe (the fake systemd runs nothing)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
