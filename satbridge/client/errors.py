@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import grpc
 
 from satbridge.errors import (
@@ -31,6 +34,17 @@ _KINDS: dict[grpc.StatusCode, type[SatbridgeError]] = {
 }
 
 
+T = TypeVar("T")
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> SatbridgeError:
     kind = _KINDS.get(exc.code(), Internal)
     return kind(f"{what}: {exc.code().name}: {exc.details()}")
+
+
+async def call(rpc: Awaitable[T], what: str) -> T:
+    """Await a unary call; a gRPC error becomes the SatbridgeError of its status code."""
+    try:
+        return await rpc
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc, what) from None

@@ -27,7 +27,7 @@ from satbridge.api.v1 import (
     xcc_pb2,
     xcc_pb2_grpc,
 )
-from satbridge.client.errors import from_rpc_error
+from satbridge.client.errors import call, from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
 from satbridge.errors import PermissionDenied, Unavailable
@@ -177,44 +177,29 @@ class SatelliteClient:
         self.logs = cast("logs_pb2_grpc.LogsAsyncStub", logs_pb2_grpc.LogsStub(channel))
 
     async def status(self) -> system_pb2.GetStatusResponse:
-        try:
-            status: system_pb2.GetStatusResponse = await self.system.GetStatus(
-                system_pb2.GetStatusRequest(), timeout=self.timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, "GetStatus") from None
-        return status
+        return await call(self.system.GetStatus(system_pb2.GetStatusRequest(), timeout=self.timeout), "GetStatus")
 
     async def xcc_state(self) -> xcc_pb2.XccState:
-        try:
-            state: xcc_pb2.XccState = await self.xcc.GetState(xcc_pb2.GetXccStateRequest(), timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, "Xcc.GetState") from None
-        return state
+        return await call(self.xcc.GetState(xcc_pb2.GetXccStateRequest(), timeout=self.timeout), "Xcc.GetState")
 
     async def xcc_control(self, verb: str, *, wait: float = 0) -> xcc_pb2.XccState:
         """start, stop or restart; `wait` is how long the satellite waits for systemd (0: its default)."""
         method = {"start": self.xcc.Start, "stop": self.xcc.Stop, "restart": self.xcc.Restart}[verb]
         request = xcc_pb2.XccControlRequest(timeout_seconds=int(wait))
-        try:
-            state: xcc_pb2.XccState = await method(request, timeout=max(self.timeout, wait + 10))
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, f"Xcc.{verb.capitalize()}") from None
+        state: xcc_pb2.XccState = await call(
+            method(request, timeout=max(self.timeout, wait + 10)), f"Xcc.{verb.capitalize()}"
+        )
         return state
 
     async def firewall_call(self, name: str, request: object) -> firewall_pb2.FirewallState:
         """Firewall.Get/Set/Confirm/Reset with the request message given."""
-        try:
-            state: firewall_pb2.FirewallState = await getattr(self.firewall, name)(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, f"Firewall.{name}") from None
+        state: firewall_pb2.FirewallState = await call(
+            getattr(self.firewall, name)(request, timeout=self.timeout), f"Firewall.{name}"
+        )
         return state
 
     async def logs_list(self) -> list[logs_pb2.LogSource]:
-        try:
-            answer: logs_pb2.ListLogsResponse = await self.logs.List(logs_pb2.ListLogsRequest(), timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, "Logs.List") from None
+        answer = await call(self.logs.List(logs_pb2.ListLogsRequest(), timeout=self.timeout), "Logs.List")
         return list(answer.sources)
 
     async def logs_stream(self, request: logs_pb2.DownloadLogRequest | None) -> AsyncIterator[logs_pb2.LogChunk]:
@@ -233,13 +218,7 @@ class SatelliteClient:
             call.cancel()
 
     async def unpair(self) -> pairing_pb2.UnpairResponse:
-        try:
-            answer: pairing_pb2.UnpairResponse = await self.pairing.Unpair(
-                pairing_pb2.UnpairRequest(), timeout=self.timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, "Unpair") from None
-        return answer
+        return await call(self.pairing.Unpair(pairing_pb2.UnpairRequest(), timeout=self.timeout), "Unpair")
 
 
 @asynccontextmanager

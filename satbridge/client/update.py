@@ -14,7 +14,7 @@ from typing import Any, cast
 import grpc
 
 from satbridge.api.v1 import update_pb2, update_pb2_grpc
-from satbridge.client.errors import from_rpc_error
+from satbridge.client.errors import call, from_rpc_error
 from satbridge.client.progress import Progress
 from satbridge.core.package import parse_manifest
 from satbridge.errors import Aborted, Unavailable
@@ -58,13 +58,9 @@ class Updater:
         self.timeout = timeout
 
     async def versions(self) -> update_pb2.GetVersionsResponse:
-        try:
-            answer: update_pb2.GetVersionsResponse = await self.stub.GetVersions(
-                update_pb2.GetVersionsRequest(), timeout=self.timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, "Update.GetVersions") from None
-        return answer
+        return await call(
+            self.stub.GetVersions(update_pb2.GetVersionsRequest(), timeout=self.timeout), "Update.GetVersions"
+        )
 
     async def upload(self, path: Path, *, progress: bool = True, cut_after: int = 0) -> str:
         """Send the package; on a cut connection, ask where to resume and go on. Returns the
