@@ -27,11 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from satbridge.api.v1 import logs_pb2
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
-from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving
+from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving, unit_malloc_env
 
 PY = sys.executable
-# The unit's malloc settings (build/units/satbridge.service): no mmap churn for 1 MiB buffers.
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
+MALLOC = unit_malloc_env()  # as build/units/satbridge.service runs it
 SSL_SERVER = r"""
 import hashlib, os, socket, ssl, sys
 path, cert, key, port = sys.argv[1:5]

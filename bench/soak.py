@@ -35,7 +35,7 @@ from satbridge.api.v1 import (
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect, pairing_channel
 from satbridge.client.update import send_stream
-from tests.lab.bridge import rss, satctl_pair, serving
+from tests.lab.bridge import rss, satctl_pair, serving, unit_malloc_env
 
 
 def fds(pid: int) -> int:
@@ -93,13 +93,7 @@ async def main(minutes: float, clients: int) -> int:
     (root / "etc/satbridge").mkdir(parents=True)
     (root / "etc/satbridge/satbridge.toml").write_text("[update]\nmax_package_mib = 8\n")
     try:
-        # As the unit runs it (build/units/satbridge.service): the same malloc settings.
-        env = {
-            **os.environ,
-            "MALLOC_MMAP_THRESHOLD_": "33554432",
-            "MALLOC_TRIM_THRESHOLD_": "536870912",
-            "MALLOC_ARENA_MAX": "1",
-        }
+        env = {**os.environ, **unit_malloc_env()}  # as build/units/satbridge.service runs it
         with serving(root, env=env) as bridge:
             satctl_pair(bridge, work / "ctl")
             inv = Inventory.load(work / "ctl")

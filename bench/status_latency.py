@@ -37,9 +37,9 @@ from satbridge.api.v1 import system_pb2, system_pb2_grpc, update_pb2, update_pb2
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import free_port, satctl_pair, serving
+from tests.lab.bridge import free_port, satctl_pair, serving, unit_malloc_env
 
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
+MALLOC = unit_malloc_env()  # as build/units/satbridge.service runs it
 
 
 async def upload_forever(ctl: Path, payload: Path, stop_file: Path) -> None:

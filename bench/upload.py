@@ -28,10 +28,10 @@ from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving
+from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving, unit_malloc_env
 
 PY = sys.executable
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_ARENA_MAX": "1"}
+MALLOC = unit_malloc_env()  # as build/units/satbridge.service runs it
 SSL_SINK = r"""
 import hashlib, os, queue, socket, ssl, sys, threading
 cert, key, port, out = sys.argv[1:5]

@@ -17,6 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PY = sys.executable
+UNIT = Path(__file__).resolve().parents[2] / "build" / "units" / "satbridge.service"
+
+
+def unit_malloc_env() -> dict[str, str]:
+    """The MALLOC_* settings satbridge.service runs the bridge with, read from the unit itself,
+    so the benchmarks measure what ships."""
+    env: dict[str, str] = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            for pair in line.removeprefix("Environment=").split():
+                name, _, value = pair.partition("=")
+                if name.startswith("MALLOC_"):
+                    env[name] = value
+    return env
 
 
 def free_port() -> int:
