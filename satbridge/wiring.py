@@ -28,7 +28,7 @@ from satbridge.services.update import UpdateService
 from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
 from satbridge.system.compress import compressor
-from satbridge.system.files import DirStore, FileLocks
+from satbridge.system.files import DirStore, FileLocks, OwnedDirectory
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
@@ -128,9 +128,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         units,
         store,
         audit,
-        xcc_dir=paths.xcc_dir,
-        xcc_log_dir=paths.xcc_log_dir,
-        uploads_dir=paths.state_dir / "uploads",
+        xcc_files=[OwnedDirectory(d) for d in (paths.xcc_dir, paths.xcc_log_dir, staging.directory)],
     )
     return Bridge(
         config,

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from satbridge.core.units import XCC_UNIT
 from satbridge.errors import FailedPrecondition, NotFound, SatbridgeError
@@ -20,7 +18,7 @@ from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
 from satbridge.services.network import NetworkService
-from satbridge.services.ports import AuditLog, Store, Units
+from satbridge.services.ports import AuditLog, Removable, Store, Units
 from satbridge.services.state import StateService
 
 log = logging.getLogger(__name__)
@@ -47,9 +45,7 @@ class FactoryResetService:
         store: Store,
         audit: AuditLog,
         *,
-        xcc_dir: Path,
-        xcc_log_dir: Path,
-        uploads_dir: Path,
+        xcc_files: Sequence[Removable],
     ) -> None:
         self.disconnect = disconnect
         self.identity = identity
@@ -59,9 +55,7 @@ class FactoryResetService:
         self.units = units
         self.store = store
         self.audit = audit
-        self.xcc_dir = xcc_dir
-        self.xcc_log_dir = xcc_log_dir
-        self.uploads_dir = uploads_dir
+        self.xcc_files = xcc_files  # its releases, its logs, the staged uploads
 
     async def run(self, *, by: str) -> AsyncIterator[Step]:
         """Do every step, reporting each; a failed step is reported and the others still run."""
@@ -101,12 +95,7 @@ class FactoryResetService:
             await self.units.remove_unit_file(XCC_UNIT)
 
         def wipe() -> int:
-            removed = 0
-            for path in (self.xcc_dir, self.xcc_log_dir, self.uploads_dir):
-                if path.exists():
-                    shutil.rmtree(path)
-                    removed += 1
-            return removed
+            return sum(directory.remove() for directory in self.xcc_files)
 
         return f"{await asyncio.to_thread(wipe)} directories removed"
 

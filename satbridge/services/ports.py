@@ -187,6 +187,14 @@ class StagingPort(Protocol):
     def free_bytes(self) -> int: ...
 
 
+class Removable(Protocol):
+    """A directory the bridge owns outright (XCC's releases, its logs, the uploads)."""
+
+    def remove(self) -> bool:
+        """Delete it and everything in it; False when it was not there."""
+        ...
+
+
 class ReleasesPort(Protocol):
     def current(self) -> str: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Hashable, Iterator
@@ -43,6 +44,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class OwnedDirectory:
+    """The Removable port: a directory removed with all it holds (a factory reset)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remove(self) -> bool:
+        if not self.path.exists():
+            return False
+        shutil.rmtree(self.path)
+        return True
 
 
 class DirStore:
