@@ -28,7 +28,7 @@ from satbridge.services.update import UpdateService
 from satbridge.services.xcc import XccService
 from satbridge.system.audit import FileAuditLog
 from satbridge.system.compress import compressor
-from satbridge.system.files import DirStore, FileLocks, OwnedDirectory
+from satbridge.system.files import ConfigDir, DirStore, FileLocks, OwnedDirectory
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
@@ -86,7 +86,8 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
         SandboxFirewall(paths.state_dir / "sandbox-firewall.json") if config.sandbox else IptcFirewall(paths.root)
     )
     ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
-    firewall = FirewallService(backend, store, locks, audit, state, clock, paths.config_dir, ports)
+    config_files = ConfigDir(paths.config_dir)
+    firewall = FirewallService(backend, store, locks, audit, state, clock, config_files, ports)
     net_backend: NmNetwork | SandboxNetwork = (
         SandboxNetwork(paths.state_dir / "sandbox-network.json")
         if config.sandbox
@@ -96,7 +97,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     status = StatusService(host, pairing, state, xcc, firewall, network, clock, __version__)
     files = LogFiles({"xcc": paths.xcc_log_dir, "satbridge": paths.bridge_log_dir})
     logs = LogsService(
-        files, JournalReader(journal_dir), compressor, config.journal_units, status, firewall, paths.config_file
+        files, JournalReader(journal_dir), compressor, config.journal_units, status, firewall, config_files
     )
     with store.lock():
         identity.ensure()

@@ -10,12 +10,11 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from satbridge.core import firewall as fw
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
-from satbridge.services.ports import AuditLog, Clock, Firewall, Locks, Store
+from satbridge.services.ports import AuditLog, Clock, ConfigFiles, Firewall, Locks, Store
 from satbridge.services.state import StateService
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class FirewallService:
         audit: AuditLog,
         state: StateService,
         clock: Clock,
-        config_dir: Path,
+        config: ConfigFiles,
         bridge_ports: tuple[int, ...],
     ) -> None:
         self.firewall = firewall
@@ -54,7 +53,7 @@ class FirewallService:
         self.audit = audit
         self.state = state
         self.clock = clock
-        self.config_dir = config_dir
+        self.config = config
         self.bridge_ports = bridge_ports
         self._timer: asyncio.Task[None] | None = None
 
@@ -71,13 +70,13 @@ class FirewallService:
 
     def factory(self) -> fw.RuleSet:
         """The factory rule set: the config directory's file, else only the bridge's ports."""
-        path = self.config_dir / FACTORY_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
+        text = self.config.read_text(FACTORY_FILE)
+        if text is None:
             return FACTORY
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"{path} is not JSON: {exc}", field=FACTORY_FILE) from None
+            raise InvalidArgument(f"{FACTORY_FILE} is not JSON: {exc}", field=FACTORY_FILE) from None
         return fw.from_json(data)
 
     def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:

@@ -13,18 +13,18 @@ import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from satbridge.core import firewall as fw
 from satbridge.core import logs as core
 from satbridge.errors import InvalidArgument, NotFound, SatbridgeError
 from satbridge.services.firewall import FirewallService
-from satbridge.services.ports import Compressor, JournalPort, LogFilesPort
+from satbridge.services.ports import Compressor, ConfigFiles, JournalPort, LogFilesPort
 from satbridge.services.status import StatusService
 
 JOURNAL_BUNDLE_LINES = 20000
 COMPRESSIONS = ("", "gzip", "zstd")
+CONFIG_FILE = "satbridge.toml"  # in the config directory; the bundle carries it, redacted
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class LogsService:
         units: tuple[str, ...],
         status: StatusService,
         firewall: FirewallService,
-        config_file: Path,
+        config: ConfigFiles,
     ) -> None:
         self.files = files
         self.journal = journal
@@ -51,7 +51,7 @@ class LogsService:
         self.units = units
         self.status = status
         self.firewall = firewall
-        self.config_file = config_file
+        self.config = config
 
     def list(self) -> list[core.LogSource]:
         journals = [core.LogSource(f"journal/{unit}", "journal") for unit in self.units]
@@ -164,9 +164,8 @@ class LogsService:
         docs["network.json"] = dump(dataclasses.asdict(status.network) if status.network else None)
         docs["versions.json"] = dump({"bridge": status.bridge_version, "xcc": status.xcc.version if status.xcc else ""})
         try:
-            config = tomllib.loads(self.config_file.read_text())
-        except FileNotFoundError:
-            config = {"note": "no config file: the defaults apply"}
+            text = self.config.read_text(CONFIG_FILE)
+            config = tomllib.loads(text) if text is not None else {"note": "no config file: the defaults apply"}
         except (OSError, tomllib.TOMLDecodeError) as exc:
             config = {"error": f"unreadable: {exc}"}
         docs["config.json"] = dump(core.redact(config))

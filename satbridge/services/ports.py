@@ -187,6 +187,14 @@ class StagingPort(Protocol):
     def free_bytes(self) -> int: ...
 
 
+class ConfigFiles(Protocol):
+    """The admin's files in the config directory (/etc/satbridge), read-only to the services."""
+
+    def read_text(self, name: str) -> str | None:
+        """The file's text; None when it does not exist (OSError when it cannot be read)."""
+        ...
+
+
 class Removable(Protocol):
     """A directory the bridge owns outright (XCC's releases, its logs, the uploads)."""
 

@@ -46,6 +46,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class ConfigDir:
+    """The ConfigFiles port over a directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            return (self.path / name).read_text()
+        except FileNotFoundError:
+            return None
+
+
 class OwnedDirectory:
     """The Removable port: a directory removed with all it holds (a factory reset)."""
 

@@ -12,7 +12,7 @@ from satbridge.core import firewall as fw
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
 from satbridge.services.firewall import FACTORY_FILE, FirewallService
 from satbridge.services.state import StateService
-from satbridge.system.files import DirStore, FileLocks
+from satbridge.system.files import ConfigDir, DirStore, FileLocks
 from satbridge.system.iptables import SandboxFirewall
 from tests.fakes import CountingEntropy, ListAudit
 
@@ -28,7 +28,14 @@ def parts(tmp_path):
     backend = SandboxFirewall(tmp_path / "kernel.json")
     audit = ListAudit()
     service = FirewallService(
-        backend, store, FileLocks(tmp_path / "state"), audit, state, time.time, tmp_path / "etc", (50051, 50052)
+        backend,
+        store,
+        FileLocks(tmp_path / "state"),
+        audit,
+        state,
+        time.time,
+        ConfigDir(tmp_path / "etc"),
+        (50051, 50052),
     )
     return service, backend, audit
 
@@ -113,7 +120,14 @@ async def test_restore_at_start_drops_an_unconfirmed_change(parts, tmp_path):
     await service.set(fw.RuleSet((), fw.Action.ACCEPT), confirm_timeout=600)
     # The bridge restarts (a new service object; the old timer is gone with the old process).
     fresh = FirewallService(
-        backend, service.store, service.locks, audit, service.state, time.time, tmp_path / "etc", (50051, 50052)
+        backend,
+        service.store,
+        service.locks,
+        audit,
+        service.state,
+        time.time,
+        ConfigDir(tmp_path / "etc"),
+        (50051, 50052),
     )
     await fresh.restore()
     assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]

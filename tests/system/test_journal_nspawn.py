@@ -58,10 +58,11 @@ async def test_journal_lines_since_and_tail(appliance):
 async def test_journal_download_through_the_service(appliance, tmp_path):
     from satbridge.services.logs import LogsService
     from satbridge.system.compress import compressor
+    from satbridge.system.files import ConfigDir
     from satbridge.system.logfiles import LogFiles
 
     logs = LogsService(
-        LogFiles({}), JournalReader(appliance.journal), compressor, ("xcc.service",), None, None, tmp_path / "none.toml"
+        LogFiles({}), JournalReader(appliance.journal), compressor, ("xcc.service",), None, None, ConfigDir(tmp_path)
     )  # type: ignore[arg-type]  # download needs neither
     data, sha = b"", ""
     async for chunk in logs.download("journal/xcc.service"):
