@@ -3,24 +3,60 @@
 # (build-image.sh), so it carries the cloud kernel (virtio, Hyper-V and VMware drivers), udev and
 # systemd's EFI stub too; nspawn ignores all three.
 #
-#   build/appliance/build-rootfs.sh [CACHE_DIR]      (root; needs mmdebstrap)
+#   build/appliance/build-rootfs.sh [CACHE_DIR]          (root; needs mmdebstrap) build if needed
+#   build/appliance/build-rootfs.sh --path [CACHE_DIR]   print where the rootfs is (or will be)
 #
 # The result is cached in CACHE_DIR/rootfs-<hash>, the hash taken over this script (the build
-# inputs), so CI rebuilds only when they change. Prints the rootfs path on its last line.
-# The mirror is the one apt on this machine already uses.
+# inputs), so CI rebuilds only when they change. Prints the rootfs path on its last line (stdout);
+# mmdebstrap's progress goes to stderr. The mirror is the one apt on this machine already uses.
+#
+# Safe to interrupt, by any signal: builds run under a lock (CACHE_DIR/.lock, flock(1)) in
+# CACHE_DIR/rootfs-<hash>.tmp.<pid>, and whoever takes the lock next removes every partial tree
+# (unmounting first what a killed mmdebstrap left mounted inside it) before it builds. A SIGKILL
+# skips this script's EXIT trap, which is why the clean-up cannot live only there.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+PRINT_PATH=
+if [ "${1:-}" = --path ]; then PRINT_PATH=1; shift; fi
 CACHE=${1:-${SATBRIDGE_LAB_CACHE:-/var/cache/satbridge-lab}}
-KEY=$(cat "$HERE/build-rootfs.sh" | sha256sum | cut -c1-16)
+KEY=$(sha256sum < "$HERE/build-rootfs.sh" | cut -c1-16)
 OUT="$CACHE/rootfs-$KEY"
-if [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi
+if [ -n "$PRINT_PATH" ] || [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi
+command -v mmdebstrap >/dev/null || { echo "build-rootfs.sh: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 2; }
+mkdir -p "$CACHE"
+
+# One build at a time. The lock is an open file, so it is released however its holder ends; a
+# killed build's orphaned mmdebstrap keeps it until mmdebstrap itself ends, then we clean up.
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+    echo "build-rootfs.sh: another build holds $CACHE/.lock; waiting for it" >&2
+    flock 9
+fi
+if [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi  # built while we waited
+
+# Remove DIR, a partial tree, after unmounting whatever is mounted at or under it (deepest first).
+# --one-file-system: should an unmount fail, rm never descends into the host's /proc, /sys or /dev.
+remove_tree() {
+    local dir=$1 target
+    awk -v d="$dir" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
+        while read -r target; do umount -l "$target" 2>/dev/null || true; done
+    rm -rf --one-file-system "$dir"
+}
+for dir in "$CACHE"/rootfs-*; do
+    [ -e "$dir" ] || continue
+    if [[ $dir == *.tmp.* ]] || [ ! -f "$dir/.complete" ]; then
+        echo "build-rootfs.sh: removing the partial build $dir" >&2
+        remove_tree "$dir"
+    fi
+done
+
 MIRROR=${MIRROR:-$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
 [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-mkdir -p "$CACHE"
 TMP="$OUT.tmp.$$"
-trap 'rm -rf "$TMP"' EXIT
+trap 'remove_tree "$TMP"' EXIT
 T0=$(date +%s)
-mmdebstrap --variant=minbase --mode=root --quiet \
+echo "build-rootfs.sh: building $OUT with mmdebstrap (about 80 s on 2 cores)" >&2
+mmdebstrap --variant=minbase --mode=root \
   --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,systemd-timesyncd,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -31,13 +67,13 @@ mmdebstrap --variant=minbase --mode=root --quiet \
   --customize-hook='chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy' \
   --customize-hook='chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service 2>/dev/null || true' \
   --customize-hook='chroot "$1" systemctl set-default multi-user.target' \
-  bookworm "$TMP" "$MIRROR"
+  bookworm "$TMP" "$MIRROR" >&2
 touch "$TMP/.complete"
-rm -rf "$OUT"
 mv "$TMP" "$OUT"
-# the cache keeps one rootfs: the ones built from earlier inputs are dead weight (~400 MB each)
+trap - EXIT
+# the cache keeps one rootfs: the ones built from earlier inputs are dead weight (~550 MB each)
 for old in "$CACHE"/rootfs-*; do
-    [ "$old" = "$OUT" ] || [ ! -f "$old/.complete" ] || rm -rf "$old"
+    [ "$old" = "$OUT" ] || remove_tree "$old"
 done
-echo "mmdebstrap: $(( $(date +%s) - T0 ))s, $(du -sh "$OUT" | cut -f1)" >&2
+echo "build-rootfs.sh: mmdebstrap took $(( $(date +%s) - T0 )) s, $(du -sh "$OUT" | cut -f1)" >&2
 echo "$OUT"
