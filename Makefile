@@ -9,23 +9,25 @@ LISTEN ?= 127.0.0.1:50051
 PAIRING_LISTEN ?= 127.0.0.1:50052
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint unit proto bench soak zipapp image vm clean
+.PHONY: venv run setup test lint unit proto bench soak zipapp image vm clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@build/check-prereqs.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip setuptools wheel
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,dev]'
 	touch $@
 
 # A real bridge under ./$(SANDBOX): no root, systemd or NetworkManager needed. It prints a
-# pairing code; pair from another terminal with `.venv/bin/satctl pair 127.0.0.1 CODE`.
+# pairing code and the satctl line that pairs with it (with the ports, when not the defaults).
+SANDBOXED := $(BIN)/satbridge --root $(SANDBOX) --sandbox --listen $(LISTEN) --pairing-listen $(PAIRING_LISTEN)
 run: venv
-	$(BIN)/satbridge --root $(SANDBOX) --sandbox init-config
-	$(BIN)/satbridge --root $(SANDBOX) --sandbox pair-window open
-	@echo "Serving; pair with: $(BIN)/satctl pair 127.0.0.1 <CODE>   (Ctrl-C stops)"
-	exec $(BIN)/satbridge --root $(SANDBOX) --sandbox --serve --listen $(LISTEN) --pairing-listen $(PAIRING_LISTEN)
+	$(SANDBOXED) init-config
+	$(SANDBOXED) pair-window open
+	@echo "Serving (Ctrl-C stops); satctl is $(BIN)/satctl"
+	exec $(SANDBOXED) --serve
 
 lint: venv
 	$(BIN)/ruff check satbridge tests build bench bridge.py
@@ -37,7 +39,15 @@ lint: venv
 unit: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint unit
+# Packages and the appliance rootfs, once, before any test (build/setup-labs.sh; as root only).
+setup:
+	build/setup-labs.sh
+
+# Sequential on purpose: set-up first, so no lab builds inside a test's timeout.
+test:
+	$(MAKE) --no-print-directory setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit PYTEST_ARGS='$(PYTEST_ARGS)'
 
 proto: venv
 	$(BIN)/python build/gen_proto.py

@@ -1,7 +1,8 @@
 """The appliance lab: the real rootfs booted with systemd-nspawn, its systemd reached over D-Bus.
 
-Needs root, systemd-nspawn and mmdebstrap (or a cached rootfs); tests that use it skip with the
-reason otherwise. Everything it makes (the container, its cgroup) goes away in `finally`.
+Needs root, systemd-nspawn and the rootfs that build/setup-labs.sh builds before pytest; tests
+that use it skip with the reason otherwise (a failure, once the labs are set up: tests/conftest.py).
+Everything it makes (the container, its cgroup) goes away in `finally`.
 """
 
 from __future__ import annotations
@@ -49,21 +50,30 @@ class Appliance:
         return self.root / "var" / "log" / "journal"
 
 
+def rootfs_path() -> Path:
+    """Where build-rootfs.sh keeps the rootfs for its current inputs (built or not)."""
+    done = subprocess.run(
+        [str(BUILD / "build-rootfs.sh"), "--path", str(CACHE)], capture_output=True, text=True, check=True
+    )
+    return Path(done.stdout.strip())
+
+
+def rootfs_skip_reason() -> str | None:
+    """The labs never build the rootfs themselves (a cold build takes minutes, longer than a test's
+    timeout): build/setup-labs.sh does, before pytest."""
+    if os.geteuid() != 0:
+        return "the appliance lab needs root (systemd-nspawn, mmdebstrap)"
+    if not (rootfs_path() / ".complete").exists():
+        return f"the appliance rootfs is not built in {CACHE} (run: sudo build/setup-labs.sh)"
+    return None
+
+
 def lab_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the appliance lab needs root (systemd-nspawn)"
     if not shutil.which("systemd-nspawn"):
         return "systemd-nspawn is missing (apt-get install systemd-container)"
-    if not shutil.which("mmdebstrap") and not any(CACHE.glob("rootfs-*/.complete")):
-        return "mmdebstrap is missing and no rootfs is cached (apt-get install mmdebstrap)"
-    return None
-
-
-def build_rootfs() -> Path:
-    done = subprocess.run([str(BUILD / "build-rootfs.sh"), str(CACHE)], capture_output=True, text=True, timeout=1800)
-    if done.returncode:
-        raise RuntimeError(f"build-rootfs.sh failed:\n{done.stderr[-4000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return rootfs_skip_reason()
 
 
 def _children(pid: int) -> list[int]:
@@ -156,7 +166,7 @@ def booted(name: str = "satlab", *, log: Path, veth: bool = False) -> Iterator[A
         pytest.skip(reason)
     if veth and not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq is missing (apt-get install dnsmasq-base)")
-    rootfs = build_rootfs()
+    rootfs = rootfs_path()
     dhcp = None
     if veth:  # a netns of this name left by a run that was killed is ours: start clean
         subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)

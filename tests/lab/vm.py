@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.appliance import CACHE
+from tests.lab.appliance import rootfs_skip_reason
 from tests.lab.bridge import free_port
 
 TOP = Path(__file__).resolve().parents[2]
@@ -46,9 +46,7 @@ def vm_skip_reason() -> str | None:
             return f"{tool} is missing (apt-get install {package})"
     if not (OVMF / "OVMF_CODE_4M.fd").exists():
         return f"no UEFI firmware in {OVMF} (apt-get install ovmf)"
-    if not shutil.which("mmdebstrap") and not any(CACHE.glob("rootfs-*/.complete")):
-        return "mmdebstrap is missing and no rootfs is cached (apt-get install mmdebstrap)"
-    return None
+    return rootfs_skip_reason()
 
 
 def build_image(zipapp: Path, out: Path, keys: Path) -> Path:

@@ -1,0 +1,69 @@
+#!/bin/bash
+# The one set-up step before the tests, shared by `make test` and `.ci/run`:
+#
+#   build/setup-labs.sh
+#
+# As root: installs the Debian packages the tests and labs need (never starting a daemon), then
+# builds what the labs share, once, here and not inside a test's timeout: the appliance rootfs
+# (build/appliance/build-rootfs.sh; about 80 s cold, cached after). Last it writes
+# $SATBRIDGE_LAB_CACHE/setup.done: from then on a lab test that skips is a failure (tests/conftest.py).
+# Without root: says which packages are missing and that the lab tests will skip, and exits 0.
+#
+# Idempotent and safe to interrupt: a second run installs and builds nothing; a killed build is
+# cleaned up by the next one (see build-rootfs.sh).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+CACHE=${SATBRIDGE_LAB_CACHE:-/var/cache/satbridge-lab}
+
+# What each package is for: python3-venv for .venv; gcc, libc6-dev, python3-dev to build
+# python-iptables; iptables for its xtables extensions and the firewall lab; dbus-daemon for the
+# private test buses; mmdebstrap + systemd-container for the appliance lab (a real systemd in
+# nspawn); network-manager + dnsmasq-base for the network lab (both only inside namespaces we
+# make); tmux for the console tests; for the VM image and its QEMU smoke test: qemu, UEFI
+# firmware, FAT/GPT tools, objcopy.
+PACKAGES=(python3-venv python3-dev gcc libc6-dev make iproute2 util-linux iptables dbus-daemon
+          systemd-container mmdebstrap network-manager dnsmasq-base tmux
+          qemu-system-x86 qemu-utils ovmf dosfstools mtools fdisk binutils e2fsprogs)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if [ "$(id -u)" != 0 ]; then
+    if ((${#missing[@]})); then
+        echo "setup-labs: not root, so nothing installed; missing: ${missing[*]}"
+    fi
+    echo "setup-labs: not root: the lab tests (nspawn, firewall, NetworkManager, QEMU) will skip; 'sudo make test' runs them"
+    exit 0
+fi
+
+T_START=$(date +%s)
+if ((${#missing[@]})); then
+    echo "setup-labs: installing ${missing[*]}"
+    # Installing must never START a daemon on this machine (NetworkManager would take over its
+    # network): deny every service start while apt runs, unless a policy already does.
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    for attempt in 1 2 3; do  # a mirror that hiccups once should not fail CI
+        apt-get update -qq && break
+        [ "$attempt" = 3 ] && exit 1
+        sleep 5
+    done
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+fi
+T_PACKAGES=$(date +%s)
+echo "setup-labs: packages ready ($((T_PACKAGES - T_START)) s)"
+
+ROOTFS=$("$HERE/appliance/build-rootfs.sh" "$CACHE" | tail -1)
+T_ROOTFS=$(date +%s)
+echo "setup-labs: appliance rootfs ready: $ROOTFS ($((T_ROOTFS - T_PACKAGES)) s)"
+
+date -u +%FT%TZ > "$CACHE/setup.done"
+echo "setup-labs: done in $((T_ROOTFS - T_START)) s; from now on a lab test that skips fails"
