@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -23,6 +24,40 @@ from tests.lab.dbus_daemon import private_bus
 from tests.lab.fake_systemd import FakeSystemd
 
 PYTHON = sys.executable
+LAB_CACHE = Path(os.environ.get("SATBRIDGE_LAB_CACHE", "/var/cache/satbridge-lab"))
+ENABLE_LABS = "sudo make test"
+
+
+def labs_required() -> bool:
+    """True once build/setup-labs.sh has set this machine up (its stamp, as root), and always in
+    CI: then every test can run here, and a test that skips anyway is a failure, not a quiet
+    pass (a missing package, an unbuilt rootfs or a missing interpreter must turn CI red)."""
+    if os.environ.get("CI", "").lower() == "true":
+        return True
+    return os.geteuid() == 0 and (LAB_CACHE / "setup.done").exists()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and labs_required():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped although the labs are set up here (CI, or build/setup-labs.sh ran): {reason}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    terminalreporter.section(f"{len(skipped)} tests did not run here", sep="!", yellow=True, bold=True)
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.line(f"  {report.nodeid}: {reason.removeprefix('Skipped: ')}")
+    terminalreporter.line(
+        f"Run them all (installs the Debian packages, builds the lab rootfs): {ENABLE_LABS}", bold=True
+    )
 
 
 def loopback_config(root: Path) -> Config:

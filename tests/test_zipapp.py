@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,9 +88,13 @@ def test_old_unpack_directories_are_removed(tmp_path):
 
 
 def other_pythons() -> dict[str, str]:
-    """Interpreters newer than Debian's 3.11, one per minor version (PATH or pyenv)."""
-    candidates = [shutil.which(f"python3.{m}") or "" for m in range(12, 15)]
-    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.1*/bin/python3.1?"))
+    """Interpreters newer than Debian's 3.11, one per minor version, from PATH and then pyenv's
+    versions ($PYENV_ROOT, default ~/.pyenv, as pyenv(1) itself resolves it)."""
+    candidates = [shutil.which(f"python3.{m}") or "" for m in range(12, 20)]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted(
+        str(p) for p in pyenv_root.glob("versions/3.*/bin/python3.*") if re.fullmatch(r"python3\.\d+", p.name)
+    )
     found: dict[str, str] = {}
     for python in filter(None, candidates):
         done = subprocess.run(
@@ -106,7 +111,10 @@ def other_pythons() -> dict[str, str]:
 def test_the_fat_zipapp_runs_on_several_pythons(tmp_path):
     others = other_pythons()
     if not others or not os.path.exists(DEBIAN_PY):
-        pytest.skip("needs Debian's python3 and another Python 3 minor version with pip")
+        pytest.skip(
+            "needs Debian's python3 and another Python 3 minor version with pip, on PATH (python3.12...)"
+            " or under $PYENV_ROOT/versions"
+        )
     pythons = {"3.11": DEBIAN_PY, **others}
     subprocess.run(
         [sys.executable, str(TOP / "build/zipapp.py"), "--out", str(tmp_path), "--fat", *pythons.values()],
