@@ -124,16 +124,16 @@ def _group(fp: str) -> str:
 def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
     import json
 
+    from satbridge.core.addresses import reachable_addresses
+
     pairing = bridge.pairing
     if action == "close":
         closed = pairing.close_window()
         print("pairing window closed" if closed else "no pairing window was open")
         return 0
     window = pairing.open_window() if action == "open" else pairing.show_window()
-    addresses = [
-        a.address for a in bridge.status.host.addresses() if a.interface != "lo" and not a.address.startswith("fe80")
-    ]
     server = bridge.config.server
+    addresses = reachable_addresses(server.pairing_listen, bridge.status.host.addresses())
     if as_json:
         print(
             json.dumps(
@@ -154,8 +154,17 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
     print(f"  Fingerprint:   {_group(window.fingerprint)}")
     print(f"  Addresses:     {', '.join(addresses) or '(none)'}")
     print(f"  Ports:         pairing {server.pairing_listen.port}, management {server.listen.port}")
-    print(f"On the server:  satctl pair {addresses[0] if addresses else 'ADDRESS'} {window.code}")
+    for address in addresses or ["ADDRESS"]:
+        print(f"On the server:  {_pair_command(address, window.code, server.listen.port, server.pairing_listen.port)}")
     return 0
+
+
+def _pair_command(address: str, code: str, port: int, pairing_port: int) -> str:
+    """The satctl command line that pairs with this window: the ports only where they are not
+    satctl's defaults (50051, 50052), so that what is shown is what works."""
+    flags = "" if port == 50051 else f" --port {port}"
+    flags += "" if pairing_port == 50052 else f" --pairing-port {pairing_port}"
+    return f"satctl pair {address} {code}{flags}"
 
 
 def _status(bridge: Bridge, as_json: bool) -> int:

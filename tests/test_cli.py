@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,45 @@ def test_satctl_errors(tmp_path, args, code, text):
     assert result.returncode == code, result.stderr
     assert text in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_what_make_run_prints_is_what_works(tmp_path):
+    """`make run`'s three commands (Makefile): every `satctl ...` line the window prints pairs, and
+    none names an address or port where nothing listens (it once printed the host's own address
+    before 127.0.0.1, which failed with exit 4)."""
+    from tests.lab.bridge import free_port
+
+    flags = ["--sandbox", "--listen", f"127.0.0.1:{free_port()}", "--pairing-listen", f"127.0.0.1:{free_port()}"]
+    assert satbridge(tmp_path, *flags, "init-config").returncode == 0
+    opened = satbridge(tmp_path, *flags, "pair-window", "open")
+    assert opened.returncode == 0, opened.stderr
+    commands = [
+        line.split(":", 1)[1].split() for line in opened.stdout.splitlines() if line.startswith("On the server")
+    ]
+    assert commands, opened.stdout
+    serving = subprocess.Popen(
+        [PYTHON, str(TOP / "bridge.py"), "--root", str(tmp_path), *flags, "--serve", "--log-level", "warning"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pairing_port = int(flags[-1].rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while not listening(pairing_port):
+            assert serving.poll() is None, "the bridge exited"
+            assert time.monotonic() < deadline, "the bridge did not listen within 30 s"
+            time.sleep(0.05)
+        for n, command in enumerate(commands):
+            assert command[0] == "satctl"
+            paired = satctl(tmp_path / f"ctl{n}", *command[1:])
+            assert paired.returncode == 0, f"{' '.join(command)}: {paired.stderr}"
+            # the window closes with the first pairing; any later line would be a second window's
+            break
+    finally:
+        serving.terminate()
+        serving.wait(timeout=30)
+    assert len(commands) == 1, f"a loopback listen is reachable at one address only: {commands}"

@@ -1,10 +1,12 @@
-"""Parsing of listen addresses (`HOST:PORT`, `[V6]:PORT`)."""
+"""Listen addresses (`HOST:PORT`, `[V6]:PORT`): parsing, and where such a listener is reached."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from satbridge.core.status import Address
 from satbridge.errors import InvalidArgument
 
 
@@ -37,3 +39,39 @@ def parse_listen(text: str, *, field: str) -> ListenAddress:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise InvalidArgument(f"port must be 0..65535, got {port!r}", field=field)
     return ListenAddress(host, int(port))
+
+
+def _wildcard_family(host: str) -> int | None:
+    """0 for a listen on every address of both families (`::`, empty), 4 for every IPv4 address
+    (`0.0.0.0`), None for a listen on one address or name."""
+    if not host:
+        return 0
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not ip.is_unspecified:
+        return None
+    return 0 if ip.version == 6 else 4
+
+
+def reachable_addresses(listen: ListenAddress, host: Sequence[Address]) -> list[str]:
+    """The addresses a server types to reach a bridge listening on `listen`, in the host's order.
+
+    A wildcard listen (`[::]` or empty: every family; `0.0.0.0`: IPv4 only, see ipv6(7) on
+    dual-stack sockets) is reachable on each of the host's addresses except loopback and IPv6
+    link-local (which needs a zone to be typed). A listen on one address or name is reachable
+    there only, even when that is loopback: showing the host's other addresses then would send the
+    server where nothing listens.
+    """
+    family = _wildcard_family(listen.host)
+    if family is None:
+        return [listen.host]
+    found: list[str] = []
+    for address in host:
+        ip = ipaddress.ip_address(address.address)
+        if ip.is_loopback or ip.is_link_local or (family == 4 and ip.version == 6):
+            continue
+        if address.address not in found:
+            found.append(address.address)
+    return found

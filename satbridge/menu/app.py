@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import urwid
 
+from satbridge.core.addresses import reachable_addresses
 from satbridge.errors import SatbridgeError
 from satbridge.menu import keys, views
 
@@ -188,11 +189,7 @@ class MenuApp:
                 )
                 return
             left = int((p.window_expires_at or 0) - self.bridge.pairing.clock())
-            addresses = [
-                a.address
-                for a in self.bridge.status.host.addresses()
-                if a.interface != "lo" and not a.address.startswith("fe80")
-            ]
+            addresses = reachable_addresses(server.pairing_listen, self.bridge.status.host.addresses())
             text.set_text(
                 "\n".join(
                     [

@@ -1,6 +1,11 @@
-import pytest
+import ipaddress
 
-from satbridge.core.addresses import ListenAddress, parse_listen
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from satbridge.core.addresses import ListenAddress, parse_listen, reachable_addresses
+from satbridge.core.status import Address
 from satbridge.errors import InvalidArgument
 
 
@@ -22,3 +27,45 @@ def test_bad_names_the_field(bad):
     with pytest.raises(InvalidArgument) as exc:
         parse_listen(bad, field="server.listen")
     assert exc.value.field == "server.listen"
+
+
+HOST = [
+    Address("lo", "127.0.0.1", 8),
+    Address("eth0", "192.0.2.2", 24),
+    Address("lo", "::1", 128),
+    Address("eth0", "2001:db8::2", 64),
+    Address("eth0", "fe80::1", 64),
+]
+
+
+@pytest.mark.parametrize(
+    ("listen", "shown"),
+    [
+        ("::", ["192.0.2.2", "2001:db8::2"]),
+        ("", ["192.0.2.2", "2001:db8::2"]),
+        ("0.0.0.0", ["192.0.2.2"]),
+        ("127.0.0.1", ["127.0.0.1"]),  # `make run`: only where it listens, never the host's others
+        ("192.0.2.2", ["192.0.2.2"]),
+        ("localhost", ["localhost"]),
+    ],
+)
+def test_reachable_addresses_are_where_it_listens(listen, shown):
+    assert reachable_addresses(ListenAddress(listen, 50052), HOST) == shown
+
+
+addresses = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str)).map(lambda a: Address("if", a, 64))
+
+
+@given(st.lists(addresses, max_size=8), st.sampled_from(["::", "0.0.0.0", "", "127.0.0.1", "2001:db8::9"]))
+def test_reachable_addresses_never_name_an_unreachable_one(host, listen):
+    shown = reachable_addresses(ListenAddress(listen, 1), host)
+    if listen not in ("::", "0.0.0.0", ""):
+        assert shown == [listen]
+        return
+    assert len(shown) == len(set(shown))
+    for text in shown:
+        ip = ipaddress.ip_address(text)
+        assert not ip.is_loopback
+        assert not ip.is_link_local
+        assert listen != "0.0.0.0" or ip.version == 4
+        assert text in {a.address for a in host}
