@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.lock import exclusive
+
 TOP = Path(__file__).resolve().parents[2]
 BUILD = TOP / "build" / "appliance"
 CACHE = Path(os.environ.get("SATBRIDGE_LAB_CACHE", "/var/cache/satbridge-lab"))
@@ -166,10 +168,16 @@ def booted(name: str = "satlab", *, log: Path, veth: bool = False) -> Iterator[A
         pytest.skip(reason)
     if veth and not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq is missing (apt-get install dnsmasq-base)")
-    rootfs = rootfs_path()
+    with exclusive(f"nspawn-{name}"):
+        if veth:  # a netns of this name left by a run that was killed is ours: start clean
+            subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)
+        with _booted(name, rootfs_path(), log=log, veth=veth) as appliance:
+            yield appliance
+
+
+@contextmanager
+def _booted(name: str, rootfs: Path, *, log: Path, veth: bool) -> Iterator[Appliance]:
     dhcp = None
-    if veth:  # a netns of this name left by a run that was killed is ours: start clean
-        subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)
     with open(log, "wb") as out:
         nspawn = subprocess.Popen(
             [str(BUILD / "nspawn-boot.sh"), str(rootfs), name, *(["--veth"] if veth else []), "--console=passive"],

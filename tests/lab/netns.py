@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.lab.lock import exclusive
+
 CLIENT_IP = "192.0.2.1"
 SATELLITE_IP = "192.0.2.2"
 
@@ -63,6 +65,15 @@ def netns_pair(tag: str) -> Iterator[NetLab]:
     if reason:
         pytest.skip(reason)
     lab = NetLab(f"sbc-{tag}", f"sbs-{tag}")
+    with exclusive(f"netns-{tag}"):
+        for ns in (lab.client, lab.satellite):  # left by a run that was killed: ours, start clean
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        with _made(lab) as made:
+            yield made
+
+
+@contextmanager
+def _made(lab: NetLab) -> Iterator[NetLab]:
     made: list[str] = []
     try:
         for ns in (lab.client, lab.satellite):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.lock import exclusive
+
 LAN_IP = "198.51.100.1"
 IFACE = "nmp0"
 
@@ -130,6 +132,15 @@ def nm_lab(tag: str) -> Iterator[NmLab]:
     reason = nm_skip_reason()
     if reason:
         pytest.skip(reason)
+    with exclusive(f"nm-{tag}"):
+        for ns in (f"nms-{tag}", f"nml-{tag}"):  # left by a run that was killed: ours, start clean
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        with _nm_lab(tag) as lab:
+            yield lab
+
+
+@contextmanager
+def _nm_lab(tag: str) -> Iterator[NmLab]:
     work = Path(tempfile.mkdtemp(prefix="satbridge-nm-"))
     sat, lan = f"nms-{tag}", f"nml-{tag}"
     socket_path = work / "system_bus_socket"
