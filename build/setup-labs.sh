@@ -39,24 +39,32 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 T_START=$(date +%s)
+POLICY=/usr/sbin/policy-rc.d
+POLICY_MARK="# made by satbridge build/setup-labs.sh while it installs"
+# A policy of ours left by a run killed with SIGKILL (no trap ran) would keep every service on
+# this machine from starting: it is recognised by its marker and removed. A policy of the
+# machine's own is never touched.
+if [ -e "$POLICY" ] && grep -qx "$POLICY_MARK" "$POLICY"; then rm -f "$POLICY"; fi
 if ((${#missing[@]})); then
     echo "setup-labs: installing ${missing[*]}"
     # Installing must never START a daemon on this machine (NetworkManager would take over its
     # network): deny every service start while apt runs, unless a policy already does.
     made_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
+    if [ ! -e "$POLICY" ]; then
+        printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" > "$POLICY"
+        chmod +x "$POLICY"
         made_policy=1
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        trap 'rm -f "$POLICY"' EXIT
     fi
+    # an install killed mid-way leaves packages unpacked but not configured: finish them first
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a
     for attempt in 1 2 3; do  # a mirror that hiccups once should not fail CI
         apt-get update -qq && break
         [ "$attempt" = 3 ] && exit 1
         sleep 5
     done
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+    if [ -n "$made_policy" ]; then rm -f "$POLICY"; trap - EXIT; fi
 fi
 T_PACKAGES=$(date +%s)
 echo "setup-labs: packages ready ($((T_PACKAGES - T_START)) s)"
