@@ -255,6 +255,6 @@ async def test_unsigned_only_when_allowed(lab, probe_port):
     with pytest.raises(PermissionDenied):
         await lab.install(path)
     lab.install_service.allow_unsigned = True
-    with pytest.raises(InvalidArgument, match="not in the payload"):  # past the signature, into the checks
+    with pytest.raises(InvalidArgument, match="not in the package"):  # past the signature, into the checks
         await lab.install(path)
     await asyncio.sleep(0)
