@@ -94,6 +94,17 @@ def read_head(path: Path) -> tuple[bytes, bytes]:
         return manifest, _read_member(tar, second, SIGNATURE_LIMIT)
 
 
+# What a name in the package can provoke (too long, twice, in the wrong place): the package's
+# fault, refused as such; any other error (EIO, EROFS) is the satellite's and propagates.
+_PACKAGE_FAULTS = {
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+    errno.ELOOP,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EINVAL,
+    errno.ENOENT,
+}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -114,7 +125,9 @@ class _Tree:
     @contextmanager
     def parent(self, path: str) -> Iterator[tuple[int, str]]:
         """(descriptor of the directory holding `path`, the last component)."""
-        *dirs, leaf = path.split("/")
+        *dirs, leaf = parts = path.split("/")
+        if any(part in ("", ".", "..") for part in parts):  # core refused them; never trust one layer
+            raise _bad(f"{path!r} is not a plain path inside the payload")
         fd = os.dup(self.root_fd)
         try:
             for part in dirs:
@@ -201,6 +214,8 @@ def extract(path: Path, dest: Path, manifest: Manifest, limits: Limits) -> None:
         os.fsync(root_fd)
     except OSError as exc:
         _no_space(exc)
+        if exc.errno in _PACKAGE_FAULTS:
+            raise _bad(f"a member cannot be created: {exc.strerror}: {exc.filename!r}") from None
         raise
     finally:
         os.close(root_fd)
