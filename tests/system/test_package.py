@@ -39,6 +39,7 @@ def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, str]]:
                 continue
             st_ = (here / name).lstat()
             detail = os.readlink(here / name) if stat.S_ISLNK(st_.st_mode) else str(st_.st_size)
+            detail = "" if stat.S_ISDIR(st_.st_mode) else detail  # a directory's size is its entries
             seen[str((here / name).relative_to(root))] = (stat.S_IFMT(st_.st_mode), detail)
     return seen
 
