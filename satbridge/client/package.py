@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
-from satbridge.core.package import Health, Manifest, parse_manifest
+from satbridge.core.package import FORMAT, Manifest, parse_manifest
 from satbridge.errors import InvalidArgument
 from satbridge.system import package as package_io
 from satbridge.system.files import atomic_write
@@ -32,30 +33,54 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
 
 
 def manifest_for(source: Path) -> Manifest:
+    """The manifest of DIR: its package.json, and every member of DIR/payload listed (files
+    with sha256 and mode, directories with mode, links with target). The bridge's own checks
+    (core.package.parse_manifest) then run on it, so what the bridge would refuse is refused
+    here, before anything is signed. Raises InvalidArgument naming the file or the field."""
     try:
-        spec = json.loads((source / "package.json").read_text())
+        spec = json.loads((source / "package.json").read_bytes())
     except FileNotFoundError:
         raise InvalidArgument(f"{source}/package.json is missing", field="DIR") from None
-    except ValueError as exc:
-        raise InvalidArgument(f"{source}/package.json is not JSON: {exc}", field="DIR") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"{source}/package.json is not a readable JSON file: {exc}", field="DIR") from None
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"{source}/package.json must hold a JSON object", field="DIR")
     payload = source / "payload"
-    if not payload.is_dir():
-        raise InvalidArgument(f"{payload} is missing", field="DIR")
-    files = {}
-    for dirpath, _, names in os.walk(payload):
-        for name in names:
+    if not payload.is_dir() or payload.is_symlink():
+        raise InvalidArgument(f"{payload} is missing (or not a directory)", field="DIR")
+    files: dict[str, dict[str, str]] = {}
+    dirs: dict[str, str] = {}
+    links: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(payload):
+        for name in [*dirnames, *filenames]:
             path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink():
-                files[str(path.relative_to(payload))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    health = spec.get("health")
-    draft = Manifest(
-        name=str(spec.get("name", "")),
-        version=str(spec.get("version", "")),
-        command=tuple(spec.get("command", [])),
-        files=files,
-        health=Health(health["kind"], int(health["port"]), health.get("path", "/")) if health else None,
-    )
-    return parse_manifest(draft.to_bytes())  # the bridge's own checks, before anything is signed
+            inner = path.relative_to(payload).as_posix()
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                links[inner] = os.readlink(path)
+            elif stat.S_ISDIR(st.st_mode):
+                dirs[inner] = "0755"  # reproducible: modes are normalised like owners and times
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    raise InvalidArgument(f"{path} is a hard link; packages hold none", field="DIR")
+                files[inner] = {
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                    "mode": "0755" if st.st_mode & 0o111 else "0644",
+                }
+            else:
+                raise InvalidArgument(f"{path} is not a file, directory or link", field="DIR")
+    draft = {
+        "format": FORMAT,
+        "name": spec.get("name"),
+        "version": spec.get("version"),
+        "command": spec.get("command"),
+        "health": spec.get("health"),
+        "files": files,
+        "dirs": dirs,
+        "links": links,
+    }
+    # The bridge's own checks, before anything is signed; what it refuses names the field.
+    return parse_manifest(json.dumps(draft).encode())
 
 
 def build(source: Path, key_pem: bytes, out: Path, *, compression: str = "gzip") -> Manifest:

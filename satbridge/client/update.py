@@ -75,7 +75,9 @@ class Updater:
                 if begun.disposition == update_pb2.BeginUploadResponse.ALREADY_PRESENT:
                     return str(begun.upload_id)
                 bar = Progress(size, label=f"upload {version}", start=begun.resume_offset) if progress else None
-                done = await self.stub.Upload(self._chunks(path, begun.upload_id, begun.resume_offset, bar, cut_after))
+                done = await self.stub.Upload(
+                    self._chunks(path, size, begun.upload_id, begun.resume_offset, bar, cut_after)
+                )
                 if bar:
                     bar.close()
                 if done.complete:
@@ -90,9 +92,14 @@ class Updater:
 
     @staticmethod
     async def _chunks(
-        path: Path, upload_id: str, offset: int, bar: Progress | None, cut_after: int
+        path: Path, size: int, upload_id: str, offset: int, bar: Progress | None, cut_after: int
     ) -> AsyncIterator[update_pb2.UploadChunk]:
         sent = 0
+        if offset >= size:
+            # Everything is on the satellite already (another client sent it): one empty chunk
+            # names the upload, so the answer says whether it is complete.
+            yield update_pb2.UploadChunk(upload_id=upload_id, offset=offset, data=b"")
+            return
         with open(path, "rb") as f:  # noqa: ASYNC230 - small reads on a client's own loop
             f.seek(offset)
             while data := f.read(CHUNK if not cut_after else min(CHUNK, cut_after - sent)):

@@ -1,6 +1,6 @@
 """Install: a journaled state machine (DESIGN §5) that ends COMMITTED or ROLLED_BACK.
 
-verify -> extract to releases/<v>.tmp -> fsync + rename -> swap `current` -> restart xcc.service
+verify -> extract to staging/<v> -> fsync + rename into releases/<v> -> swap `current` -> restart xcc.service
 -> health gate (the unit stays active N seconds and the manifest's probe passes) -> commit, or
 roll back to the previous release and say why. The journal (install.json in the state) records
 the phase before each step, so a bridge killed anywhere finishes or rolls back at its next start:
@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from satbridge.core.package import Limits, Manifest, check_upload_id, parse_manifest, version_key
+from satbridge.core.package import Limits, Manifest, check_upload_id, is_version, parse_manifest, version_key
 from satbridge.core.units import XCC_UNIT, JobFailed, render_xcc_unit
-from satbridge.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SatbridgeError
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SatbridgeError
 from satbridge.services.ports import (
     AuditLog,
     Clock,
@@ -113,10 +113,15 @@ class InstallService:
     def verify(self, package: Path, *, allow_downgrade: bool) -> Manifest:
         raw, signature = self.packages.read_head(package)
         manifest = parse_manifest(raw)
-        if not signing.verify_any(signing.load_trusted(self.keys_dir), signature, raw):
+        trusted = signing.load_trusted(self.keys_dir)
+        for problem in trusted.problems:
+            log.warning("trusted keys: %s", problem)
+        if not signing.verify_any(trusted.keys, signature, raw):
             if not self.allow_unsigned:
+                unusable = f"; unusable: {'; '.join(trusted.problems)}" if trusted.problems else ""
                 raise PermissionDenied(
-                    f"the package signature does not verify against the trusted keys in {self.keys_dir}"
+                    f"the package signature does not verify against the {len(trusted.keys)} trusted key(s) "
+                    f"in {self.keys_dir}{unusable}"
                 )
             log.warning("installing %s %s unsigned: allowed by the config", manifest.name, manifest.version)
         if manifest.name != self.package_name:
@@ -126,7 +131,10 @@ class InstallService:
         running = self.releases.current()
         if running == manifest.version:
             raise FailedPrecondition(f"{manifest.version} is already running")
-        if running and version_key(manifest.version) < version_key(running) and not allow_downgrade:
+        # A release an older bridge installed under a looser grammar cannot be ordered: any
+        # signed package of the current grammar may replace it.
+        older = is_version(running) and version_key(manifest.version) < version_key(running)
+        if older and not allow_downgrade:
             raise FailedPrecondition(
                 f"{manifest.version} is older than the running {running}; allow the downgrade to install it"
             )
@@ -138,21 +146,32 @@ class InstallService:
         self, upload_id: str, *, allow_downgrade: bool = False, health_gate: float = 0
     ) -> AsyncIterator[Event]:
         check_upload_id(upload_id)
-        if not self.staging.complete(upload_id):
-            raise NotFound(f"no complete upload {upload_id!r}", field="upload_id")
         if not 0 <= health_gate <= 600:
             raise InvalidArgument("0..600 seconds", field="health_gate_seconds")
+        if upload_id in self.installing:
+            raise Aborted("this package is being installed right now; wait for that install's verdict")
         gate = health_gate or self.health_gate
-        package = self.staging.package(upload_id)
         self.installing.add(upload_id)
         try:
-            async for event in self._install(upload_id, package, allow_downgrade, gate):
+            async for event in self._install(upload_id, allow_downgrade, gate):
                 yield event
         finally:
             self.installing.discard(upload_id)
 
-    async def _install(self, upload_id: str, package: Path, allow_downgrade: bool, gate: float) -> AsyncIterator[Event]:
+    def _staged(self, upload_id: str) -> Path:
+        """The staged package, checked under the install lock (an install that just committed
+        removes its upload: the second caller learns it is installed)."""
+        if self.staging.complete(upload_id):
+            return self.staging.package(upload_id)
+        installed, version = self.staging.installed()
+        if installed == upload_id and version and self.releases.current() == version:
+            raise FailedPrecondition(f"{version} is already installed and running (this very package)")
+        raise NotFound(f"no complete upload {upload_id!r}", field="upload_id")
+
+    async def _install(self, upload_id: str, allow_downgrade: bool, gate: float) -> AsyncIterator[Event]:
+        # The lock comes before any check of the upload: what is checked stays true until the end.
         async with self.locks.hold("install", timeout=5):
+            package = await asyncio.to_thread(self._staged, upload_id)
             failpoint("VERIFYING")
             yield Event("VERIFYING", "checking the signature and the manifest")
             manifest = await asyncio.to_thread(self.verify, package, allow_downgrade=allow_downgrade)
@@ -162,9 +181,8 @@ class InstallService:
             yield Event("EXTRACTING", f"extracting {version}", version)
             await asyncio.to_thread(self.releases.clear_staging)
             try:
-                await asyncio.to_thread(
-                    self.packages.extract, package, self.releases.staging_dir(version), manifest, self.limits
-                )
+                staging_dir = await asyncio.to_thread(self.releases.staging_dir, version)
+                await asyncio.to_thread(self.packages.extract, package, staging_dir, manifest, self.limits)
                 await asyncio.to_thread(self.releases.promote, version)
             except BaseException:
                 await asyncio.to_thread(self.releases.clear_staging)
@@ -243,6 +261,7 @@ class InstallService:
         await asyncio.to_thread(self.releases.point, "previous", previous or None)
         await asyncio.to_thread(self.releases.prune, {version, previous} - {""})
         await asyncio.to_thread(self.staging.remove, upload_id)
+        await asyncio.to_thread(self.staging.mark_installed, upload_id, version)
         self._journal()
         with self.store.lock():
             self.state.bump()

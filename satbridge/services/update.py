@@ -1,7 +1,9 @@
 """Update transfer: announce (BeginUpload), resumable chunked upload, and the versions check.
 
-An upload id is derived from the package (name, version, sha256), so announcing the same file
-again finds its partial upload and resumes it from the last durable offset.
+An upload is identified by its content: its id is the package's sha256, so announcing the same
+file again finds its partial upload and resumes it from the last durable offset. An announcement
+that disagrees with the staged one (another size, name or version for the same bytes) replaces a
+partial upload, or is refused for a whole one: a wrong announcement never sticks.
 """
 
 from __future__ import annotations
@@ -69,11 +71,24 @@ class UpdateService:
             raise InvalidArgument("the package size in bytes", field="size")
         if size > self.max_size:
             raise ResourceExhausted(f"packages are limited to {self.max_size} bytes; this one is {size}")
-        upload_id = f"{name}-{version}-{sha256[:16]}"
+        upload_id = sha256
         if self.releases.current() == version:
             return Begun(upload_id, size, already_present=True)
         await asyncio.to_thread(self.staging.collect_stale, STALE_AFTER)
+        announced = {"name": name, "version": version, "size": size, "sha256": sha256}
         meta = self.staging.meta(upload_id)
+        if meta is not None and any(meta.get(k) != v for k, v in announced.items()):
+            if self.staging.complete(upload_id):
+                raise InvalidArgument(
+                    f"this file (sha256 {sha256[:16]}...) is staged as {meta.get('name')} {meta.get('version')} "
+                    f"of {meta.get('size')} bytes; announce it as that",
+                    field="size" if meta.get("size") != size else "version",
+                )
+            if upload_id in self._active:
+                raise Aborted(f"upload {upload_id[:16]}... is being received with another announcement; try again")
+            log.info("upload %s announced anew (%s, was %s): restarting it", upload_id[:16], announced, meta)
+            await asyncio.to_thread(self.staging.remove, upload_id)
+            meta = None
         if meta and self.staging.complete(upload_id):
             return Begun(upload_id, size, already_present=True)
         if meta is None:
@@ -87,9 +102,7 @@ class UpdateService:
         done = self.staging.progress(upload_id)
         if size - done > self.staging.free_bytes() - RESERVE:
             raise ResourceExhausted(f"not enough free disk space for {size - done} more bytes")
-        await asyncio.to_thread(
-            self.staging.begin, upload_id, {"name": name, "version": version, "size": size, "sha256": sha256}
-        )
+        await asyncio.to_thread(self.staging.begin, upload_id, announced)
         return Begun(upload_id, done, already_present=False)
 
     async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes]]) -> Uploaded:

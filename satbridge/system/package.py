@@ -1,12 +1,16 @@
 """Reading, extracting and writing XCC package files (tar, tar.gz, tar.zst) on disk.
 
 The extraction streams the archive once, lets core.package decide about every member before
-anything is written, writes each file under a fresh directory with its sha256 checked against
-the manifest, and refuses the whole package at the first doubt.
+anything is written (it must be listed in the signed manifest, as it is), creates everything
+relative to one open directory descriptor without following any link, checks each file's
+sha256, and refuses the whole package at the first doubt. Python's tarfile extraction filters
+are not used: they resolve paths on disk (realpath), which is what link chains defeat; the
+manifest check is lexical and the creation follows no link.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -17,11 +21,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from satbridge.core.package import Limits, Manifest, check_member
+from satbridge.core.package import (
+    DIR_MODE,
+    EXEC_MODE,
+    FILE_MODE,
+    MANIFEST_LIMIT,
+    PAYLOAD,
+    SIGNATURE_LIMIT,
+    Limits,
+    Manifest,
+    check_member,
+    parse_manifest,
+)
 from satbridge.errors import InvalidArgument, ResourceExhausted
-from satbridge.system.files import fsync_dir
 
-HEAD_LIMIT = 1 << 20
 _KINDS = {
     tarfile.REGTYPE: "file",
     tarfile.AREGTYPE: "file",
@@ -74,89 +87,199 @@ def read_head(path: Path) -> tuple[bytes, bytes]:
         first = tar.next()
         if first is None or first.name != "manifest.json":
             raise _bad("manifest.json must be the first member")
-        manifest = _read_member(tar, first, HEAD_LIMIT)
+        manifest = _read_member(tar, first, MANIFEST_LIMIT)
         second = tar.next()
         if second is None or second.name != "manifest.sig":
             raise _bad("manifest.sig must be the second member")
-        return manifest, _read_member(tar, second, 1024)
+        return manifest, _read_member(tar, second, SIGNATURE_LIMIT)
+
+
+# What a name in the package can provoke (too long, twice, in the wrong place): the package's
+# fault, refused as such; any other error (EIO, EROFS) is the satellite's and propagates.
+_PACKAGE_FAULTS = {
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+    errno.ELOOP,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EINVAL,
+    errno.ENOENT,
+}
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _no_space(exc: OSError) -> None:
+    if exc.errno == errno.ENOSPC:
+        raise ResourceExhausted("no space left to extract the package") from exc
+
+
+class _Tree:
+    """Creates a payload under one open directory descriptor. Every path is walked component by
+    component with openat(O_DIRECTORY | O_NOFOLLOW), and every leaf is made with mkdirat,
+    openat(O_CREAT | O_EXCL | O_NOFOLLOW) or symlinkat: the kernel never resolves a path string
+    we pass, so no link on disk, whoever made it, and no path length can lead outside."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+
+    @contextmanager
+    def parent(self, path: str) -> Iterator[tuple[int, str]]:
+        """(descriptor of the directory holding `path`, the last component)."""
+        *dirs, leaf = parts = path.split("/")
+        if any(part in ("", ".", "..") for part in parts):  # core refused them; never trust one layer
+            raise _bad(f"{path!r} is not a plain path inside the payload")
+        fd = os.dup(self.root_fd)
+        try:
+            for part in dirs:
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    # ELOOP/ENOTDIR: a link or a file where a directory must be; ENOENT: missing.
+                    raise _bad(f"{path}: {part} is not a directory of this payload ({exc.strerror})") from None
+                os.close(fd)
+                fd = child
+            yield fd, leaf
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: str) -> None:
+        with self.parent(path) as (fd, leaf):
+            try:
+                os.mkdir(leaf, 0o700, dir_fd=fd)
+            except FileExistsError:
+                raise _bad(f"{path} is in the package twice") from None
+
+    def chmod_dir(self, path: str, mode: int) -> None:
+        with self.parent(path) as (fd, leaf):
+            child = os.open(leaf, _DIR_FLAGS, dir_fd=fd)
+            try:
+                os.fchmod(child, mode)
+                os.fsync(child)
+            finally:
+                os.close(child)
+
+    def symlink(self, path: str, target: str) -> None:
+        with self.parent(path) as (fd, leaf):
+            try:
+                os.symlink(target, leaf, dir_fd=fd)
+            except FileExistsError:
+                raise _bad(f"{path} is in the package twice") from None
+
+    def write(self, path: str, source: IO[bytes], mode: int) -> str:
+        """Create the file `path` from `source`; its sha256."""
+        digest = hashlib.sha256()
+        with self.parent(path) as (dir_fd, leaf):
+            try:
+                fd = os.open(
+                    leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
+                )
+            except FileExistsError:
+                raise _bad(f"{path} is in the package twice") from None
+            try:
+                while data := source.read(1 << 20):
+                    digest.update(data)
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                os.fchmod(fd, mode)  # exactly the manifest's bits, whatever the umask
+                os.fsync(fd)
+            except OSError as exc:
+                _no_space(exc)
+                raise
+            finally:
+                os.close(fd)
+        return digest.hexdigest()
 
 
 def extract(path: Path, dest: Path, manifest: Manifest, limits: Limits) -> None:
-    """Extract payload/ into `dest` (which must not exist), verified against the manifest."""
-    dest.mkdir(parents=True)
+    """Create the payload the manifest lists in `dest` (which must not exist), from the
+    package at `path`, or raise InvalidArgument (ResourceExhausted for a full disk) at the
+    first member that is not listed as it is, a file whose sha256 differs, a listed file or
+    link the package lacks, or sizes over `limits`. `dest` then holds exactly the manifest's
+    directories (their modes), files (their modes; format 1: 0755 or 0644 from the tar) and
+    links; on an error the caller removes it."""
+    os.mkdir(dest, 0o700)
+    root_fd = os.open(dest, _DIR_FLAGS)
+    try:
+        tree = _Tree(root_fd)
+        dirs = manifest.all_dirs()
+        # Directories first, from the signed list, parents before children: the tar's own
+        # directory members are then only checked, and its order cannot matter.
+        for directory in sorted(dirs, key=lambda d: d.count("/")):
+            tree.mkdir(directory)
+        _extract_members(path, tree, manifest, limits)
+        for directory in sorted(dirs, key=lambda d: -d.count("/")):
+            tree.chmod_dir(directory, dirs[directory])
+        os.fchmod(root_fd, DIR_MODE)
+        os.fsync(root_fd)
+    except OSError as exc:
+        _no_space(exc)
+        if exc.errno in _PACKAGE_FAULTS:
+            raise _bad(f"a member cannot be created: {exc.strerror}: {exc.filename!r}") from None
+        raise
+    finally:
+        os.close(root_fd)
+
+
+def _extract_members(path: Path, tree: _Tree, manifest: Manifest, limits: Limits) -> None:
     seen: set[str] = set()
     total = 0
     count = 0
     with open_stream(path) as tar:
-        for member in tar:
-            if member.name in ("manifest.json", "manifest.sig"):
-                continue
+        for index, member in enumerate(tar):
+            if index < 2:
+                continue  # manifest.json and manifest.sig, read and verified before
             count += 1
             if count > limits.max_members:
                 raise _bad(f"more than {limits.max_members} members")
             kind = _KINDS.get(member.type, "other")
-            inner = check_member(member.name, kind, member.size, member.linkname)
-            if inner is None:
-                continue
-            target = dest / inner
-            if kind == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.parent.resolve().is_relative_to(dest.resolve()):
-                raise _bad(f"{member.name} would be written outside the payload (through a link)")
-            if kind == "symlink":
-                os.symlink(member.linkname, target)
+            planned = check_member(manifest, member.name, kind, member.linkname)
+            if planned.kind == "dir":
+                continue  # created from the manifest already
+            if planned.path in seen:
+                raise _bad(f"{planned.path} is in the package twice")
+            seen.add(planned.path)
+            if planned.kind == "link":
+                tree.symlink(planned.path, planned.target)
                 continue
             if member.size > limits.max_file:
                 raise _bad(f"{member.name} is larger than {limits.max_file} bytes")
             total += member.size
             if total > limits.max_total:
                 raise _bad(f"the payload is larger than {limits.max_total} bytes (a decompression bomb?)")
-            expected = manifest.files.get(inner)
-            if expected is None:
-                raise _bad(f"{inner} is in the payload but not in the manifest")
+            mode = manifest.modes.get(planned.path, EXEC_MODE if member.mode & 0o111 else FILE_MODE)
             handle = tar.extractfile(member)
             assert handle is not None
-            digest = hashlib.sha256()
-            fd = os.open(
-                target,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o755 if member.mode & 0o111 else 0o644,
-            )
-            try:
-                while data := handle.read(1 << 20):
-                    digest.update(data)
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            except OSError as exc:
-                if exc.errno == 28:
-                    raise ResourceExhausted("no space left to extract the package") from exc
-                raise
-            finally:
-                os.close(fd)
-            if digest.hexdigest() != expected:
-                raise _bad(f"{inner} does not match its sha256 in the manifest")
-            seen.add(inner)
-    missing = sorted(set(manifest.files) - seen)
+            if tree.write(planned.path, handle, mode) != manifest.files[planned.path]:
+                raise _bad(f"{planned.path} does not match its sha256 in the manifest")
+    missing = sorted((set(manifest.files) | set(manifest.links)) - seen)
     if missing:
-        raise _bad(f"files in the manifest but not in the payload: {', '.join(missing[:5])}")
-    for directory, _, _ in os.walk(dest):
-        fsync_dir(Path(directory))
+        raise _bad(f"listed in the manifest but not in the package: {', '.join(missing[:5])}")
 
 
 def write(out: Path, manifest: bytes, signature: bytes, payload: Path, compression: str = "gzip") -> None:
-    """Build a package file (the vendor's side)."""
+    """Build a package file (the vendor's side): the tar holds exactly what `manifest` lists,
+    read from `payload` without following links, each file checked against its sha256."""
+    listing = parse_manifest(manifest)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in (("manifest.json", manifest), ("manifest.sig", signature)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        tar.add(payload, arcname="payload", filter=lambda t: _normalise(t))
+            tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+        tar.addfile(_info(PAYLOAD, tarfile.DIRTYPE, DIR_MODE))
+        for directory in sorted(listing.all_dirs()):
+            tar.addfile(_info(f"{PAYLOAD}/{directory}", tarfile.DIRTYPE, listing.all_dirs()[directory]))
+        for link, target in sorted(listing.links.items()):
+            info = _info(f"{PAYLOAD}/{link}", tarfile.SYMTYPE, 0o777)
+            info.linkname = target
+            tar.addfile(info)
+        for name, digest in sorted(listing.files.items()):
+            fd = os.open(payload / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                data = f.read()
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise InvalidArgument(f"{payload / name} changed while the package was built", field="DIR")
+            mode = listing.modes.get(name, FILE_MODE)
+            tar.addfile(_info(f"{PAYLOAD}/{name}", tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
     raw = buffer.getvalue()
     if compression == "gzip":
         import gzip
@@ -169,11 +292,12 @@ def write(out: Path, manifest: bytes, signature: bytes, payload: Path, compressi
     out.write_bytes(raw)
 
 
-def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+def _info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
     # Reproducible packages: no owner names, ids or times from the build machine.
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = 0
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
     return info
 
 

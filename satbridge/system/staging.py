@@ -84,11 +84,13 @@ class Staging:
         return self.directory / f"{upload_id}{suffix}"
 
     def meta(self, upload_id: str) -> dict[str, Any] | None:
+        """The announcement of `upload_id`; None when there is none or it is damaged (a new
+        announcement then replaces it)."""
         try:
-            data: dict[str, Any] = json.loads(self._p(upload_id, ".meta.json").read_text())
-        except FileNotFoundError:
+            data = json.loads(self._p(upload_id, ".meta.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
             return None
-        return data
+        return data if isinstance(data, dict) else None
 
     def begin(self, upload_id: str, meta: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -124,6 +126,23 @@ class Staging:
     def remove(self, upload_id: str) -> None:
         for suffix in (".part", ".pkg", ".meta.json"):
             self._p(upload_id, suffix).unlink(missing_ok=True)
+
+    def mark_installed(self, upload_id: str, version: str) -> None:
+        """Remember the upload the last install committed (its files are gone by then)."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(
+            self.directory / "installed.json", json.dumps({"upload_id": upload_id, "version": version}).encode()
+        )
+
+    def installed(self) -> tuple[str, str]:
+        """(upload id, version) the last install committed; ("", "") when none or unreadable."""
+        try:
+            data = json.loads((self.directory / "installed.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return "", ""
+        if not isinstance(data, dict):
+            return "", ""
+        return str(data.get("upload_id", "")), str(data.get("version", ""))
 
     def staged(self) -> list[dict[str, Any]]:
         found = []
@@ -161,7 +180,8 @@ class Staging:
         uploads = []
         for meta_path in self.directory.glob("*.meta.json"):
             upload_id = meta_path.name.removesuffix(".meta.json")
-            created = float((self.meta(upload_id) or {}).get("created", 0))
+            created = (self.meta(upload_id) or {}).get("created", 0)
+            created = float(created) if isinstance(created, (int, float)) else 0.0
             started = self._p(upload_id, ".part").exists() or self.complete(upload_id)
             uploads.append((created, upload_id, started or now - created > fresh_seconds))
         uploads.sort()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -25,7 +26,7 @@ def new_signing_key() -> tuple[bytes, bytes]:
 def sign(private_pem: bytes, data: bytes) -> bytes:
     try:
         key = serialization.load_pem_private_key(private_pem, password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise InvalidArgument("not a PEM private key", field="key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidArgument("the signing key must be Ed25519 (satctl package keygen)", field="key")
@@ -35,7 +36,7 @@ def sign(private_pem: bytes, data: bytes) -> bytes:
 def load_public(pem: bytes, *, field: str) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise InvalidArgument("not a PEM public key", field=field) from None
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidArgument("not an Ed25519 public key", field=field)
@@ -47,14 +48,45 @@ def verify_any(keys: Iterable[Ed25519PublicKey], signature: bytes, data: bytes) 
     for key in keys:
         try:
             key.verify(signature, data)
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):  # any bytes as a signature: wrong length included
             continue
         return True
     return False
 
 
-def load_trusted(directory: Path) -> list[Ed25519PublicKey]:
-    """Every *.pub in the trusted-keys directory (none: nothing verifies)."""
-    if not directory.is_dir():
-        return []
-    return [load_public(path.read_bytes(), field=str(path)) for path in sorted(directory.glob("*.pub"))]
+KEY_LIMIT = 64 << 10  # bytes of one public key file
+
+
+@dataclass(frozen=True)
+class TrustedKeys:
+    """The usable keys of the trusted-keys directory, and one sentence per file that is not."""
+
+    keys: list[Ed25519PublicKey] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_trusted(directory: Path) -> TrustedKeys:
+    """Every *.pub in the trusted-keys directory. Never raises: a file that cannot be used (a
+    directory, unreadable, a dangling link, too big, not an Ed25519 PEM public key) is named in
+    `problems` and the others still count. No directory: no keys, so nothing verifies."""
+    trusted = TrustedKeys()
+    try:
+        paths = sorted(directory.glob("*.pub")) if directory.is_dir() else []
+    except OSError as exc:
+        trusted.problems.append(f"{directory}: {exc.strerror or exc}")
+        return trusted
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                pem = f.read(KEY_LIMIT + 1)
+        except OSError as exc:
+            trusted.problems.append(f"{path}: {exc.strerror or exc}")
+            continue
+        if len(pem) > KEY_LIMIT:
+            trusted.problems.append(f"{path}: larger than {KEY_LIMIT} bytes")
+            continue
+        try:
+            trusted.keys.append(load_public(pem, field=str(path)))
+        except InvalidArgument as exc:
+            trusted.problems.append(f"{path}: {exc}")
+    return trusted

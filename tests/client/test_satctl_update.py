@@ -67,6 +67,39 @@ async def test_commission_update_rerun_sync_and_rollback(tmp_path, fake_systemd,
         await bridge.stop()
 
 
+async def test_two_operators_updating_at_once_get_one_install_and_a_clear_answer(tmp_path, fake_systemd, probe_port):
+    """Issue 14, case 3: two `satctl update PKG` of the same package at the same moment."""
+    root, ctl = tmp_path / "root", tmp_path / "ctl"
+    key = packages.trusted_key(root / "etc/satbridge", tmp_path)
+    (root / "etc/satbridge/satbridge.toml").write_text("[update]\nhealth_gate_seconds = 0.3\n")
+    bridge = Bridge(root, fake_systemd.address)
+    try:
+        await bridge.start()
+        window = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json", stdout=asyncio.subprocess.PIPE
+        )
+        code = json.loads((await window.communicate())[0])["code"]
+        ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
+        rc, _, err = await satctl(ctl, "pair", "127.0.0.1", code, *ports)
+        assert rc == 0, err
+        for version in ("1.0.0", "1.1.0", "1.2.0"):
+            pkg = packages.good(tmp_path, key, version, port=probe_port)
+            results = await asyncio.gather(satctl(ctl, "update", str(pkg)), satctl(ctl, "update", str(pkg)))
+            committed = [r for r in results if r[0] == 0 and "COMMITTED" in r[1]]
+            assert len(committed) == 1, results
+            (rc, out, err) = next(r for r in results if r is not committed[0])
+            assert "INTERNAL" not in out + err, (out, err)
+            assert "Traceback" not in err
+            assert "no chunk" not in err
+            assert (rc == 0 and "nothing to do" in out) or any(
+                words in err for words in ("already installed", "already running", "being installed", "still running")
+            ), (rc, out, err)
+            rc, out, _ = await satctl(ctl, "xcc", "status")
+            assert f"{version}, active/running" in out
+    finally:
+        await bridge.stop()
+
+
 async def test_one_stream_per_upload(running, inventory, tmp_path):
     from satbridge.api.v1 import update_pb2, update_pb2_grpc
     from satbridge.client.session import connect

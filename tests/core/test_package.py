@@ -1,57 +1,186 @@
-import pytest
+import contextlib
+import json
 
-from satbridge.core.package import Manifest, check_member, parse_manifest, version_key
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from satbridge.core.package import (
+    Manifest,
+    check_member,
+    check_name,
+    check_path,
+    check_version,
+    parse_manifest,
+    version_key,
+)
 from satbridge.errors import InvalidArgument
 
 SHA = "a" * 64
 
 
+def v2(**over: object) -> bytes:
+    data: dict[str, object] = {
+        "format": 2,
+        "name": "xcc",
+        "version": "1.0.0",
+        "command": ["bin/xcc"],
+        "files": {"bin/xcc": {"sha256": SHA, "mode": "0755"}, "lib/a.so": {"sha256": SHA, "mode": "0644"}},
+        "dirs": {"bin": "0755", "lib": "0755"},
+        "links": {"bin/alias": "xcc", "lib/b.so": "a.so", "top": "bin/xcc", "lib/up": "../bin/xcc"},
+    }
+    data.update(over)
+    return json.dumps(data).encode()
+
+
 def test_version_order():
-    assert version_key("2.4.1") < version_key("2.10") < version_key("3.0-rc1") < version_key("3.0")
+    assert version_key("2.4.1") < version_key("2.10") < version_key("3.0-rc.1") < version_key("3.0")
     assert version_key("3") == version_key("3.0.0.0")
+    assert version_key("1.0.0-rc.2") < version_key("1.0.0-rc.10") < version_key("1.0.0-rc1")
 
 
-def test_manifest_round_trip():
-    m = Manifest("xcc", "1.2.3", ("bin/xcc", "--port", "1"), {"bin/xcc": SHA})
-    assert parse_manifest(m.to_bytes()) == m
+@pytest.mark.parametrize("good", ["1", "1.0", "2.4.1", "2.5.0-rc.1", "2.0.0-rc.tmp", "1.2.3.4", "0.0.0-a-b"])
+def test_versions_of_the_grammar(good):
+    assert check_version(good) == good
 
 
 @pytest.mark.parametrize(
-    ("data", "field"),
+    "bad",
+    ["", " 1", "1 ", "v1", "1..2", "1.", ".1", "01", "1.2.3.4.5", "1-", "1-a..b", "1-a.", "1+build", "١", "１",
+     "²", "1~rc1", "1-rc/x", "1\n", "1\x00", "-1", "1" * 10, "1.0-" + "a" * 64, "..", "nan"],
+)  # fmt: skip
+def test_versions_outside_the_grammar(bad):
+    with pytest.raises(InvalidArgument):
+        check_version(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "XCC", "x_c", "-x", "x-", "x--y", "1x", "xcc ", "ｘcc", "x" * 33, "x.y"])
+def test_names_outside_the_grammar(bad):
+    with pytest.raises(InvalidArgument):
+        check_name(bad)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "/a", "a/", "a//b", "./a", "a/.", "a/../b", "..", "a\\b", "é", "a\x00", "a\n", " a", "a ", "x" * 256]
+)
+def test_paths_outside_the_grammar(bad):
+    with pytest.raises(InvalidArgument):
+        check_path(bad, field="f")
+
+
+def test_manifest_round_trip():
+    m = parse_manifest(v2())
+    assert parse_manifest(m.to_bytes()) == m
+    assert m.links["lib/up"] == "../bin/xcc"
+    assert m.modes == {"bin/xcc": 0o755, "lib/a.so": 0o644}
+    draft = Manifest("xcc", "1.2.3", ("bin/xcc", "--port", "1"), {"bin/xcc": SHA})
+    assert parse_manifest(draft.to_bytes()).dirs == {"bin": 0o755}, "a draft's directories are listed"
+
+
+def test_format_1_lists_files_only_and_implies_their_directories():
+    m = parse_manifest(
+        json.dumps(
+            {"format": 1, "name": "xcc", "version": "1", "command": ["bin/xcc"], "files": {"bin/xcc": SHA}}
+        ).encode()
+    )
+    assert (m.format, m.links, m.modes) == (1, {}, {})
+    assert m.all_dirs() == {"bin": 0o755}
+    with pytest.raises(InvalidArgument):
+        parse_manifest(
+            json.dumps(
+                {"format": 1, "name": "xcc", "version": "1", "command": ["a"], "files": {"a": SHA}, "links": {}}
+            ).encode()
+        )
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
     [
-        (b"{", "manifest"),
-        (b'{"format": 2}', "manifest.format"),
-        (
-            b'{"format": 1, "name": "XCC!", "version": "1", "command": ["a"], "files": {"a": "' + SHA.encode() + b'"}}',
-            "manifest.name",
-        ),
-        (
-            b'{"format": 1, "name": "xcc", "version": "one", "command": ["a"], "files": {"a": "'
-            + SHA.encode()
-            + b'"}}',
-            "manifest.version",
-        ),
-        (
-            b'{"format": 1, "name": "xcc", "version": "1", "command": [], "files": {"a": "' + SHA.encode() + b'"}}',
-            "manifest.command",
-        ),
-        (
-            b'{"format": 1, "name": "xcc", "version": "1", "command": ["b"], "files": {"a": "' + SHA.encode() + b'"}}',
-            "manifest.command[0]",
-        ),
-        (
-            b'{"format": 1, "name": "xcc", "version": "1", "command": ["../a"], "files": {"a": "'
-            + SHA.encode()
-            + b'"}}',
-            "manifest.command[0]",
-        ),
-        (b'{"format": 1, "name": "xcc", "version": "1", "command": ["a"], "files": {"a": "xyz"}}', "manifest.files[a]"),
+        ({"format": True}, "manifest.format"),
+        ({"format": 3}, "manifest.format"),
+        ({"name": "XCC!"}, "manifest.name"),
+        ({"name": 1}, "manifest.name"),
+        ({"version": "one"}, "manifest.version"),
+        ({"version": 1}, "manifest.version"),
+        ({"command": []}, "manifest.command"),
+        ({"command": "bin/xcc"}, "manifest.command"),
+        ({"command": ["lib"]}, "manifest.command[0]"),
+        ({"command": ["../bin/xcc"]}, "manifest.command[0]"),
+        ({"command": ["bin/alias"]}, "manifest.command[0]"),
+        ({"files": {"bin/xcc": SHA}}, "manifest.files[bin/xcc]"),
+        ({"files": {"bin/xcc": {"sha256": SHA, "mode": "4755"}}}, "manifest.files[bin/xcc]"),
+        ({"files": {"bin/xcc": {"sha256": SHA, "mode": 493}}}, "manifest.files[bin/xcc]"),
+        ({"files": {"bin/xcc": {"sha256": SHA, "mode": "0755", "x": 1}}}, "manifest.files[bin/xcc]"),
+        ({"files": {"bin/../x": {"sha256": SHA, "mode": "0755"}}}, "manifest.files[bin/../x]"),
+        ({"files": []}, "manifest.files"),
+        ({"dirs": {"bin": "0755", "lib": "0055"}}, "manifest.dirs[lib]"),
+        ({"dirs": {"bin": "0755"}}, "manifest.dirs"),
+        ({"links": {"a": "."}}, "manifest.links[a]"),
+        ({"links": {"a": ".."}}, "manifest.links[a]"),
+        ({"links": {"a": "bin"}}, "manifest.links[a]"),
+        ({"links": {"a": "/bin/sh"}}, "manifest.links[a]"),
+        ({"links": {"a": "../a"}}, "manifest.links[a]"),
+        ({"links": {"lib/x": "../../bin/xcc"}}, "manifest.links[lib/x]"),
+        ({"links": {"a": "bin/./xcc"}}, "manifest.links[a]"),
+        ({"links": {"a": "lib/../bin/xcc"}}, "manifest.links[a]"),
+        ({"links": {"a": "b", "b": "bin/xcc"}}, "manifest.links[a]"),
+        ({"links": {"bin/xcc/x": "../xcc"}}, "manifest.dirs"),
+        ({"links": {"bin": "lib/a.so"}}, "manifest"),
+        ({"health": {"kind": "udp", "port": 1}}, "manifest.health"),
+        ({"health": {"kind": "tcp", "port": True}}, "manifest.health.port"),
+        ({"health": {"kind": "http", "port": 80, "path": "x"}}, "manifest.health.path"),
+        ({"extra": 1}, "manifest"),
     ],
 )
-def test_bad_manifests_name_the_field(data, field):
+def test_bad_manifests_name_the_field(over, field):
     with pytest.raises(InvalidArgument) as exc:
-        parse_manifest(data)
+        parse_manifest(v2(**over))
     assert exc.value.field == field
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"[]",
+        b"null",
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"a": 1, "a": 2}',
+        b" " * ((1 << 20) + 1),
+        b'{"format": 1e999}',
+    ],
+)
+def test_unparseable_manifests(raw):
+    with pytest.raises(InvalidArgument):
+        parse_manifest(raw)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=512))
+def test_any_bytes_parse_or_are_refused(raw):
+    with contextlib.suppress(InvalidArgument):
+        parse_manifest(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(["format", "name", "version", "command", "files", "dirs", "links", "health"]), value=_json)
+def test_any_json_in_any_field_is_refused_or_accepted_never_crashes(key, value):
+    try:
+        m = parse_manifest(v2(**{key: value}))
+    except InvalidArgument:
+        return
+    assert parse_manifest(m.to_bytes()) == m
+
+
+M = parse_manifest(v2())
 
 
 @pytest.mark.parametrize(
@@ -60,19 +189,31 @@ def test_bad_manifests_name_the_field(data, field):
         ("/etc/passwd", "file", ""),
         ("payload/../../etc/passwd", "file", ""),
         ("../x", "file", ""),
-        ("payload/link", "symlink", "/etc/passwd"),
-        ("payload/link", "symlink", "../../outside"),
+        ("payload/bin/alias", "symlink", "/etc/passwd"),
+        ("payload/bin/alias", "symlink", "../../outside"),
+        ("payload/bin/alias", "symlink", "."),
+        ("payload/bin/alias", "file", ""),
+        ("payload/bin", "file", ""),
+        ("payload/bin/xcc", "dir", ""),
+        ("payload/bin/xcc", "symlink", "x"),
+        ("payload/a", "symlink", "."),
+        ("payload/e", "dir", ""),
+        ("payload/./bin/xcc", "file", ""),
+        ("payload//bin/xcc", "file", ""),
         ("payload/hard", "hardlink", "payload/bin/xcc"),
-        ("payload/dev", "other", ""),
+        ("payload/bin/xcc", "other", ""),
         ("elsewhere/file", "file", ""),
+        ("manifest.json", "file", ""),
+        ("payload", "symlink", "."),
     ],
 )
-def test_escaping_members_are_refused(name, kind, link):
+def test_unlisted_or_escaping_members_are_refused(name, kind, link):
     with pytest.raises(InvalidArgument):
-        check_member(name, kind, 0, link)
+        check_member(M, name, kind, link)
 
 
-def test_inner_members_are_placed():
-    assert check_member("payload/bin/xcc", "file", 1, "") == "bin/xcc"
-    assert check_member("payload/bin/link", "symlink", 0, "xcc") == "bin/link"
-    assert check_member("payload", "dir", 0, "") is None
+def test_listed_members_are_placed():
+    assert check_member(M, "payload/bin/xcc", "file", "").path == "bin/xcc"
+    assert check_member(M, "payload/bin/alias", "symlink", "xcc").target == "xcc"
+    assert check_member(M, "payload/bin", "dir", "").kind == "dir"
+    assert check_member(M, "payload", "dir", "").path == ""

@@ -141,3 +141,32 @@ def test_announced_uploads_are_kept_until_their_bytes_come(tmp_path):
     assert staging.evict_oldest(1, set()) == [], "announced a moment ago: their clients are about to send"
     assert len(staging.evict_oldest(1, {"xcc-1.0.0-abc"}, fresh_seconds=0)) == 4
     assert staging.meta("xcc-1.0.0-abc") is not None, "protected"
+
+
+async def test_a_wrong_declared_size_does_not_stick(updater, running, tmp_path):
+    """Issue 14, case 4: a client announcing half the size fails; the correct upload then works."""
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    path = packages.good(tmp_path, key, "8.0.0")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    begun = await updater.stub.BeginUpload(
+        update_pb2.BeginUploadRequest(name="xcc", version="8.0.0", size=len(data) // 2, sha256=sha)
+    )
+
+    async def chunks():
+        yield update_pb2.UploadChunk(upload_id=begun.upload_id, offset=0, data=data)
+
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await updater.stub.Upload(chunks())
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    upload_id = await updater.upload(path, progress=False)
+    staging = running.bridge.update.staging
+    assert staging.complete(upload_id)
+    assert upload_id == sha, "an upload is named by its content"
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await updater.stub.BeginUpload(
+            update_pb2.BeginUploadRequest(name="xcc", version="8.0.0", size=len(data) + 1, sha256=sha)
+        )
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert staging.complete(upload_id), "a wrong announcement of a whole upload changes nothing"
+    assert (await updater.upload(path, progress=False)) == upload_id

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from satbridge.core.package import Limits
-from satbridge.errors import FailedPrecondition, InvalidArgument, PermissionDenied, SatbridgeError
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied, SatbridgeError
 from satbridge.services.install import InstallService
 from satbridge.services.state import StateService
 from satbridge.services.update import UpdateService
@@ -217,7 +217,131 @@ def bad_packages(lab: Lab, probe_port: int) -> dict[str, tuple[Path, type[Satbri
             InvalidArgument,
         ),
         "downgrade": (packages.good(lab.pkgs, lab.key, "0.9.0", port=probe_port), FailedPrecondition),
+        "links built on links (issue 14)": (
+            raw(out, key, m, [ok, version, *link_chain("3.0.0")], name="chain.tgz"),
+            InvalidArgument,
+        ),
+        "unlisted inner link": (
+            raw(
+                out,
+                key,
+                m,
+                [ok, version, packages.member("payload/l", kind=tarfile.SYMTYPE, link="bin/xcc")],
+                name="l.tgz",
+            ),
+            InvalidArgument,
+        ),
+        "unlisted directory": (
+            raw(out, key, m, [ok, version, packages.member("payload/extra", kind=tarfile.DIRTYPE)], name="d.tgz"),
+            InvalidArgument,
+        ),
+        "a member twice": (raw(out, key, m, [ok, version, ok], name="twice.tgz"), InvalidArgument),
+        "a file where a directory is listed": (
+            raw(out, key, m, [packages.member("payload/bin", b"x"), ok, version], name="fdir.tgz"),
+            InvalidArgument,
+        ),
+        "a listed file missing": (raw(out, key, m, [ok], name="missing.tgz"), InvalidArgument),
+        "fifo": (
+            raw(out, key, m, [ok, version, packages.member("payload/f", kind=tarfile.FIFOTYPE)], name="fifo.tgz"),
+            InvalidArgument,
+        ),
+        "a name past NAME_MAX": (
+            raw(out, key, m, [ok, version, packages.member("payload/" + "x" * 300, b"x")], name="long.tgz"),
+            InvalidArgument,
+        ),
+        "manifest.json again in the body": (
+            raw(out, key, m, [ok, version, packages.member("manifest.json", b"{}")], name="again.tgz"),
+            InvalidArgument,
+        ),
+        "signed link to a directory": (
+            raw(out, key, replace(m, links={"l": "bin"}), [ok, version], name="ldir.tgz"),
+            InvalidArgument,
+        ),
+        "signed link to a link": (
+            raw(out, key, replace(m, links={"l1": "bin/xcc", "l2": "l1"}), [ok, version], name="ll.tgz"),
+            InvalidArgument,
+        ),
+        "signed link climbing out": (
+            raw(out, key, replace(m, links={"l": "../x"}), [ok, version], name="lout.tgz"),
+            InvalidArgument,
+        ),
+        "version outside the grammar": (
+            raw(out, key, replace(m, version="3.0.0~rc1"), [ok, version], name="ver.tgz"),
+            InvalidArgument,
+        ),
     }
+
+
+def link_chain(v: str) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """The layout of issue 14: each link looks inside by its own path; together they lead out."""
+    sym, directory = tarfile.SYMTYPE, tarfile.DIRTYPE
+    return [
+        packages.member("payload/a", kind=sym, link="."),
+        packages.member("payload/a/b", kind=sym, link=".."),
+        packages.member("payload/e", kind=sym, link=f"b/{v}.tmp/b/{v}.tmp/b/../../.."),
+        packages.member("payload/e/escaped", kind=directory),
+        packages.member("payload/e/escaped/etc", kind=directory),
+    ]
+
+
+async def test_links_built_on_links_create_nothing_outside(lab, probe_port):
+    await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    good = packages.good(lab.pkgs, lab.key, "3.0.0", port=probe_port)
+    m = packages.manifest_of(good)
+    xcc = (Path(packages.demo.__file__).parent / "payload/bin/xcc").read_bytes()
+    members = [packages.member("payload/bin/xcc", xcc), packages.member("payload/VERSION", b"3.0.0\n")]
+    path = packages.raw_package(lab.pkgs, lab.key.read_bytes(), m, [*members, *link_chain("3.0.0")], name="c.tgz")
+    with pytest.raises(InvalidArgument):
+        await lab.install(path)
+    assert not [p for p in lab.root.parent.rglob("escaped")], "nothing was created outside staging"
+    assert lab.releases.current() == "1.0.0"
+    assert not (lab.root / "opt/xcc/staging").exists()
+
+
+async def test_a_release_named_like_staging_survives_later_installs(lab, probe_port):
+    """Version 2.0.0-rc.tmp is a release like any other: a refused install, then a rolled-back
+    one, leave it in place and running (issue 14, case 2)."""
+    v = "2.0.0-rc.tmp"
+    assert (await lab.install(packages.good(lab.pkgs, lab.key, v, port=probe_port)))[-1].phase == "COMMITTED"
+    good = packages.good(lab.pkgs, lab.key, "3.0.0", port=probe_port)
+    m = packages.manifest_of(good)
+    bad = packages.raw_package(
+        lab.pkgs, lab.key.read_bytes(), m, [packages.member("payload/bin/xcc", b"not it")], name="hash.tgz"
+    )
+    with pytest.raises(InvalidArgument):
+        await lab.install(bad)
+    assert (lab.root / f"opt/xcc/releases/{v}/bin/xcc").is_file()
+    assert (lab.root / "opt/xcc/current/bin/xcc").is_file(), "current still points at a release"
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "3.0.1", port=closed_port(), variant="bad-health"))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert lab.releases.current() == v
+    assert (lab.root / "opt/xcc/current/bin/xcc").is_file()
+
+
+async def test_a_second_install_of_the_same_upload_gets_a_clear_answer(lab, probe_port):
+    upload_id = await lab.stage(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    first = lab.install_service.install(upload_id)
+    assert (await anext(first)).phase == "VERIFYING"
+    with pytest.raises(Aborted, match="being installed"):
+        await anext(lab.install_service.install(upload_id))
+    assert [e.phase async for e in first][-1] == "COMMITTED"
+    with pytest.raises(FailedPrecondition, match="already installed"):
+        await anext(lab.install_service.install(upload_id))
+
+
+async def test_key_files_that_cannot_be_used_are_named(lab, probe_port):
+    keys = lab.root / "etc/keys"
+    (keys / "dir.pub").mkdir()
+    (keys / "junk.pub").write_bytes(b"\xff" * 100)
+    (keys / "dangling.pub").symlink_to("nowhere")
+    (keys / "huge.pub").write_bytes(b"A" * (1 << 20))
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    assert events[-1].phase == "COMMITTED", "the good key still counts"
+    (keys / "vendor.pub").unlink()
+    with pytest.raises(PermissionDenied) as exc:
+        await lab.install(packages.good(lab.pkgs, lab.key, "1.1.0", port=probe_port))
+    for name in ("dir.pub", "junk.pub", "dangling.pub", "huge.pub"):
+        assert name in str(exc.value)
 
 
 async def test_bad_packages_are_refused_and_the_old_release_is_untouched(lab, probe_port, fake_systemd):
@@ -225,7 +349,7 @@ async def test_bad_packages_are_refused_and_the_old_release_is_untouched(lab, pr
     before = sorted(str(p.relative_to(lab.root)) for p in (lab.root / "opt/xcc").rglob("*"))
     restarts = fake_systemd.behaviour.calls.count(("RestartUnit", "xcc.service"))
     cases = bad_packages(lab, probe_port)
-    assert len(cases) >= 13
+    assert len(cases) >= 26
     for what, (path, error) in cases.items():
         with pytest.raises(error):
             await lab.install(path)
@@ -255,6 +379,6 @@ async def test_unsigned_only_when_allowed(lab, probe_port):
     with pytest.raises(PermissionDenied):
         await lab.install(path)
     lab.install_service.allow_unsigned = True
-    with pytest.raises(InvalidArgument, match="not in the payload"):  # past the signature, into the checks
+    with pytest.raises(InvalidArgument, match="not in the package"):  # past the signature, into the checks
         await lab.install(path)
     await asyncio.sleep(0)

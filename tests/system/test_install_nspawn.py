@@ -89,3 +89,72 @@ async def test_install_update_and_rollback_on_real_systemd(appliance, tmp_path):
         assert "crashing on purpose" in log, "the demo XCC logged under /var/log/xcc"
     finally:
         await units.close()
+
+
+async def test_hostile_packages_on_the_appliance_rootfs(appliance, tmp_path):
+    """Issue 14 in the real-systemd lab: the link chain is refused with nothing created outside
+    staging, and the generated hostile layouts run once against the appliance's own /opt/xcc."""
+    import contextlib
+    import shutil
+    import tarfile
+
+    import pytest
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from satbridge.core.package import Limits
+    from satbridge.errors import InvalidArgument
+    from tests.system import test_package as prop
+
+    root = appliance.root
+    state_dir = tmp_path / "state"
+    store = DirStore(state_dir)
+    staging, releases = Staging(state_dir / "uploads"), Releases(root / "opt/xcc")
+    units = SystemdUnits(appliance.bus_address, root)
+    key = packages.trusted_key(tmp_path / "etc", tmp_path / "pkgs")
+    service = InstallService(
+        staging, releases, PackageIO(), units, Prober(Path(f"/proc/{appliance.leader}/ns/net")), store,
+        FileLocks(state_dir), ListAudit(), StateService(store, CountingEntropy()), time.time, tmp_path / "etc/keys",
+        health_gate=1,
+    )  # fmt: skip
+    update = UpdateService(staging, releases)
+    try:
+        good = packages.good(tmp_path / "pkgs", key, "9.0.0", probe="http")
+        m = packages.manifest_of(good)
+        xcc = (Path(packages.demo.__file__).parent / "payload/bin/xcc").read_bytes()
+        sym, directory = tarfile.SYMTYPE, tarfile.DIRTYPE
+        chain = [
+            packages.member("payload/bin/xcc", xcc),
+            packages.member("payload/VERSION", b"9.0.0\n"),
+            packages.member("payload/a", kind=sym, link="."),
+            packages.member("payload/a/b", kind=sym, link=".."),
+            packages.member("payload/e", kind=sym, link="b/9.0.0.tmp/b/9.0.0.tmp/b/../../.."),
+            packages.member("payload/e/escaped", kind=directory),
+        ]
+        bad = packages.raw_package(tmp_path / "pkgs", key.read_bytes(), m, chain, name="chain.tgz")
+        before = prop.snapshot(root / "etc", root / "opt/xcc/staging")
+        with pytest.raises(InvalidArgument):
+            await install(service, update, bad)
+        assert prop.snapshot(root / "etc", root / "opt/xcc/staging") == before
+        assert not list((root / "opt").rglob("escaped"))
+
+        lab_dir = root / "opt/xcc"
+        lab_dir.mkdir(parents=True, exist_ok=True)
+
+        @settings(max_examples=prop.EXAMPLES, deadline=None, suppress_health_check=list(prop.HealthCheck))
+        @given(members=st.lists(st.tuples(prop._path, prop._kind, prop._path), max_size=8))
+        def hostile(members):
+            dest = lab_dir / "staging/0.0.0"
+            dest.parent.mkdir(exist_ok=True)
+            snap = prop.snapshot(root / "opt", dest)
+            path, manifest = prop.hostile_package(tmp_path, members)
+            with contextlib.suppress(InvalidArgument):
+                prop.extract(path, dest, manifest, Limits())
+            after = prop.snapshot(root / "opt", dest)
+            shutil.rmtree(dest, ignore_errors=True)
+            assert after == snap
+
+        hostile()
+        (lab_dir / "staging").rmdir()
+    finally:
+        await units.close()
