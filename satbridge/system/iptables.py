@@ -46,29 +46,54 @@ def _iptc() -> Any:
     return iptc
 
 
-def in_initial_netns() -> bool:
+LAB_NETNS_ENV = "SATBRIDGE_LAB_NETNS"
+"""Set only by the labs and the bench: the name (`ip netns`) of the namespace they made for a
+bridge rooted elsewhere than `/`. Nothing else lets such a bridge touch a kernel firewall."""
+NETNS_DIR = Path("/run/netns")
+
+
+def lab_netns_problem(root: Path, lab_netns: str | None) -> str | None:
+    """Why a bridge rooted at `root` may not touch the kernel firewall here, or None if it may.
+
+    Rooted at `/`: it is the appliance's own bridge, and the firewall is its job. Rooted elsewhere
+    (a test, a demo, a bench) it must be told explicitly which lab namespace it runs in, and that
+    namespace must be the one this process is in. No heuristic ("am I in PID 1's namespace?")
+    decides: on a machine whose PID 1 lives in another namespace such a check says "private" in
+    the machine's own namespace (issue 15, item 8).
+    """
+    if root.resolve() == Path("/"):
+        return None
+    if not lab_netns:
+        return f"{LAB_NETNS_ENV} is not set (only the labs set it); use --sandbox"
+    if "/" in lab_netns or lab_netns in (".", ".."):
+        return f"{LAB_NETNS_ENV}={lab_netns!r} is not a network namespace name"
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        return False
+        named = os.stat(NETNS_DIR / lab_netns)
+        mine = os.stat("/proc/self/ns/net")
+    except OSError as exc:
+        return f"cannot check the lab namespace {lab_netns!r}: {exc.strerror}"
+    if (named.st_dev, named.st_ino) != (mine.st_dev, mine.st_ino):
+        return f"this process does not run in the lab namespace {lab_netns!r}"
+    return None
 
 
 class IptcFirewall:
     """The Firewall port on the kernel's legacy iptables (filter table, IPv4 and IPv6)."""
 
-    def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
+    def __init__(self, root: Path, *, lab_netns: str | None = None, lock_timeout: float = 10.0) -> None:
         self.root = root
+        self.lab_netns = lab_netns
         self.lock_path = root / "run" / "xtables.lock"
         self.lock_timeout = lock_timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iptc")
 
     def _guard(self) -> None:
-        # A bridge rooted elsewhere than / is a test or a sandbox: it must never change the
-        # firewall of the machine it runs on, only that of a network namespace made for it.
-        if self.root.resolve() != Path("/") and in_initial_netns():
+        # A bridge rooted elsewhere than / is a test, a demo or a bench: it must never change the
+        # firewall of the machine it runs on, only that of a lab namespace it was told it is in.
+        problem = lab_netns_problem(self.root, self.lab_netns)
+        if problem:
             raise FailedPrecondition(
-                f"refusing to change this machine's firewall for a bridge rooted at {self.root}; "
-                "use --sandbox, or run it in its own network namespace"
+                f"refusing to change a kernel firewall for a bridge rooted at {self.root}: {problem}"
             )
 
     async def read(self) -> dict[str, list[str]]:

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 
 import pytest
 
+from satbridge.system.iptables import LAB_NETNS_ENV
 from tests.lab.lock import exclusive
 
 CLIENT_IP = "192.0.2.1"
 SATELLITE_IP = "192.0.2.2"
+
+
+def lab_env(ns: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command run in the lab namespace `ns`: it tells a bridge rooted
+    elsewhere than / that it may change the firewall there, and only there (the bridge checks
+    that it really runs in `ns`)."""
+    return {**(os.environ if env is None else env), LAB_NETNS_ENV: ns}
 
 
 @dataclass(frozen=True)
@@ -32,14 +40,16 @@ class NetLab:
         self, ns: str, *argv: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout, env=env
+            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout, env=lab_env(ns, env)
         )
         if check and done.returncode:
             raise AssertionError(f"{argv} in {ns} failed ({done.returncode}): {done.stdout}{done.stderr}")
         return done
 
-    def popen(self, ns: str, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kwargs)  # type: ignore[call-overload]
+    def popen(
+        self, ns: str, *argv: str, env: dict[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=lab_env(ns, env), **kwargs)  # type: ignore[call-overload]
 
     def save(self, family: str = "v4") -> str:
         """The satellite's filter table, without the timestamps and packet counters that

@@ -321,7 +321,7 @@ def test_traffic_follows_the_rules(lab):
 
 
 ALL_OR_NOTHING = r"""
-import asyncio, sys
+import asyncio, os, sys
 from pathlib import Path
 from satbridge.core import firewall as fw
 from satbridge.errors import Internal
@@ -337,7 +337,7 @@ class SecondTableFails(IptcFirewall):
         super()._commit(family, specs)
 
 async def main():
-    fwl = SecondTableFails(Path(sys.argv[1]))
+    fwl = SecondTableFails(Path(sys.argv[1]), lab_netns=os.environ["SATBRIDGE_LAB_NETNS"])
     await fwl.apply(old, None)
     try:
         await fwl.apply(new, old)
