@@ -75,9 +75,12 @@ class FirewallService:
             return FACTORY
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise InvalidArgument(f"{FACTORY_FILE} is not JSON: {exc}", field=FACTORY_FILE) from None
-        return fw.from_json(data)
+        try:
+            return fw.from_json(data)
+        except InvalidArgument as exc:  # name the file as well as the field
+            raise InvalidArgument(f"{FACTORY_FILE}: {exc}") from None
 
     def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:
         return fw.from_json(data["rules"]) if data.get("rules") is not None else self.factory()

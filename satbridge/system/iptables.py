@@ -14,6 +14,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +45,36 @@ def _iptc() -> Any:
 
     iptc.ip4tc.IPTCModule._update_parameters = lambda self: None
     return iptc
+
+
+IFNAMSIZ = 16
+_IFACE = re.compile(r"[A-Za-z0-9_.@-]{1,15}|[A-Za-z0-9_.@-]{0,14}\+", re.ASCII)
+
+
+def interface_fields(name: str) -> tuple[bytes, bytes]:
+    """The (name, mask) bytes of an `-i NAME` match, exactly as iptables writes them.
+
+    From xtables_parse_interface (iptables, libxtables/xtables.c): the name is copied as given
+    (a trailing `+` stays), and the mask is 0xff over the name and its NUL, or over the name
+    without its `+` for a wildcard. python-iptables 1.2.0 differs: its ip6tc writes a mask of
+    0x01 bytes, so the kernel compares only the lowest bit of each character and `-i lo`
+    matched `vs`, `veth1` or `tap0` (ldx/python-iptables#244, issue 15 item 1); both its
+    modules also drop the `+` from a wildcard name. Raises ValueError for a name iptables or
+    the kernel would refuse (empty, 16 bytes or more, `!`, `/`, `:`, spaces, non-ASCII).
+    """
+    if not _IFACE.fullmatch(name):
+        raise ValueError(f"not an interface name iptables writes exactly: {name!r}")
+    raw = name.encode("ascii")
+    mask = len(raw) - 1 if raw.endswith(b"+") else len(raw) + 1
+    return raw.ljust(IFNAMSIZ, b"\0"), (b"\xff" * mask).ljust(IFNAMSIZ, b"\0")
+
+
+def _set_in_interface(rule: Any, v6: bool, name: str) -> None:
+    """`-i NAME` on an iptc Rule/Rule6, written field by field (see interface_fields)."""
+    raw, mask = interface_fields(name)
+    ip = rule.entry.ipv6 if v6 else rule.entry.ip
+    ip.iniface = raw
+    ip.iniface_mask = mask
 
 
 LAB_NETNS_ENV = "SATBRIDGE_LAB_NETNS"
@@ -209,7 +240,7 @@ class IptcFirewall:
             if spec.src:
                 rule.src = spec.src
             if spec.iface:
-                rule.in_interface = spec.iface
+                _set_in_interface(rule, v6, spec.iface)
             if spec.proto:
                 rule.protocol = "icmpv6" if spec.proto == "ipv6-icmp" else spec.proto
             # parse() rather than setattr(): the latter runs dir() on every assignment.

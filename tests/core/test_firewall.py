@@ -126,7 +126,7 @@ def test_json_round_trip_and_friendly_ports():
     [
         ({"rules": [{"protocol": "sctp", "action": "accept"}]}, "rules[0].protocol"),
         ({"rules": [{"protocol": "tcp", "action": "accept", "ports": ["http"]}]}, "rules[0].ports[0]"),
-        ({"rules": [{"protocol": "tcp", "action": "accept", "colour": "red"}]}, "rules[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "colour": "red"}]}, "rules[0].colour"),
         ({"rules": "all"}, "rules"),
         ({"default_action": "maybe"}, "default_action"),
     ],
