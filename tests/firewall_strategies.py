@@ -15,7 +15,7 @@ IFACE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@
 @st.composite
 def v4_networks(draw: st.DrawFn) -> str:
     prefix = draw(st.sampled_from([0, 1, 8, 16, 24, 31, 32]) | st.integers(0, 32))
-    net = ipaddress.ip_network((draw(st.integers(0, 2**32 - 1)), prefix), strict=False)
+    net = ipaddress.IPv4Network((draw(st.integers(0, 2**32 - 1)), prefix), strict=False)
     return str(net)
 
 
@@ -28,7 +28,7 @@ def v6_networks(draw: st.DrawFn) -> str:
         | st.integers(0, 2**32 - 1)  # IPv4-compatible
         | st.integers(0, 2**64 - 1).map(lambda a: (0x2001_0DB8 << 96) | a)
     )
-    return str(ipaddress.ip_network((address, prefix), strict=False))
+    return str(ipaddress.IPv6Network((address, prefix), strict=False))
 
 
 def comments() -> st.SearchStrategy[str]:

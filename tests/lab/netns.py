@@ -1,6 +1,7 @@
 """Network namespaces for the firewall lab: a client and a satellite joined by a veth pair.
 
-Addresses come from 192.0.2.0/24 (TEST-NET-1). Nothing is added to the machine's own
+Addresses come from 192.0.2.0/24 (TEST-NET-1) and 2001:db8:15::/64 (documentation). The
+satellite's interface is `vs`, deliberately not `eth*` (issue 15, item 1). Nothing is added to the machine's own
 namespace: the veth ends are created directly inside the two namespaces, and deleting the
 namespaces (in `finally`) removes them.
 """
@@ -22,6 +23,8 @@ from tests.lab.lock import exclusive
 
 CLIENT_IP = "192.0.2.1"
 SATELLITE_IP = "192.0.2.2"
+CLIENT_IP6 = "2001:db8:15::1"
+SATELLITE_IP6 = "2001:db8:15::2"
 
 
 def lab_env(ns: str, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -108,8 +111,13 @@ def _made(lab: NetLab) -> Iterator[NetLab]:
             ],
             check=True,
         )
-        for ns, dev, ip in ((lab.client, "vc", CLIENT_IP), (lab.satellite, "vs", SATELLITE_IP)):
+        for ns, dev, ip, ip6 in (
+            (lab.client, "vc", CLIENT_IP, CLIENT_IP6),
+            (lab.satellite, "vs", SATELLITE_IP, SATELLITE_IP6),
+        ):
             subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev], check=True)
+            # nodad: usable at once, no duplicate address detection wait
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip6}/64", "dev", dev, "nodad"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
         yield lab
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from satbridge.core import firewall as fw
-from tests.lab.netns import CLIENT_IP, SATELLITE_IP, NetLab, netns_pair
+from tests.lab.netns import CLIENT_IP, CLIENT_IP6, SATELLITE_IP, SATELLITE_IP6, NetLab, netns_pair
 
 pytestmark = pytest.mark.lab
 PY = sys.executable
@@ -314,6 +314,57 @@ def test_traffic_follows_the_rules(lab):
         assert reachable(8080), "a port the rules open is reachable"
         assert not reachable(8081), "a port they do not open is not"
         assert reachable(PORTS[0]), "the bridge's own port always is"
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def test_ipv6_traffic_follows_the_rules_on_an_interface_not_named_eth(lab):
+    """Issue 15 item 1: with python-iptables' 0x01 interface mask, `-i lo` also matched `vs`, so
+    IPv6 to a port no rule opens was accepted. The satellite's interface here is `vs`."""
+    servers = [
+        lab.net.popen(
+            lab.net.satellite,
+            PY,
+            "-c",
+            "import http.server, socket, sys\n"
+            "class S(http.server.ThreadingHTTPServer): address_family = socket.AF_INET6\n"
+            f"S(('{SATELLITE_IP6}', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()",
+            str(port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in (8080, 8081)
+    ]
+
+    def reachable(port: int) -> bool:
+        probe = f"import socket; socket.create_connection(('{SATELLITE_IP6}', {port}), 1.0)"
+        return lab.net.run(lab.net.client, PY, "-c", probe, check=False).returncode == 0
+
+    try:
+        deadline = time.monotonic() + 10
+        listening = f"import socket; socket.create_connection(('{SATELLITE_IP6}', 8081), 1)"
+        while lab.net.run(lab.net.satellite, PY, "-c", listening, check=False).returncode:
+            assert time.monotonic() < deadline, "the IPv6 test servers did not start"
+            time.sleep(0.1)
+        assert not reachable(8080), "factory rules: IPv6 to a port no rule opens is dropped"
+        rules = {
+            "rules": [
+                {
+                    "family": "IPV6",
+                    "protocol": "TCP",
+                    "ports": [{"first": 8080, "last": 8080}],
+                    "sources": [f"{CLIENT_IP6}/128"],
+                    "action": "ACCEPT",
+                }
+            ],
+            "defaultAction": "DROP",
+        }
+        (ok,) = lab.calls(set_request(rules))
+        assert ok["code"] == "OK", ok
+        assert reachable(8080), "a port the rules open is reachable over IPv6"
+        assert not reachable(8081), "a port they do not open is not"
     finally:
         for server in servers:
             server.terminate()
