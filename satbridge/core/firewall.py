@@ -310,6 +310,25 @@ def bridge_lines(save_output: str) -> list[str]:
     return [line for line in save_output.splitlines() if line.startswith(mine) or line == JUMP_LINE]
 
 
+def foreign_input_rules(save_output: str) -> tuple[list[str], list[str]]:
+    """INPUT's rules that the bridge did not write, as (ahead of its jump, behind it).
+
+    Ahead of the jump they are matched before the bridge's rules (a hand-made ACCEPT keeps
+    working while the bridge's rules say otherwise); behind it they never match, because
+    SATBRIDGE-IN ends every packet with the default action. A Set that changes a family puts the
+    jump back in first place, so it moves the first kind into the second (issue 15, item 6).
+    Without a jump, every INPUT rule counts as ahead."""
+    ahead: list[str] = []
+    behind: list[str] = []
+    seen_jump = False
+    for line in save_output.splitlines():
+        if line == JUMP_LINE:
+            seen_jump = True
+        elif line.startswith("-A INPUT "):
+            (behind if seen_jump else ahead).append(line)
+    return ahead, behind
+
+
 def expected_lines(p: Plan, family: str) -> list[str]:
     """What bridge_lines() reads back when `p` is in force (INPUT's jump first, as save orders)."""
     specs = p.chains[family]

@@ -20,7 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from satbridge.core.firewall import IN_CHAIN, XCC_CHAIN, Plan, Spec, bridge_lines, expected_lines
+from satbridge.core.firewall import (
+    IN_CHAIN,
+    XCC_CHAIN,
+    Plan,
+    Spec,
+    bridge_lines,
+    expected_lines,
+    foreign_input_rules,
+)
 from satbridge.errors import Aborted, FailedPrecondition, Internal, SatbridgeError, Unavailable
 from satbridge.system.runner import run
 
@@ -127,15 +135,18 @@ class IptcFirewall:
                 f"refusing to change a kernel firewall for a bridge rooted at {self.root}: {problem}"
             )
 
+    async def _save(self, family: str) -> str:
+        done = await run([_SAVE[family], "-t", "filter"], timeout=30)
+        if done.returncode:
+            raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
+        return done.stdout.decode(errors="replace")
+
     async def read(self) -> dict[str, list[str]]:
         """The bridge's lines per family, as iptables-legacy-save prints them."""
-        found = {}
-        for family in FAMILIES:
-            done = await run([_SAVE[family], "-t", "filter"], timeout=30)
-            if done.returncode:
-                raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
-            found[family] = bridge_lines(done.stdout.decode())
-        return found
+        return {family: bridge_lines(await self._save(family)) for family in FAMILIES}
+
+    async def foreign_ahead(self) -> dict[str, list[str]]:
+        return {family: foreign_input_rules(await self._save(family))[0] for family in FAMILIES}
 
     async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
         """Make the kernel match `plan`; return the families that changed. If the second table
@@ -152,6 +163,21 @@ class IptcFirewall:
     async def warnings(self) -> list[str]:
         notes = []
         for family in FAMILIES:
+            try:
+                ahead, behind = foreign_input_rules(await self._save(family))
+            except SatbridgeError as exc:
+                notes.append(f"cannot read the {family} rules: {exc}")
+                continue
+            if ahead:
+                notes.append(
+                    f"{family}: INPUT has rules the bridge did not write ahead of its jump, matched before "
+                    f"the bridge's rules: {'; '.join(ahead)}"
+                )
+            if behind:
+                notes.append(
+                    f"{family}: INPUT has rules the bridge did not write behind its jump, never matched "
+                    f"(the bridge's default action comes first): {'; '.join(behind)}"
+                )
             try:
                 done = await run([_NFT_SAVE[family], "-t", "filter"], timeout=10)
             except SatbridgeError as exc:
@@ -286,6 +312,9 @@ class SandboxFirewall:
 
     async def warnings(self) -> list[str]:
         return ["sandbox: the firewall rules are kept in a file, not applied to the kernel"]
+
+    async def foreign_ahead(self) -> dict[str, list[str]]:
+        return {f: [] for f in FAMILIES}  # nobody else writes the file
 
     async def close(self) -> None:
         return None
