@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import json
 import re
 import string
 from dataclasses import dataclass, field
@@ -398,6 +399,11 @@ def _port(value: object, at: str) -> PortRange:
     raise InvalidArgument(f'expected 80, "1000-2000" or [1000, 2000], got {_kind(value)}', field=at)
 
 
+def _key(name: str) -> str:
+    """An unknown key as a path element: as is when it reads as one, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name, re.ASCII) else json.dumps(name)
+
+
 def _list(data: dict[str, object], key: str, at: str) -> list[object]:
     value = data.get(key, [])
     if not isinstance(value, list):
@@ -420,7 +426,7 @@ def from_json(data: object) -> RuleSet:
         raise InvalidArgument(f"expected an object with rules and default_action, got {_kind(data)}", field="rules")
     unknown = sorted(str(k)[:40] for k in data if k not in _TOP_KEYS)
     if unknown:
-        raise InvalidArgument(f"unknown keys {unknown}; expected {list(_TOP_KEYS)}", field=unknown[0])
+        raise InvalidArgument(f"unknown keys {unknown}; expected {list(_TOP_KEYS)}", field=_key(unknown[0]))
     rules = []
     for i, r in enumerate(_list(data, "rules", "rules")):
         at = f"rules[{i}]"
@@ -428,7 +434,9 @@ def from_json(data: object) -> RuleSet:
             raise InvalidArgument(f"expected an object, got {_kind(r)}", field=at)
         unknown = sorted(str(k)[:40] for k in r if k not in _RULE_KEYS)
         if unknown:
-            raise InvalidArgument(f"unknown keys {unknown}; expected {list(_RULE_KEYS)}", field=f"{at}.{unknown[0]}")
+            raise InvalidArgument(
+                f"unknown keys {unknown}; expected {list(_RULE_KEYS)}", field=f"{at}.{_key(unknown[0])}"
+            )
         for key in ("protocol", "action"):
             if key not in r:
                 raise InvalidArgument("required", field=f"{at}.{key}")
