@@ -38,7 +38,7 @@ def rule_set(msg: firewall_pb2.FirewallRuleSet) -> fw.RuleSet:
     """Proto -> core; an unset enum names its field. Full validation follows in the service."""
     rules = []
     for i, r in enumerate(msg.rules):
-        at = f"rules.rules[{i}]"
+        at = f"rules[{i}]"
         rules.append(
             fw.Rule(
                 family=_pick(_FAMILY, r.family, f"{at}.family", "family (IPV4, IPV6 or BOTH)"),
@@ -49,7 +49,7 @@ def rule_set(msg: firewall_pb2.FirewallRuleSet) -> fw.RuleSet:
                 comment=r.comment,
             )
         )
-    default = _pick(_ACTION, msg.default_action, "rules.default_action", "default action")
+    default = _pick(_ACTION, msg.default_action, "default_action", "default action")
     return fw.RuleSet(tuple(rules), default)
 
 

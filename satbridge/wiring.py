@@ -6,6 +6,7 @@ adapters.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from satbridge.system.audit import FileAuditLog
 from satbridge.system.compress import compressor
 from satbridge.system.files import ConfigDir, DirStore, FileLocks, OwnedDirectory
 from satbridge.system.host import LinuxHost
-from satbridge.system.iptables import IptcFirewall, SandboxFirewall
+from satbridge.system.iptables import LAB_NETNS_ENV, IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
 from satbridge.system.logfiles import LogFiles
 from satbridge.system.networkmanager import NmNetwork
@@ -83,7 +84,9 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     releases = Releases(paths.xcc_dir)
     xcc = XccService(units, JournalLogs(journal_dir), locks, releases)
     backend: IptcFirewall | SandboxFirewall = (
-        SandboxFirewall(paths.state_dir / "sandbox-firewall.json") if config.sandbox else IptcFirewall(paths.root)
+        SandboxFirewall(paths.state_dir / "sandbox-firewall.json")
+        if config.sandbox
+        else IptcFirewall(paths.root, lab_netns=os.environ.get(LAB_NETNS_ENV))
     )
     ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
     config_files = ConfigDir(paths.config_dir)

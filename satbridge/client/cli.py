@@ -231,14 +231,17 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
     from satbridge.protocol import rule_set_msg
 
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}", field="FILE") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}", field="FILE") from None
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"{path} is not JSON: {exc}", field="FILE") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("expected a JSON object with rules and default_action", field="FILE")
-    return rule_set_msg(from_json(data))  # validated here first: errors name the rule and field
+    except RecursionError:
+        raise InvalidArgument(f"{path} is nested too deeply to be a rule file", field="FILE") from None
+    # The one strict schema (core.firewall.from_json): errors name the field, e.g. rules[0].ports.
+    return rule_set_msg(from_json(data))
 
 
 def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:

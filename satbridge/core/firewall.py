@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import json
+import re
 import string
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -22,8 +24,15 @@ MAX_RULES = 2000
 MAX_SOURCES = 64
 MAX_PORT_ENTRIES = 15  # multiport's limit (a range counts twice)
 MAX_COMMENT = 200
+MAX_KERNEL_RULES = 4000
+"""Per family, the XCC chain's kernel rules: a rule counts once per source of that family (once
+if it has none). It bounds both the time a Set takes (about 0.6 s per 1000 rules to build) and
+the size of every answer carrying the set, so that any accepted set round-trips through Set and
+Get within satctl's defaults (15 s deadline, gRPC's 4 MiB receive limit; tests prove both)."""
 ICMP_ECHO_LIMIT = ("10/sec", "20")
-_COMMENT_CHARS = set(string.ascii_letters + string.digits + " _-.:,;/()[]{}+=@#%&*!?<>|~^$")
+COMMENT_CHARS = frozenset(string.ascii_letters + string.digits + " _-.:,;/()[]{}+=@#%&*!?<>|~^$")
+_PORT_TEXT = re.compile(r"([0-9]{1,5})(?:[-:]([0-9]{1,5}))?", re.ASCII)
+_CIDR_TEXT = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?", re.ASCII)
 _BARE = set(string.ascii_letters + string.digits + "_-")
 
 
@@ -91,6 +100,12 @@ def _check_rule(i: int, rule: Rule) -> Rule:
         raise InvalidArgument(f"at most {MAX_SOURCES} sources per rule", field=f"{at}.sources")
     sources = []
     for j, text in enumerate(rule.sources):
+        # ASCII hex digits, dots, colons and one prefix length: no zone ids ("fe80::%eth0", which
+        # iptables cannot express), no netmasks, no non-ASCII digits.
+        if not isinstance(text, str) or not _CIDR_TEXT.fullmatch(text.strip()):
+            raise InvalidArgument(
+                f"not a CIDR network: {text!r} (e.g. 198.51.100.0/24 or 2001:db8::/32)", field=f"{at}.sources[{j}]"
+            )
         try:
             net = ipaddress.ip_network(text.strip(), strict=True)
         except ValueError as exc:
@@ -98,12 +113,21 @@ def _check_rule(i: int, rule: Rule) -> Rule:
         if (rule.family is Family.V4 and net.version != 4) or (rule.family is Family.V6 and net.version != 6):
             raise InvalidArgument(f"{net} does not match family {rule.family.value}", field=f"{at}.sources[{j}]")
         sources.append(str(net))
-    if len(rule.comment) > MAX_COMMENT or not set(rule.comment) <= _COMMENT_CHARS:
+    if len(rule.comment) > MAX_COMMENT or not set(rule.comment) <= COMMENT_CHARS:
         raise InvalidArgument(
             f"at most {MAX_COMMENT} letters, digits, spaces and common punctuation (no quotes or backslashes)",
             field=f"{at}.comment",
         )
+    if rule.comment.startswith("!"):
+        # python-iptables reads a leading "!" of any value as "not" (iptc.ip4tc.IPTCModule.parse),
+        # and the comment match cannot be negated: the kernel would never get this text.
+        raise InvalidArgument("a comment cannot start with '!'", field=f"{at}.comment")
     return Rule(rule.family, rule.protocol, rule.action, rule.ports, tuple(sources), rule.comment)
+
+
+def kernel_rules(rules: RuleSet) -> dict[str, int]:
+    """How many rules the XCC chain holds per family ("v4", "v6") for a validated set."""
+    return {family: sum(len(_sources(r, v6)) for r in rules.rules) for family, v6 in (("v4", False), ("v6", True))}
 
 
 def validate(rules: RuleSet) -> RuleSet:
@@ -112,7 +136,57 @@ def validate(rules: RuleSet) -> RuleSet:
         raise InvalidArgument(f"at most {MAX_RULES} rules", field="rules")
     if not isinstance(rules.default_action, Action):
         raise InvalidArgument("choose accept, drop or reject", field="default_action")
-    return RuleSet(tuple(_check_rule(i, r) for i, r in enumerate(rules.rules)), rules.default_action)
+    checked = RuleSet(tuple(_check_rule(i, r) for i, r in enumerate(rules.rules)), rules.default_action)
+    for family, count in kernel_rules(checked).items():
+        if count > MAX_KERNEL_RULES:
+            raise InvalidArgument(
+                f"this set makes {count} {family} kernel rules (each rule once per source of that family); "
+                f"the limit is MAX_KERNEL_RULES={MAX_KERNEL_RULES} per family",
+                field="rules",
+            )
+    return checked
+
+
+def kernel_text(network: str) -> str:
+    """A validated CIDR as iptables-legacy-save prints it: the address through glibc's inet_ntop
+    (which writes an IPv4-mapped or IPv4-compatible IPv6 address with a dotted tail, where Python
+    writes hex), then `/` and the prefix length. A /0 prints nothing: the kernel keeps no `-s`."""
+    net = ipaddress.ip_network(network)
+    if net.prefixlen == 0:
+        return ""
+    if net.version == 4:
+        return str(net)
+    return f"{_ntop6(net.network_address.packed)}/{net.prefixlen}"
+
+
+def _ntop6(packed: bytes) -> str:
+    """inet_ntop(AF_INET6) as glibc writes it (resolv/inet_ntop.c, inet_ntop6)."""
+    words = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, 16, 2)]
+    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
+    for i, word in enumerate([*words, 1]):  # a sentinel closes a trailing run
+        if word == 0:
+            cur_base, cur_len = (i, 1) if cur_base == -1 else (cur_base, cur_len + 1)
+        elif cur_base != -1:
+            if best_base == -1 or cur_len > best_len:
+                best_base, best_len = cur_base, cur_len
+            cur_base = -1
+    if best_len < 2:
+        best_base = -1
+    out = ""
+    for i in range(8):
+        if best_base != -1 and best_base <= i < best_base + best_len:
+            if i == best_base:
+                out += ":"
+            continue
+        if i:
+            out += ":"
+        if i == 6 and best_base == 0 and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF)):
+            out += ".".join(str(b) for b in packed[12:])
+            break
+        out += f"{words[i]:x}"
+    if best_base != -1 and best_base + best_len == 8:
+        out += ":"
+    return out
 
 
 @dataclass(frozen=True)
@@ -187,13 +261,22 @@ def _base(ports: tuple[int, ...], default: Action, v6: bool) -> list[Spec]:
     return [*specs, Spec(IN_CHAIN, XCC_CHAIN), Spec(IN_CHAIN, target, target_params=params)]
 
 
-def _xcc(rule: Rule, v6: bool) -> list[Spec]:
-    version = 6 if v6 else 4
+def _sources(rule: Rule, v6: bool) -> list[str]:
+    """The `-s` values of `rule` in one family, as the kernel prints them ("" for any), one per
+    kernel rule: none when the rule is for the other family or all its sources are."""
     if (rule.family is Family.V4 and v6) or (rule.family is Family.V6 and not v6):
         return []
-    sources = [s for s in rule.sources if ipaddress.ip_network(s).version == version]
+    version = 6 if v6 else 4
+    sources = [kernel_text(s) for s in rule.sources if ipaddress.ip_network(s).version == version]
     if rule.sources and not sources:
         return []  # a "both" rule whose sources are all of the other family
+    return sources or [""]
+
+
+def _xcc(rule: Rule, v6: bool) -> list[Spec]:
+    sources = _sources(rule, v6)
+    if not sources:
+        return []
     proto = {Protocol.ANY: "", Protocol.TCP: "tcp", Protocol.UDP: "udp", Protocol.ICMP: "ipv6-icmp" if v6 else "icmp"}[
         rule.protocol
     ]
@@ -205,8 +288,7 @@ def _xcc(rule: Rule, v6: bool) -> list[Spec]:
         matches.append(("comment", (("comment", rule.comment),)))
     target, params = _target(rule.action, v6)
     return [
-        Spec(XCC_CHAIN, target, src=src, proto=proto, matches=tuple(matches), target_params=params)
-        for src in (sources or [""])
+        Spec(XCC_CHAIN, target, src=src, proto=proto, matches=tuple(matches), target_params=params) for src in sources
     ]
 
 
@@ -227,6 +309,25 @@ def bridge_lines(save_output: str) -> list[str]:
     """The lines of iptables-save output that belong to the bridge (its chains and INPUT's jump)."""
     mine = (f"-A {IN_CHAIN} ", f"-A {XCC_CHAIN} ")
     return [line for line in save_output.splitlines() if line.startswith(mine) or line == JUMP_LINE]
+
+
+def foreign_input_rules(save_output: str) -> tuple[list[str], list[str]]:
+    """INPUT's rules that the bridge did not write, as (ahead of its jump, behind it).
+
+    Ahead of the jump they are matched before the bridge's rules (a hand-made ACCEPT keeps
+    working while the bridge's rules say otherwise); behind it they never match, because
+    SATBRIDGE-IN ends every packet with the default action. A Set that changes a family puts the
+    jump back in first place, so it moves the first kind into the second (issue 15, item 6).
+    Without a jump, every INPUT rule counts as ahead."""
+    ahead: list[str] = []
+    behind: list[str] = []
+    seen_jump = False
+    for line in save_output.splitlines():
+        if line == JUMP_LINE:
+            seen_jump = True
+        elif line.startswith("-A INPUT "):
+            (behind if seen_jump else ahead).append(line)
+    return ahead, behind
 
 
 def expected_lines(p: Plan, family: str) -> list[str]:
@@ -255,56 +356,109 @@ def to_json(rules: RuleSet) -> dict[str, object]:
 
 
 E = TypeVar("E", Family, Protocol, Action)
+_RULE_KEYS = ("family", "protocol", "action", "ports", "sources", "comment")
+_TOP_KEYS = ("rules", "default_action")
+
+
+def _kind(value: object) -> str:
+    """The JSON name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def _enum(kind: type[E], value: object, at: str) -> E:
+    choices = ", ".join(str(m.value) for m in kind)
+    if not isinstance(value, str):
+        raise InvalidArgument(f"expected a string, one of {choices}; got {_kind(value)}", field=at)
     try:
         return kind(value)
     except ValueError:
-        choices = ", ".join(str(m.value) for m in kind)
-        raise InvalidArgument(f"{value!r} is not one of {choices}", field=at) from None
+        raise InvalidArgument(f"{value[:40]!r} is not one of {choices}", field=at) from None
 
 
-def from_json(data: dict[str, object]) -> RuleSet:
-    """Parse the JSON form (files, satctl); raises InvalidArgument naming the field."""
+def _port(value: object, at: str) -> PortRange:
+    """80, "1000-2000" (or "1000:2000") or [1000, 2000]; nothing else (no floats, booleans or
+    non-ASCII digits). The range itself is checked by validate()."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return PortRange(value, value)
+    if isinstance(value, str) and (m := _PORT_TEXT.fullmatch(value)):
+        return PortRange(int(m[1]), int(m[2] or m[1]))
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    ):
+        return PortRange(value[0], value[1])
+    raise InvalidArgument(f'expected 80, "1000-2000" or [1000, 2000], got {_kind(value)}', field=at)
 
-    raw_rules = data.get("rules", [])
-    if not isinstance(raw_rules, list):
-        raise InvalidArgument("expected a list", field="rules")
+
+def _key(name: str) -> str:
+    """An unknown key as a path element: as is when it reads as one, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name, re.ASCII) else json.dumps(name)
+
+
+def _list(data: dict[str, object], key: str, at: str) -> list[object]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidArgument(f"expected a list, got {_kind(value)}", field=at)
+    return value
+
+
+def from_json(data: object) -> RuleSet:
+    """The one schema of a rule set in JSON (satctl's rule file, the factory file, the state
+    file, the sandbox), strict about types as well as values; raises InvalidArgument naming the
+    field in one path style (`rules[0].ports[1]`, `default_action`), never another error.
+
+        {"default_action": "drop"|"accept"|"reject" (default drop),
+         "rules": [{"family": "v4"|"v6"|"both" (default both),
+                    "protocol": "tcp"|"udp"|"icmp"|"any", "action": "accept"|"drop"|"reject",
+                    "ports": [80, "1000-2000", [1000, 2000], ...] (default []),
+                    "sources": ["198.51.100.0/24", ...] (default []), "comment": "..." (default "")}]}
+    """
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"expected an object with rules and default_action, got {_kind(data)}", field="rules")
+    unknown = sorted(str(k)[:40] for k in data if k not in _TOP_KEYS)
+    if unknown:
+        raise InvalidArgument(f"unknown keys {unknown}; expected {list(_TOP_KEYS)}", field=_key(unknown[0]))
     rules = []
-    for i, r in enumerate(raw_rules):
+    for i, r in enumerate(_list(data, "rules", "rules")):
         at = f"rules[{i}]"
         if not isinstance(r, dict):
-            raise InvalidArgument("expected an object", field=at)
-        unknown = set(r) - {"family", "protocol", "action", "ports", "sources", "comment"}
+            raise InvalidArgument(f"expected an object, got {_kind(r)}", field=at)
+        unknown = sorted(str(k)[:40] for k in r if k not in _RULE_KEYS)
         if unknown:
-            raise InvalidArgument(f"unknown keys {sorted(unknown)}", field=at)
-        ports = []
-        for j, p in enumerate(r.get("ports", [])):
-            if isinstance(p, int) and not isinstance(p, bool):
-                ports.append(PortRange(p, p))
-            elif isinstance(p, str) and p.replace("-", "", 1).replace(":", "", 1).isdigit():
-                first, _, last = p.replace(":", "-").partition("-")
-                ports.append(PortRange(int(first), int(last or first)))
-            elif isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) for x in p):
-                ports.append(PortRange(p[0], p[1]))
-            else:
-                raise InvalidArgument(f'expected 80, "1000-2000" or [1000, 2000], got {p!r}', field=f"{at}.ports[{j}]")
-        sources = r.get("sources", [])
-        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-            raise InvalidArgument("expected a list of CIDR strings", field=f"{at}.sources")
+            raise InvalidArgument(
+                f"unknown keys {unknown}; expected {list(_RULE_KEYS)}", field=f"{at}.{_key(unknown[0])}"
+            )
+        for key in ("protocol", "action"):
+            if key not in r:
+                raise InvalidArgument("required", field=f"{at}.{key}")
+        ports = tuple(_port(p, f"{at}.ports[{j}]") for j, p in enumerate(_list(r, "ports", f"{at}.ports")))
+        sources = _list(r, "sources", f"{at}.sources")
+        for j, source in enumerate(sources):
+            if not isinstance(source, str):
+                raise InvalidArgument(f"expected a CIDR string, got {_kind(source)}", field=f"{at}.sources[{j}]")
         comment = r.get("comment", "")
         if not isinstance(comment, str):
-            raise InvalidArgument("expected a string", field=f"{at}.comment")
+            raise InvalidArgument(f"expected a string, got {_kind(comment)}", field=f"{at}.comment")
         rules.append(
             Rule(
                 family=_enum(Family, r.get("family", "both"), f"{at}.family"),
-                protocol=_enum(Protocol, r.get("protocol"), f"{at}.protocol"),
-                action=_enum(Action, r.get("action"), f"{at}.action"),
-                ports=tuple(ports),
-                sources=tuple(sources),
+                protocol=_enum(Protocol, r["protocol"], f"{at}.protocol"),
+                action=_enum(Action, r["action"], f"{at}.action"),
+                ports=ports,
+                sources=tuple(str(s) for s in sources),
                 comment=comment,
             )
         )
+        if len(rules) > MAX_RULES:
+            raise InvalidArgument(f"at most {MAX_RULES} rules", field="rules")
     default = _enum(Action, data.get("default_action", "drop"), "default_action")
     return validate(RuleSet(tuple(rules), default))

@@ -75,9 +75,12 @@ class FirewallService:
             return FACTORY
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise InvalidArgument(f"{FACTORY_FILE} is not JSON: {exc}", field=FACTORY_FILE) from None
-        return fw.from_json(data)
+        try:
+            return fw.from_json(data)
+        except InvalidArgument as exc:  # name the file as well as the field
+            raise InvalidArgument(f"{FACTORY_FILE}: {exc}") from None
 
     def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:
         return fw.from_json(data["rules"]) if data.get("rules") is not None else self.factory()
@@ -112,7 +115,7 @@ class FirewallService:
             if base_revision and base_revision != data["revision"]:
                 raise Aborted(f"the rules changed meanwhile: revision {data['revision']}, not {base_revision}")
             previous = self._plan(self._confirmed(data))
-            await self.firewall.apply(self._plan(rules), previous)
+            await self._apply(self._plan(rules), previous)
             revision = int(data.get("last_revision", data["revision"])) + 1
             data["last_revision"] = revision
             if confirm_timeout:
@@ -126,6 +129,22 @@ class FirewallService:
                 "firewall-set", revision=revision, rules=len(rules.rules), confirm_timeout=confirm_timeout
             )
         return await self.get()
+
+    async def _apply(self, plan: fw.Plan, previous: fw.Plan | None) -> list[str]:
+        """Every change goes through here. A change puts the bridge's jump first in INPUT, so
+        rules someone else placed ahead of it stop matching: the audit log says so (status and
+        Get warn, naming them, for as long as they stay)."""
+        ahead = await self.firewall.foreign_ahead()
+        changed = await self.firewall.apply(plan, previous)
+        for family in changed:
+            if ahead.get(family):
+                self.audit.record("firewall-jump-moved", family=family, now_ahead_of="; ".join(ahead[family]))
+                log.warning(
+                    "firewall %s: the bridge's jump now comes before rules it did not write: %s",
+                    family,
+                    "; ".join(ahead[family]),
+                )
+        return changed
 
     async def confirm(self, revision: int) -> FirewallState:
         async with self.locks.hold("firewall", timeout=30):
@@ -145,7 +164,7 @@ class FirewallService:
         async with self.locks.hold("firewall", timeout=30):
             data = self._load()
             factory = self.factory()
-            await self.firewall.apply(self._plan(factory), self._plan(self._confirmed(data)))
+            await self._apply(self._plan(factory), self._plan(self._confirmed(data)))
             revision = int(data.get("last_revision", data["revision"])) + 1
             data.update(revision=revision, last_revision=revision, rules=None, pending=None)
             self._save(data)
@@ -166,7 +185,7 @@ class FirewallService:
                 )
                 data["pending"] = None
                 self._save(data)
-            return await self.firewall.apply(self._plan(self._confirmed(data)), None)
+            return await self._apply(self._plan(self._confirmed(data)), None)
 
     # -- the commit-confirm timer ---------------------------------------------------------
 
@@ -187,7 +206,7 @@ class FirewallService:
                 pending = data.get("pending")
                 if not pending or int(pending["revision"]) != revision:
                     return
-                await self.firewall.apply(self._plan(self._confirmed(data)), self._plan(fw.from_json(pending["rules"])))
+                await self._apply(self._plan(self._confirmed(data)), self._plan(fw.from_json(pending["rules"])))
                 data["pending"] = None
                 self._save(data)
                 self.audit.record("firewall-rolled-back", revision=revision, reason="not confirmed in time")

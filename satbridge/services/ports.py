@@ -106,7 +106,14 @@ class Firewall(Protocol):
         """Make the kernel match `plan`, all families or none; return the families changed."""
         ...
 
-    async def warnings(self) -> list[str]: ...
+    async def warnings(self) -> list[str]:
+        """What an administrator should know: nft rules beside ours, INPUT rules we did not write."""
+        ...
+
+    async def foreign_ahead(self) -> dict[str, list[str]]:
+        """Per family, INPUT's rules that the bridge did not write and that sit ahead of its jump
+        (matched before the bridge's rules); a change moves the jump in front of them."""
+        ...
 
 
 class Network(Protocol):

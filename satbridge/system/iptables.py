@@ -14,12 +14,21 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from satbridge.core.firewall import IN_CHAIN, XCC_CHAIN, Plan, Spec, bridge_lines, expected_lines
+from satbridge.core.firewall import (
+    IN_CHAIN,
+    XCC_CHAIN,
+    Plan,
+    Spec,
+    bridge_lines,
+    expected_lines,
+    foreign_input_rules,
+)
 from satbridge.errors import Aborted, FailedPrecondition, Internal, SatbridgeError, Unavailable
 from satbridge.system.runner import run
 
@@ -46,40 +55,98 @@ def _iptc() -> Any:
     return iptc
 
 
-def in_initial_netns() -> bool:
+IFNAMSIZ = 16
+_IFACE = re.compile(r"[A-Za-z0-9_.@-]{1,15}|[A-Za-z0-9_.@-]{0,14}\+", re.ASCII)
+
+
+def interface_fields(name: str) -> tuple[bytes, bytes]:
+    """The (name, mask) bytes of an `-i NAME` match, exactly as iptables writes them.
+
+    From xtables_parse_interface (iptables, libxtables/xtables.c): the name is copied as given
+    (a trailing `+` stays), and the mask is 0xff over the name and its NUL, or over the name
+    without its `+` for a wildcard. python-iptables 1.2.0 differs: its ip6tc writes a mask of
+    0x01 bytes, so the kernel compares only the lowest bit of each character and `-i lo`
+    matched `vs`, `veth1` or `tap0` (ldx/python-iptables#244, issue 15 item 1); both its
+    modules also drop the `+` from a wildcard name. Raises ValueError for a name iptables or
+    the kernel would refuse (empty, 16 bytes or more, `!`, `/`, `:`, spaces, non-ASCII).
+    """
+    if not _IFACE.fullmatch(name):
+        raise ValueError(f"not an interface name iptables writes exactly: {name!r}")
+    raw = name.encode("ascii")
+    mask = len(raw) - 1 if raw.endswith(b"+") else len(raw) + 1
+    return raw.ljust(IFNAMSIZ, b"\0"), (b"\xff" * mask).ljust(IFNAMSIZ, b"\0")
+
+
+def _set_in_interface(rule: Any, v6: bool, name: str) -> None:
+    """`-i NAME` on an iptc Rule/Rule6, written field by field (see interface_fields)."""
+    raw, mask = interface_fields(name)
+    ip = rule.entry.ipv6 if v6 else rule.entry.ip
+    ip.iniface = raw
+    ip.iniface_mask = mask
+
+
+LAB_NETNS_ENV = "SATBRIDGE_LAB_NETNS"
+"""Set only by the labs and the bench: the name (`ip netns`) of the namespace they made for a
+bridge rooted elsewhere than `/`. Nothing else lets such a bridge touch a kernel firewall."""
+NETNS_DIR = Path("/run/netns")
+
+
+def lab_netns_problem(root: Path, lab_netns: str | None) -> str | None:
+    """Why a bridge rooted at `root` may not touch the kernel firewall here, or None if it may.
+
+    Rooted at `/`: it is the appliance's own bridge, and the firewall is its job. Rooted elsewhere
+    (a test, a demo, a bench) it must be told explicitly which lab namespace it runs in, and that
+    namespace must be the one this process is in. No heuristic ("am I in PID 1's namespace?")
+    decides: on a machine whose PID 1 lives in another namespace such a check says "private" in
+    the machine's own namespace (issue 15, item 8).
+    """
+    if root.resolve() == Path("/"):
+        return None
+    if not lab_netns:
+        return f"{LAB_NETNS_ENV} is not set (only the labs set it); use --sandbox"
+    if "/" in lab_netns or lab_netns in (".", ".."):
+        return f"{LAB_NETNS_ENV}={lab_netns!r} is not a network namespace name"
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        return False
+        named = os.stat(NETNS_DIR / lab_netns)
+        mine = os.stat("/proc/self/ns/net")
+    except OSError as exc:
+        return f"cannot check the lab namespace {lab_netns!r}: {exc.strerror}"
+    if (named.st_dev, named.st_ino) != (mine.st_dev, mine.st_ino):
+        return f"this process does not run in the lab namespace {lab_netns!r}"
+    return None
 
 
 class IptcFirewall:
     """The Firewall port on the kernel's legacy iptables (filter table, IPv4 and IPv6)."""
 
-    def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
+    def __init__(self, root: Path, *, lab_netns: str | None = None, lock_timeout: float = 10.0) -> None:
         self.root = root
+        self.lab_netns = lab_netns
         self.lock_path = root / "run" / "xtables.lock"
         self.lock_timeout = lock_timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iptc")
 
     def _guard(self) -> None:
-        # A bridge rooted elsewhere than / is a test or a sandbox: it must never change the
-        # firewall of the machine it runs on, only that of a network namespace made for it.
-        if self.root.resolve() != Path("/") and in_initial_netns():
+        # A bridge rooted elsewhere than / is a test, a demo or a bench: it must never change the
+        # firewall of the machine it runs on, only that of a lab namespace it was told it is in.
+        problem = lab_netns_problem(self.root, self.lab_netns)
+        if problem:
             raise FailedPrecondition(
-                f"refusing to change this machine's firewall for a bridge rooted at {self.root}; "
-                "use --sandbox, or run it in its own network namespace"
+                f"refusing to change a kernel firewall for a bridge rooted at {self.root}: {problem}"
             )
+
+    async def _save(self, family: str) -> str:
+        done = await run([_SAVE[family], "-t", "filter"], timeout=30)
+        if done.returncode:
+            raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
+        return done.stdout.decode(errors="replace")
 
     async def read(self) -> dict[str, list[str]]:
         """The bridge's lines per family, as iptables-legacy-save prints them."""
-        found = {}
-        for family in FAMILIES:
-            done = await run([_SAVE[family], "-t", "filter"], timeout=30)
-            if done.returncode:
-                raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
-            found[family] = bridge_lines(done.stdout.decode())
-        return found
+        return {family: bridge_lines(await self._save(family)) for family in FAMILIES}
+
+    async def foreign_ahead(self) -> dict[str, list[str]]:
+        return {family: foreign_input_rules(await self._save(family))[0] for family in FAMILIES}
 
     async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
         """Make the kernel match `plan`; return the families that changed. If the second table
@@ -96,6 +163,21 @@ class IptcFirewall:
     async def warnings(self) -> list[str]:
         notes = []
         for family in FAMILIES:
+            try:
+                ahead, behind = foreign_input_rules(await self._save(family))
+            except SatbridgeError as exc:
+                notes.append(f"cannot read the {family} rules: {exc}")
+                continue
+            if ahead:
+                notes.append(
+                    f"{family}: INPUT has rules the bridge did not write ahead of its jump, matched before "
+                    f"the bridge's rules: {'; '.join(ahead)}"
+                )
+            if behind:
+                notes.append(
+                    f"{family}: INPUT has rules the bridge did not write behind its jump, never matched "
+                    f"(the bridge's default action comes first): {'; '.join(behind)}"
+                )
             try:
                 done = await run([_NFT_SAVE[family], "-t", "filter"], timeout=10)
             except SatbridgeError as exc:
@@ -184,7 +266,7 @@ class IptcFirewall:
             if spec.src:
                 rule.src = spec.src
             if spec.iface:
-                rule.in_interface = spec.iface
+                _set_in_interface(rule, v6, spec.iface)
             if spec.proto:
                 rule.protocol = "icmpv6" if spec.proto == "ipv6-icmp" else spec.proto
             # parse() rather than setattr(): the latter runs dir() on every assignment.
@@ -230,6 +312,9 @@ class SandboxFirewall:
 
     async def warnings(self) -> list[str]:
         return ["sandbox: the firewall rules are kept in a file, not applied to the kernel"]
+
+    async def foreign_ahead(self) -> dict[str, list[str]]:
+        return {f: [] for f in FAMILIES}  # nobody else writes the file
 
     async def close(self) -> None:
         return None

@@ -126,7 +126,7 @@ def test_json_round_trip_and_friendly_ports():
     [
         ({"rules": [{"protocol": "sctp", "action": "accept"}]}, "rules[0].protocol"),
         ({"rules": [{"protocol": "tcp", "action": "accept", "ports": ["http"]}]}, "rules[0].ports[0]"),
-        ({"rules": [{"protocol": "tcp", "action": "accept", "colour": "red"}]}, "rules[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "colour": "red"}]}, "rules[0].colour"),
         ({"rules": "all"}, "rules"),
         ({"default_action": "maybe"}, "default_action"),
     ],
@@ -135,3 +135,193 @@ def test_json_errors_name_the_field(data, field):
     with pytest.raises(InvalidArgument) as exc:
         fw.from_json(data)
     assert exc.value.field == field
+
+
+# -- issue 15 ---------------------------------------------------------------------------------
+
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.firewall_strategies import rule_sets, v4_networks, v6_networks  # noqa: E402
+
+
+def test_a_comment_starting_with_bang_is_refused_at_validation():
+    """Item 2: python-iptables read the `!` as "not" and the apply failed with INTERNAL."""
+    with pytest.raises(InvalidArgument) as exc:
+        fw.validate(rs(rule(comment="!important")))
+    assert exc.value.field == "rules[0].comment"
+    assert fw.validate(rs(rule(comment="important!"))).rules[0].comment == "important!"
+
+
+@pytest.mark.parametrize(
+    ("source", "printed"),
+    [
+        ("0.0.0.0/0", ""),
+        ("::/0", ""),
+        ("::ffff:1.2.3.4/128", "::ffff:1.2.3.4/128"),
+        ("::ffff:102:304/128", "::ffff:1.2.3.4/128"),
+        ("::102:304/128", "::1.2.3.4/128"),
+        ("2001:DB8::/32", "2001:db8::/32"),
+        ("198.51.100.7", "198.51.100.7/32"),
+    ],
+)
+def test_sources_plan_as_the_kernel_prints_them(source, printed):
+    """Item 3: a /0 has no `-s` in iptables-save, so the plan never equalled the kernel."""
+    family = fw.Family.V6 if ":" in source else fw.Family.V4
+    plan = fw.plan(fw.validate(rs(rule(family=family, sources=(source,)))), (1, 2))
+    xcc = [s for s in plan.chains["v6" if ":" in source else "v4"] if s.chain == fw.XCC_CHAIN]
+    assert [s.src for s in xcc] == [printed]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**128 - 1) | st.integers(0, 2**32 - 1) | st.integers(0, 2**32 - 1).map(lambda a: 0xFFFF << 32 | a)
+)
+def test_ipv6_text_is_glibc_inet_ntop(address):
+    packed = address.to_bytes(16, "big")
+    assert fw._ntop6(packed) == socket.inet_ntop(socket.AF_INET6, packed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(v4_networks() | v6_networks(), min_size=1, max_size=8))
+def test_kernel_text_reads_back_as_the_same_network(sources):
+    for source in sources:
+        text = fw.kernel_text(source)
+        net = ipaddress.ip_network(source)
+        assert (text == "") == (net.prefixlen == 0)
+        if text:
+            assert ipaddress.ip_network(text) == net
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": "443"}]}, "rules[0].ports"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": 443}]}, "rules[0].ports"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": {"443": 1}}]}, "rules[0].ports"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": None}]}, "rules[0].ports"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": [443.0]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": [True]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": ["²"]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": ["٤٤٣"]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": [[1, True]]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "ports": ["1-2-3"]}]}, "rules[0].ports[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "sources": "10.0.0.0/8"}]}, "rules[0].sources"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "sources": [10]}]}, "rules[0].sources[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "sources": ["fe80::%eth0/64"]}]}, "rules[0].sources[0]"),
+        (
+            {"rules": [{"protocol": "tcp", "action": "accept", "sources": ["10.0.0.0/255.0.0.0"]}]},
+            "rules[0].sources[0]",
+        ),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "sources": ["１0.0.0.0/8"]}]}, "rules[0].sources[0]"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "comment": 5}]}, "rules[0].comment"),
+        ({"rules": [{"protocol": ["tcp"], "action": "accept"}]}, "rules[0].protocol"),
+        ({"rules": [{"protocol": "tcp", "action": None}]}, "rules[0].action"),
+        ({"rules": [{"protocol": "tcp"}]}, "rules[0].action"),
+        ({"rules": [{"protocol": "tcp", "action": "accept", "family": 4}]}, "rules[0].family"),
+        ({"rules": [None]}, "rules[0]"),
+        ({"rules": None}, "rules"),
+        ({"rules": [], "default_action": 1}, "default_action"),
+        ({"rules": [], "default": "drop"}, "default"),
+        ([], "rules"),
+        ("rules", "rules"),
+        (None, "rules"),
+    ],
+)
+def test_the_schema_is_strict_about_types_and_names_the_field(data, field):
+    """Item 4 (`"ports": "443"` was applied as --dports 4,4,3) and item 7 (one path style)."""
+    with pytest.raises(InvalidArgument) as exc:
+        fw.from_json(data)
+    assert exc.value.field == field
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
+def test_any_json_value_is_a_rule_set_or_an_invalid_argument(data):
+    for doc in (
+        data,
+        {"rules": data},
+        {"rules": [data]},
+        {"rules": [{"protocol": "tcp", "action": "accept", "ports": data}]},
+    ):
+        try:
+            fw.from_json(doc)
+            field = "accepted"
+        except InvalidArgument as exc:
+            field = exc.field or ""
+        assert field
+
+
+@settings(max_examples=200, deadline=None)
+@given(rule_sets())
+def test_every_valid_set_round_trips_through_json(rules):
+    try:
+        valid = fw.validate(rules)
+    except InvalidArgument:
+        return
+    assert fw.from_json(json.loads(json.dumps(fw.to_json(valid)))) == valid
+    assert fw.validate(valid) == valid
+
+
+def test_a_set_too_big_for_the_kernel_budget_is_refused_naming_the_limit():
+    """Item 5: 2000 rules x 64 IPv6 sources was applied, then satctl could not receive it."""
+    sources = tuple(f"2001:db8:{i:x}::/48" for i in range(64))
+    big = rs(*(rule(family=fw.Family.V6, sources=sources) for _ in range(fw.MAX_RULES)))
+    with pytest.raises(InvalidArgument) as exc:
+        fw.validate(big)
+    assert exc.value.field == "rules"
+    assert "MAX_KERNEL_RULES" in str(exc.value)
+
+
+def largest_accepted_set() -> fw.RuleSet:
+    """The biggest answer an accepted set can make: longest comment, 15 port entries, longest
+    source texts, spending the kernel budget of both families."""
+    per_rule = fw.MAX_KERNEL_RULES // fw.MAX_RULES
+    v6 = [f"ffff:ffff:ffff:ffff:ffff:ffff:ffff:{i:04x}/128" for i in range(fw.MAX_KERNEL_RULES)]
+    v4 = [f"198.{i // 256 % 256}.{i % 256}.255/32" for i in range(fw.MAX_KERNEL_RULES)]
+    return fw.validate(
+        rs(
+            *(
+                rule(
+                    ports=tuple(fw.PortRange(60000 + p, 60000 + p) for p in range(fw.MAX_PORT_ENTRIES)),
+                    sources=tuple(v6[i * per_rule : (i + 1) * per_rule] + v4[i * per_rule : (i + 1) * per_rule]),
+                    comment="x" * fw.MAX_COMMENT,
+                )
+                for i in range(fw.MAX_RULES)
+            )
+        )
+    )
+
+
+def test_the_largest_accepted_set_fits_satctls_default_message_size():
+    from satbridge.api.v1 import firewall_pb2
+    from satbridge.protocol import rule_set_msg
+
+    biggest = largest_accepted_set()
+    assert fw.kernel_rules(biggest) == {"v4": fw.MAX_KERNEL_RULES, "v6": fw.MAX_KERNEL_RULES}
+    answer = firewall_pb2.FirewallState(rules=rule_set_msg(biggest), revision=2**63, warnings=["w" * 4096] * 8)
+    assert answer.ByteSize() < 4 * 1024 * 1024 // 2, "half of gRPC's default 4 MiB receive limit at most"
+
+
+def test_foreign_input_rules_are_split_by_the_jump():
+    save = "\n".join(
+        [
+            "*filter",
+            ":INPUT ACCEPT [0:0]",
+            "-A INPUT -s 203.0.113.5/32 -j ACCEPT",
+            fw.JUMP_LINE,
+            "-A INPUT -j LOG",
+            "COMMIT",
+        ]
+    )
+    assert fw.foreign_input_rules(save) == (["-A INPUT -s 203.0.113.5/32 -j ACCEPT"], ["-A INPUT -j LOG"])

@@ -1,6 +1,7 @@
 """Network namespaces for the firewall lab: a client and a satellite joined by a veth pair.
 
-Addresses come from 192.0.2.0/24 (TEST-NET-1). Nothing is added to the machine's own
+Addresses come from 192.0.2.0/24 (TEST-NET-1) and 2001:db8:15::/64 (documentation). The
+satellite's interface is `vs`, deliberately not `eth*` (issue 15, item 1). Nothing is added to the machine's own
 namespace: the veth ends are created directly inside the two namespaces, and deleting the
 namespaces (in `finally`) removes them.
 """
@@ -17,10 +18,20 @@ from dataclasses import dataclass
 
 import pytest
 
+from satbridge.system.iptables import LAB_NETNS_ENV
 from tests.lab.lock import exclusive
 
 CLIENT_IP = "192.0.2.1"
 SATELLITE_IP = "192.0.2.2"
+CLIENT_IP6 = "2001:db8:15::1"
+SATELLITE_IP6 = "2001:db8:15::2"
+
+
+def lab_env(ns: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command run in the lab namespace `ns`: it tells a bridge rooted
+    elsewhere than / that it may change the firewall there, and only there (the bridge checks
+    that it really runs in `ns`)."""
+    return {**(os.environ if env is None else env), LAB_NETNS_ENV: ns}
 
 
 @dataclass(frozen=True)
@@ -32,14 +43,16 @@ class NetLab:
         self, ns: str, *argv: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout, env=env
+            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout, env=lab_env(ns, env)
         )
         if check and done.returncode:
             raise AssertionError(f"{argv} in {ns} failed ({done.returncode}): {done.stdout}{done.stderr}")
         return done
 
-    def popen(self, ns: str, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kwargs)  # type: ignore[call-overload]
+    def popen(
+        self, ns: str, *argv: str, env: dict[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=lab_env(ns, env), **kwargs)  # type: ignore[call-overload]
 
     def save(self, family: str = "v4") -> str:
         """The satellite's filter table, without the timestamps and packet counters that
@@ -98,8 +111,13 @@ def _made(lab: NetLab) -> Iterator[NetLab]:
             ],
             check=True,
         )
-        for ns, dev, ip in ((lab.client, "vc", CLIENT_IP), (lab.satellite, "vs", SATELLITE_IP)):
+        for ns, dev, ip, ip6 in (
+            (lab.client, "vc", CLIENT_IP, CLIENT_IP6),
+            (lab.satellite, "vs", SATELLITE_IP, SATELLITE_IP6),
+        ):
             subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev], check=True)
+            # nodad: usable at once, no duplicate address detection wait
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip6}/64", "dev", dev, "nodad"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
         yield lab
     finally:

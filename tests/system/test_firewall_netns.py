@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from satbridge.core import firewall as fw
-from tests.lab.netns import CLIENT_IP, SATELLITE_IP, NetLab, netns_pair
+from tests.lab.netns import CLIENT_IP, CLIENT_IP6, SATELLITE_IP, SATELLITE_IP6, NetLab, netns_pair
 
 pytestmark = pytest.mark.lab
 PY = sys.executable
@@ -320,8 +320,59 @@ def test_traffic_follows_the_rules(lab):
             server.wait(timeout=10)
 
 
+def test_ipv6_traffic_follows_the_rules_on_an_interface_not_named_eth(lab):
+    """Issue 15 item 1: with python-iptables' 0x01 interface mask, `-i lo` also matched `vs`, so
+    IPv6 to a port no rule opens was accepted. The satellite's interface here is `vs`."""
+    servers = [
+        lab.net.popen(
+            lab.net.satellite,
+            PY,
+            "-c",
+            "import http.server, socket, sys\n"
+            "class S(http.server.ThreadingHTTPServer): address_family = socket.AF_INET6\n"
+            f"S(('{SATELLITE_IP6}', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()",
+            str(port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in (8080, 8081)
+    ]
+
+    def reachable(port: int) -> bool:
+        probe = f"import socket; socket.create_connection(('{SATELLITE_IP6}', {port}), 1.0)"
+        return lab.net.run(lab.net.client, PY, "-c", probe, check=False).returncode == 0
+
+    try:
+        deadline = time.monotonic() + 10
+        listening = f"import socket; socket.create_connection(('{SATELLITE_IP6}', 8081), 1)"
+        while lab.net.run(lab.net.satellite, PY, "-c", listening, check=False).returncode:
+            assert time.monotonic() < deadline, "the IPv6 test servers did not start"
+            time.sleep(0.1)
+        assert not reachable(8080), "factory rules: IPv6 to a port no rule opens is dropped"
+        rules = {
+            "rules": [
+                {
+                    "family": "IPV6",
+                    "protocol": "TCP",
+                    "ports": [{"first": 8080, "last": 8080}],
+                    "sources": [f"{CLIENT_IP6}/128"],
+                    "action": "ACCEPT",
+                }
+            ],
+            "defaultAction": "DROP",
+        }
+        (ok,) = lab.calls(set_request(rules))
+        assert ok["code"] == "OK", ok
+        assert reachable(8080), "a port the rules open is reachable over IPv6"
+        assert not reachable(8081), "a port they do not open is not"
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+
 ALL_OR_NOTHING = r"""
-import asyncio, sys
+import asyncio, os, sys
 from pathlib import Path
 from satbridge.core import firewall as fw
 from satbridge.errors import Internal
@@ -337,7 +388,7 @@ class SecondTableFails(IptcFirewall):
         super()._commit(family, specs)
 
 async def main():
-    fwl = SecondTableFails(Path(sys.argv[1]))
+    fwl = SecondTableFails(Path(sys.argv[1]), lab_netns=os.environ["SATBRIDGE_LAB_NETNS"])
     await fwl.apply(old, None)
     try:
         await fwl.apply(new, old)
@@ -360,3 +411,70 @@ def test_a_failing_second_table_puts_the_first_back(tmp_path):
     assert fw.expected_lines(fw.plan(fw.RuleSet((), fw.Action.DROP), PORTS), "v4") == [
         line for line in done.stdout.splitlines()[1:] if line
     ]
+
+
+def test_reapplying_any_source_including_slash_zero_is_a_no_op(lab):
+    """Issue 15 item 3: 0.0.0.0/0 and ::/0 print no -s, so every Set rewrote both tables and
+    reset the counters. Counters must survive an identical Set."""
+    rules = {
+        "rules": [
+            {
+                "family": "BOTH",
+                "protocol": "TCP",
+                "ports": [{"first": 8080, "last": 8080}],
+                "sources": ["0.0.0.0/0", "::/0", "::ffff:198.51.100.7/128"],
+                "action": "ACCEPT",
+            }
+        ],
+        "defaultAction": "DROP",
+    }
+    (ok,) = lab.calls(set_request(rules))
+    assert ok["code"] == "OK", ok
+    probe = f"import socket\ntry: socket.create_connection(('{SATELLITE_IP}', 8080), 1)\nexcept OSError: pass"
+    lab.net.run(lab.net.client, PY, "-c", probe, check=False)  # counted on the XCC rule
+
+    def xcc_counters() -> list[str]:
+        out = lab.net.run(lab.net.satellite, "iptables-legacy-save", "-c", "-t", "filter").stdout
+        return [line for line in out.splitlines() if "-A SATBRIDGE-XCC" in line]
+
+    before = xcc_counters()
+    assert before, "the XCC rule is there"
+    assert not before[0].startswith("[0:0]"), before
+    (again,) = lab.calls(set_request(rules))
+    assert again["code"] == "OK", again
+    assert xcc_counters() == before, "an identical Set rewrote the table (counters reset)"
+
+
+def test_foreign_input_rules_are_named_and_a_moved_jump_is_audited(lab):
+    """Issue 15 item 6: a hand-made ACCEPT ahead of the jump silently stopped working."""
+    lab.net.run(lab.net.satellite, "iptables-legacy", "-I", "INPUT", "1", "-s", "203.0.113.9/32", "-j", "ACCEPT")
+    (state,) = lab.calls({"method": "Get"})
+    warnings = state["state"].get("warnings", [])
+    assert any("ahead of its jump" in w and "203.0.113.9/32" in w for w in warnings), warnings
+    (ok,) = lab.calls(set_request(SIP))
+    assert ok["code"] == "OK", ok
+    warnings = ok["state"].get("warnings", [])
+    assert any("behind its jump" in w and "203.0.113.9/32" in w for w in warnings), warnings
+    audit = "\n".join(p.read_text() for p in lab.root.rglob("audit*") if p.is_file())
+    assert "firewall-jump-moved" in audit, audit[-2000:]
+    assert "203.0.113.9/32" in audit, audit[-2000:]
+    status = lab.satctl("status")
+    assert "203.0.113.9/32" in status.stdout + status.stderr
+
+
+def test_satctl_refuses_a_wrongly_typed_rule_file_with_exit_2(lab, tmp_path):
+    """Issue 15 item 4: "ports": "443" was applied as --dports 4,4,3."""
+    before = (lab.net.save("v4"), lab.net.save("v6"))
+    for body, field in (
+        ('{"rules": [{"protocol": "tcp", "action": "accept", "ports": "443"}]}', "rules[0].ports"),
+        ('{"rules": [{"protocol": "tcp", "action": "accept", "ports": [{"x": 1}]}]}', "rules[0].ports[0]"),
+        ('{"rules": [{"protocol": "tcp", "action": "accept", "comment": "!important"}]}', "rules[0].comment"),
+        ("[1, 2]", "rules"),
+    ):
+        path = tmp_path / "rules.json"
+        path.write_text(body)
+        done = lab.satctl("firewall", "set", str(path), check=False)
+        assert done.returncode == 2, (body, done.returncode, done.stderr)
+        assert field in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+    assert (lab.net.save("v4"), lab.net.save("v6")) == before

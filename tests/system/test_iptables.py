@@ -1,0 +1,63 @@
+"""The firewall adapter's guard and encoding helpers, without touching any kernel table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from satbridge.errors import FailedPrecondition
+from satbridge.system.iptables import LAB_NETNS_ENV, IptcFirewall, lab_netns_problem
+
+TOP = Path(__file__).resolve().parents[2]
+
+
+def test_a_bridge_rooted_elsewhere_never_decides_by_itself_that_it_may_touch_the_kernel(tmp_path):
+    """Issue 15 item 8: here PID 1 lives in another network namespace, so "am I in PID 1's
+    namespace?" said "no" in the machine's own namespace. Only an explicit lab name counts."""
+    firewall = IptcFirewall(tmp_path)
+    with pytest.raises(FailedPrecondition, match=LAB_NETNS_ENV):
+        firewall._guard()
+    assert lab_netns_problem(tmp_path, None)
+    assert lab_netns_problem(tmp_path, "")
+
+
+@pytest.mark.parametrize("name", ["no-such-lab-netns-15", "../../proc/1/ns/net", "..", "."])
+def test_a_lab_name_that_is_not_our_namespace_is_refused(tmp_path, name):
+    assert lab_netns_problem(tmp_path, name)
+    with pytest.raises(FailedPrecondition):
+        IptcFirewall(tmp_path, lab_netns=name)._guard()
+
+
+def test_the_appliance_bridge_rooted_at_slash_needs_no_lab_name():
+    assert lab_netns_problem(Path("/"), None) is None
+
+
+async def test_apply_refuses_before_reading_or_writing_anything(tmp_path):
+    from satbridge.core import firewall as fw
+
+    firewall = IptcFirewall(tmp_path)
+    try:
+        with pytest.raises(FailedPrecondition):
+            await firewall.apply(fw.plan(fw.RuleSet(), (50051, 50052)), None)
+    finally:
+        await firewall.close()
+    assert not (tmp_path / "run").exists(), "not even the xtables lock was taken"
+
+
+def test_the_bench_inside_step_refuses_outside_its_namespace(tmp_path):
+    """`bench/firewall.py --inside` run by hand (no lab namespace named) stops before any table."""
+    env = {k: v for k, v in os.environ.items() if k != LAB_NETNS_ENV}
+    done = subprocess.run(
+        [sys.executable, str(TOP / "bench/firewall.py"), "--inside", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    if os.geteuid() == 0:
+        assert "not in its own namespace" in done.stderr, done.stderr
