@@ -17,7 +17,7 @@ from typing import Any
 
 from satbridge.core import firewall as fw
 from satbridge.core import logs as core
-from satbridge.errors import InvalidArgument, NotFound, SatbridgeError
+from satbridge.errors import Aborted, InvalidArgument, NotFound, SatbridgeError
 from satbridge.services.firewall import FirewallService
 from satbridge.services.ports import Compressor, ConfigFiles, JournalPort, LogFilesPort
 from satbridge.services.status import StatusService
@@ -90,13 +90,26 @@ class LogsService:
             raise InvalidArgument("must be 0..1000000", field="lines")
         if kind == "file":
             prefix, _, relative = what.partition("/")
-            path = self.files.confine(prefix, relative)
-            size = path.stat().st_size
-            if offset > size:
-                raise InvalidArgument(f"beyond the end of the file ({size} bytes)", field="offset")
-            source = self.files.follow(path, offset) if follow else self.files.read(path, offset)
+            log = await self.files.open(prefix, relative)
+            try:
+                if offset > log.size:
+                    raise InvalidArgument(f"beyond the end of the file ({log.size} bytes)", field="offset")
+                if follow:
+                    log.close()  # the follower opens the name itself, and again after each rotation
+                    source = self.files.follow(prefix, relative, offset)
+                else:
+                    source = log.chunks(offset)
+                async for chunk in self._packed(source, offset, compression):
+                    yield chunk
+            finally:
+                log.close()
         else:
             source = self.journal.lines(what, since=since, lines=lines, follow=follow)
+            async for chunk in self._packed(source, offset, compression):
+                yield chunk
+
+    async def _packed(self, source: AsyncIterator[bytes], offset: int, compression: str) -> AsyncIterator[Chunk]:
+        """The source compressed, each chunk with its offset; the last carries the sha256."""
         digest = hashlib.sha256()
         packer = self.compressor(compression)
         position = offset
@@ -134,19 +147,22 @@ class LogsService:
             return
         prefix, _, relative = source.name.partition("/")
         try:
-            path = self.files.confine(prefix, relative)
+            log = await self.files.open(prefix, relative)
         except SatbridgeError:
-            return  # gone since it was listed
-        size = path.stat().st_size  # the header needs the size first: take the file as it is now
-        yield core.tar_header(member, size, source.mtime)
-        sent = 0
-        async for data in self.files.read(path, 0):
-            data = data[: size - sent]
-            sent += len(data)
-            yield data
-            if sent >= size:
-                break
-        yield b"\0" * (size - sent) + core.tar_padding(size)  # a file that shrank meanwhile
+            return  # gone, or no longer a regular file, since it was listed
+        try:
+            size = log.size  # the header needs the size first: take the file as it is now
+            yield core.tar_header(member, size, source.mtime)
+            sent = 0
+            try:
+                async for data in log.chunks(0, size):
+                    sent += len(data)
+                    yield data
+            except Aborted:
+                pass  # it shrank or was rewritten meanwhile: the member is padded to its size
+            yield b"\0" * (size - sent) + core.tar_padding(size)
+        finally:
+            log.close()
 
     async def _documents(self) -> dict[str, bytes]:
         def dump(value: Any) -> bytes:

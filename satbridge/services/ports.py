@@ -136,16 +136,27 @@ class Compressor(Protocol):
     def flush(self) -> bytes: ...
 
 
+class OpenLogPort(Protocol):
+    size: int  # bytes, when it was opened
+
+    def chunks(self, offset: int, end: int | None = None) -> AsyncIterator[bytes]:
+        """[offset, end or size); Aborted if the file is truncated or rewritten meanwhile."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class LogFilesPort(Protocol):
     def list(self) -> list[LogSource]: ...
 
-    def confine(self, prefix: str, relative: str) -> Path:
-        """The real path of a listed file; PermissionDenied for anything outside its root."""
+    async def open(self, prefix: str, relative: str) -> OpenLogPort:
+        """The one checked open of a log file: NotFound, or PermissionDenied for anything that
+        is not a regular file beneath its root."""
         ...
 
-    def read(self, path: Path, offset: int) -> AsyncIterator[bytes]: ...
-
-    def follow(self, path: Path, offset: int) -> AsyncIterator[bytes]: ...
+    def follow(self, prefix: str, relative: str, offset: int) -> AsyncIterator[bytes]:
+        """`tail -F` of the name from `offset`, every re-open checked as `open` is."""
+        ...
 
 
 class JournalPort(Protocol):

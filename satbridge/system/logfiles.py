@@ -1,17 +1,78 @@
-"""Log files on disk: confined listing and reading, and `tail -F` that survives rotation."""
+"""Log files on disk: one checked open for every read, and a follower with `tail -F`'s semantics.
+
+Every open of a log (a download, a follow and each of its re-opens after a rotation, the bundle)
+goes through `LogFiles.open`: the name is resolved beneath its root, each directory on the way is
+opened relative to its parent with O_NOFOLLOW, the file itself with O_NOFOLLOW | O_NONBLOCK (a FIFO
+opens at once instead of blocking until a writer comes) after an lstat says it is a regular file,
+and an fstat afterwards proves it still is. It runs off the event loop. So nothing the log
+directory holds (a link out, a FIFO, a device, a swap between two calls) can reach outside it or
+block the bridge.
+
+The follower wakes on inotify(7) events (through inotify_simple, the one module that imports it)
+for the file it reads and the directory that holds its name, with a one-second poll behind them.
+It detects what GNU tail -F detects (coreutils tail.c): a new file under the name (another
+device/inode, which also covers a re-pointed symlink: the name is resolved again), and truncation
+(size below the position). It also notices a file rewritten in place past the position
+(copytruncate followed by quick writes), by checking that the bytes just before its position are
+still the ones it read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from inotify_simple import INotify, flags  # type: ignore[import-untyped]
+
 from satbridge.core.logs import LogSource
-from satbridge.errors import NotFound, PermissionDenied
+from satbridge.errors import Aborted, NotFound, PermissionDenied, SatbridgeError
 
 CHUNK = 1 << 20
+TAIL = 64  # bytes kept from just before the position, to notice a file rewritten under it
+POLL_SECONDS = 1.0  # behind inotify: file systems without it, and a full watch table
+_DIR_EVENTS = flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE | flags.ATTRIB
+_FILE_EVENTS = flags.MODIFY | flags.ATTRIB | flags.MOVE_SELF | flags.DELETE_SELF
+
+
+class LogFile:
+    """An open log: `size` as it was when opened; `chunks()` reads it without reopening."""
+
+    def __init__(self, name: str, fd: int, st: os.stat_result) -> None:
+        self.name = name
+        self.fd = fd
+        self.size = st.st_size
+        self.identity = (st.st_dev, st.st_ino)
+        self.mtime = st.st_mtime
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    async def chunks(self, offset: int, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes [offset, end) (end: the size at open), in chunks of at most 1 MiB.
+
+        Raises Aborted when the file is truncated or rewritten while it is read, so a download
+        never passes off part of a file, or two files spliced together, as the whole.
+        """
+        end = self.size if end is None else end
+        position, tail = offset, b""
+        while position < end:
+            if os.fstat(self.fd).st_size < end:
+                raise Aborted(f"{self.name} was truncated while it was sent ({position} of {end} bytes); get it again")
+            if tail and await asyncio.to_thread(os.pread, self.fd, len(tail), position - len(tail)) != tail:
+                raise Aborted(f"{self.name} was rewritten while it was sent ({position} of {end} bytes); get it again")
+            data = await asyncio.to_thread(os.pread, self.fd, min(CHUNK, end - position), position)
+            if not data:
+                raise Aborted(f"{self.name} was truncated while it was sent ({position} of {end} bytes); get it again")
+            position += len(data)
+            tail = (tail + data)[-TAIL:]
+            yield data
 
 
 class LogFiles:
@@ -29,17 +90,19 @@ class LogFiles:
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames[:] = sorted(d for d in dirnames if not (Path(dirpath) / d).is_symlink())
                 for name in sorted(filenames):
-                    path = Path(dirpath) / name
+                    relative = str((Path(dirpath) / name).relative_to(base))
                     try:
-                        real = self.confine(prefix, str(path.relative_to(base)))
-                        st = real.stat()
-                    except (NotFound, PermissionDenied, OSError):
+                        st = self._stat(prefix, relative)
+                    except (SatbridgeError, OSError):
                         continue
-                    found.append(LogSource(f"{prefix}/{path.relative_to(base)}", "file", st.st_size, st.st_mtime))
+                    found.append(LogSource(f"{prefix}/{relative}", "file", st.st_size, st.st_mtime))
         return found
 
-    def confine(self, prefix: str, relative: str) -> Path:
-        """The real path of a log file, refusing anything that leaves its root."""
+    def _beneath(self, prefix: str, relative: str) -> tuple[Path, tuple[str, ...]]:
+        """The root and the components of the name's real path beneath it.
+
+        Raises NotFound (no such root or file) or PermissionDenied (it leads outside the root).
+        """
         root = self.roots.get(prefix)
         if root is None:
             raise NotFound(f"no log source {prefix}/{relative}")
@@ -47,55 +110,180 @@ class LogFiles:
         real = (base / relative).resolve()
         if not real.is_relative_to(base):
             raise PermissionDenied(f"{prefix}/{relative} points outside the log directory")
-        try:
-            st = real.stat()
-        except FileNotFoundError:
-            raise NotFound(f"no log file {prefix}/{relative}") from None
-        if not stat.S_ISREG(st.st_mode):
+        parts = real.relative_to(base).parts
+        if not parts:
             raise PermissionDenied(f"{prefix}/{relative} is not a regular file")
-        return real
+        return base, parts
 
-    async def read(self, path: Path, offset: int) -> AsyncIterator[bytes]:
-        """The file from `offset` to its end as it is now, in 1 MiB chunks."""
-        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+    def _stat(self, prefix: str, relative: str) -> os.stat_result:
+        """lstat of the name's real path, through the same walk as `open`, without opening it."""
+        name = f"{prefix}/{relative}"
+        base, parts = self._beneath(prefix, relative)
+        dfd = _open_dirs(base, parts[:-1], name)
         try:
-            size = os.fstat(fd).st_size
-            position = offset
-            while position < size:
-                data = await asyncio.to_thread(os.pread, fd, min(CHUNK, size - position), position)
-                if not data:
-                    break
-                position += len(data)
+            st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise NotFound(f"no log file {name}") from None
+        finally:
+            os.close(dfd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PermissionDenied(f"{name} is not a regular file")
+        return st
+
+    def open_now(self, prefix: str, relative: str) -> LogFile:
+        """The one checked open (blocking; `open` runs it off the loop). See the module docstring.
+
+        Raises NotFound (no such file), PermissionDenied (outside its root, not a regular file,
+        or swapped for a link or something else while it was opened).
+        """
+        name = f"{prefix}/{relative}"
+        base, parts = self._beneath(prefix, relative)
+        dfd = _open_dirs(base, parts[:-1], name)
+        try:
+            before = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+            if not stat.S_ISREG(before.st_mode):
+                raise PermissionDenied(f"{name} is not a regular file")
+            fd = os.open(
+                parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd
+            )
+        except FileNotFoundError:
+            raise NotFound(f"no log file {name}") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise PermissionDenied(f"{name} changed into a link while it was opened") from None
+            raise
+        finally:
+            os.close(dfd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            os.close(fd)
+            raise PermissionDenied(f"{name} is not a regular file")
+        return LogFile(name, fd, st)
+
+    async def open(self, prefix: str, relative: str) -> LogFile:
+        return await asyncio.to_thread(self.open_now, prefix, relative)
+
+    async def follow(self, prefix: str, relative: str, offset: int) -> AsyncIterator[bytes]:
+        """Like `tail -F` on the name: new data as it is written, through rotation (the old file
+        read to its end, then the new one from its start), truncation and re-pointed symlinks;
+        a name that vanishes is waited for. Ends only when the consumer stops, or with
+        PermissionDenied when the name turns into something that may not be read (a FIFO, a
+        link out of the log directory)."""
+        log = await self.open(prefix, relative)
+        follower = _Follower(self, prefix, relative, log, offset)
+        try:
+            async for data in follower.run():
                 yield data
         finally:
-            os.close(fd)
+            follower.close()
 
-    async def follow(self, path: Path, offset: int, *, poll: float = 0.2) -> AsyncIterator[bytes]:
-        """Like `tail -F`: new data as it is written; after a rotation (a new file under the
-        name) the old one is read to its end and the new one from its start; after a truncation,
-        from the start again. Ends only when the consumer stops."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        position = offset
+
+def _open_dirs(base: Path, dirs: tuple[str, ...], name: str) -> int:
+    """An O_PATH-like descriptor of base/dirs..., each component opened without following links."""
+    dfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in dirs:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            os.close(dfd)
+            dfd = child
+    except FileNotFoundError:
+        os.close(dfd)
+        raise NotFound(f"no log file {name}") from None
+    except OSError as exc:
+        os.close(dfd)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise PermissionDenied(f"{name} changed into a link while it was opened") from None
+        raise
+    return dfd
+
+
+class _Follower:
+    def __init__(self, files: LogFiles, prefix: str, relative: str, log: LogFile, offset: int) -> None:
+        self.files, self.prefix, self.relative = files, prefix, relative
+        self.log = log
+        self.position = offset
+        self.tail = b""
+        self.wake = asyncio.Event()
+        self.inotify: INotify | None = None
+        self.file_watch = -1
+        self.loop = asyncio.get_running_loop()
         try:
-            while True:
-                data = await asyncio.to_thread(os.pread, fd, CHUNK, position)
-                if data:
-                    position += len(data)
+            self.inotify = INotify(nonblocking=True)
+            self.loop.add_reader(self.inotify.fd, self._on_events)
+            base, parts = files._beneath(prefix, relative)
+            # the directory of the name, and of the file it means (another one, when it is a link)
+            self.inotify.add_watch(str((base / relative).parent), _DIR_EVENTS)
+            self.inotify.add_watch(str(base.joinpath(*parts).parent), _DIR_EVENTS)
+            self._watch_file()
+        except (OSError, SatbridgeError):
+            pass  # polling alone still follows; only slower
+
+    def _on_events(self) -> None:
+        assert self.inotify is not None
+        with contextlib.suppress(OSError):
+            self.inotify.read(timeout=0)
+        self.wake.set()
+
+    def _watch_file(self) -> None:
+        if self.inotify is None:
+            return
+        if self.file_watch >= 0:
+            with contextlib.suppress(OSError):
+                self.inotify.rm_watch(self.file_watch)
+        # the inode we hold, not whatever the name means by now
+        with contextlib.suppress(OSError):
+            self.file_watch = self.inotify.add_watch(f"/proc/self/fd/{self.log.fd}", _FILE_EVENTS)
+
+    def close(self) -> None:
+        self.log.close()
+        if self.inotify is not None:
+            self.loop.remove_reader(self.inotify.fd)
+            self.inotify.close()
+
+    async def _drain(self) -> AsyncIterator[bytes]:
+        """Everything from the position to the current end of the open file."""
+        fd = self.log.fd
+        while True:
+            if self.tail:
+                before = await asyncio.to_thread(os.pread, fd, len(self.tail), self.position - len(self.tail))
+                if before != self.tail:  # rewritten in place (copytruncate, then writes past us)
+                    self.position, self.tail = 0, b""
+            data = await asyncio.to_thread(os.pread, fd, CHUNK, self.position)
+            if not data:
+                if os.fstat(fd).st_size < self.position:  # truncated, nothing written since
+                    self.position, self.tail = 0, b""
+                    continue
+                return
+            self.position += len(data)
+            self.tail = (self.tail + data)[-TAIL:]
+            yield data
+
+    async def _renamed(self) -> LogFile | None:
+        """The file the name means now, if it is another one than we read; None if the same or
+        gone (then we keep the old one and wait for the name to come back, as tail -F does)."""
+        try:
+            st = await asyncio.to_thread(self.files._stat, self.prefix, self.relative)
+        except NotFound:
+            return None
+        if (st.st_dev, st.st_ino) == self.log.identity:
+            return None
+        try:
+            return await self.files.open(self.prefix, self.relative)
+        except NotFound:
+            return None
+
+    async def run(self) -> AsyncIterator[bytes]:
+        while True:
+            self.wake.clear()
+            async for data in self._drain():
+                yield data
+            new = await self._renamed()
+            if new is not None:
+                async for data in self._drain():  # the rest of the old file first
                     yield data
-                    continue
-                try:
-                    current = os.stat(path)
-                except FileNotFoundError:
-                    current = None
-                mine = os.fstat(fd)
-                if current is not None and (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
-                    os.close(fd)  # rotated, and the old file is read to its end
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                    position = 0
-                    continue
-                if mine.st_size < position:  # truncated in place
-                    position = 0
-                    continue
-                await asyncio.sleep(poll)
-        finally:
-            os.close(fd)
+                self.log.close()
+                self.log, self.position, self.tail = new, 0, b""
+                self._watch_file()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 
 import grpc
@@ -13,6 +14,7 @@ import pytest
 
 from satbridge.api.v1 import logs_pb2, logs_pb2_grpc
 from satbridge.client.session import connect, management_channel
+from satbridge.errors import Aborted, PermissionDenied
 from satbridge.system.compress import decompressor
 from tests.conftest import pair_with
 
@@ -155,3 +157,94 @@ async def test_bundle_holds_logs_and_documents_but_no_secrets(client, running):
         assert line not in plain
     assert (state / "trust.json").read_bytes() not in plain
     assert b"PRIVATE KEY" not in plain
+
+
+class Following:
+    """`satctl logs get NAME --follow` through the client library, in the background."""
+
+    def __init__(self, client, name: str) -> None:
+        self.received = bytearray()
+        self.error: BaseException | None = None
+        self.task = asyncio.create_task(self._run(client, name))
+
+    async def _run(self, client, name: str) -> None:
+        try:
+            async for chunk in client.logs_stream(logs_pb2.DownloadLogRequest(name=name, follow=True)):
+                self.received.extend(chunk.data)
+        except Exception as exc:  # the test inspects how it ended
+            self.error = exc
+
+    async def until(self, text: bytes) -> None:
+        for _ in range(200):
+            if text in self.received:
+                return
+            assert self.error is None, f"the follow ended: {self.error!r}"
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"{text!r} never arrived; got {bytes(self.received)[-200:]!r}")
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_follow_goes_where_a_re_pointed_symlink_goes(client, running):
+    logdir = running.bridge.config.paths.xcc_log_dir
+    (logdir / "app-1.log").write_text("one\n")
+    (logdir / "app-2.log").write_text("")
+    (logdir / "current.log").symlink_to("app-1.log")
+    follow = Following(client, "xcc/current.log")
+    try:
+        await follow.until(b"one\n")
+        (logdir / "next").symlink_to("app-2.log")
+        (logdir / "next").rename(logdir / "current.log")  # ln -sfn app-2.log current.log
+        with open(logdir / "app-2.log", "a") as f:
+            f.write("two\n")
+        await follow.until(b"two\n")
+    finally:
+        await follow.stop()
+
+
+@pytest.mark.parametrize("replacement", ["link-out", "fifo"])
+async def test_follow_reopens_through_the_same_checks_and_never_freezes_the_bridge(
+    client, running, tmp_path, replacement
+):
+    """Rotate a followed log and put a link to a file outside, or a FIFO, under its name: nothing
+    of the outside file is streamed, the follow ends PERMISSION_DENIED, and every other RPC keeps
+    answering meanwhile (the FIFO's open once blocked the event loop)."""
+    logdir = running.bridge.config.paths.xcc_log_dir
+    path = logdir / "swap.log"
+    path.write_text("mine\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("SECRET from outside the log directory\n")
+    follow = Following(client, "xcc/swap.log")
+    try:
+        await follow.until(b"mine\n")
+        path.rename(logdir / "swap.log.1")
+        if replacement == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to(outside)
+        for _ in range(5):
+            status = await asyncio.wait_for(client.status(), 3)  # the bridge still answers
+            assert status.hostname
+            await asyncio.sleep(0.2)
+        await asyncio.wait_for(asyncio.shield(follow.task), 10)
+        assert isinstance(follow.error, PermissionDenied), follow.error
+        assert b"SECRET" not in follow.received
+    finally:
+        await follow.stop()
+
+
+async def test_a_download_truncated_under_it_is_not_a_success(client, running):
+    path = running.bridge.config.paths.xcc_log_dir / "big.log"
+    path.write_bytes(b"z" * (64 << 20))
+
+    async def download() -> None:
+        received = 0
+        async for chunk in client.logs_stream(logs_pb2.DownloadLogRequest(name="xcc/big.log")):
+            if not received:
+                os.truncate(path, 1 << 20)
+            received += len(chunk.data)
+
+    with pytest.raises(Aborted, match="truncated while it was sent"):
+        await download()
