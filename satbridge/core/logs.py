@@ -29,17 +29,51 @@ def check_name(name: str) -> str:
     return name
 
 
-def journal_line(entry: dict[str, Any]) -> str:
-    """One journal entry (journalctl -o json) as a classic log line."""
-    usec = int(entry.get("__REALTIME_TIMESTAMP", 0) or 0)
-    when = dt.datetime.fromtimestamp(usec / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    who = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM") or "?"
-    pid = entry.get("_PID")
-    message = entry.get("MESSAGE", "")
-    if isinstance(message, list):  # journalctl sends non-UTF-8 messages as a byte array
-        message = bytes(message).decode(errors="replace")
-    host = entry.get("_HOSTNAME", "")
-    return f"{when} {host} {who}{f'[{pid}]' if pid else ''}: {message}\n"
+# C0 controls but tab and newline, DEL and C1: what a terminal may act on (ECMA-48), shown as \xNN
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INDENT = "    "  # continuation lines of a multi-line message, as journalctl's short output does
+
+
+def field_text(value: Any) -> str:
+    """One field of journalctl's JSON output as text, whatever shape journald gave it.
+
+    Per systemd's "Journal JSON Format" (systemd.io/JOURNAL_EXPORT_FORMATS): a string; an
+    array of numbers for a value that is not valid UTF-8 or holds control characters (bytes);
+    null for a value over 4096 bytes when journalctl runs without --all; and an array of those
+    when the entry carries the field more than once (the values joined by newlines here).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value):
+            return bytes(value).decode(errors="replace")
+        return "\n".join(field_text(v) for v in value)
+    return str(value)
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: controls escaped as \\xNN (tab kept), newlines indented."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.rstrip("\n"))
+    return text.replace("\n", "\n" + _INDENT)
+
+
+def journal_line(entry: Any) -> str:
+    """One journal entry (a decoded line of `journalctl -o json --all`) as a classic log line,
+    terminal-safe and never failing: what cannot be read is shown as such."""
+    if not isinstance(entry, dict):
+        return f"(a journal entry that is not an object: {printable(repr(entry)[:200])})\n"
+    try:
+        usec = int(field_text(entry.get("__REALTIME_TIMESTAMP")) or 0)
+        when = dt.datetime.fromtimestamp(usec / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError, OSError):
+        when = "(no time)"
+    who = field_text(entry.get("SYSLOG_IDENTIFIER")) or field_text(entry.get("_COMM")) or "?"
+    pid = field_text(entry.get("_PID"))
+    host = field_text(entry.get("_HOSTNAME"))
+    head = printable(f"{when} {host} {who}{f'[{pid}]' if pid else ''}".replace("\n", " "))
+    return f"{head}: {printable(field_text(entry.get('MESSAGE')))}\n"
 
 
 def tar_header(name: str, size: int, mtime: float, mode: int = 0o644) -> bytes:
@@ -69,3 +103,26 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [redact(v, key) for v in value]
     return "<redacted>" if key and _SECRET_KEY.search(key) else value
+
+
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+class TerminalFilter:
+    """Bytes of a log made safe for a terminal, chunk by chunk: C0 controls but tab and newline,
+    DEL, and C1 controls (UTF-8 encoded: C2 80..9F) shown as \\xNN, so a log cannot move the
+    cursor, retitle the window or answer back (ECMA-48). Everything else passes unchanged."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._held + data
+        self._held = b""
+        if data.endswith(b"\xc2"):  # may start a C1 control that the next chunk ends
+            data, self._held = data[:-1], b"\xc2"
+        return _CONTROL_BYTES.sub(lambda m: b"".join(b"\\x%02x" % b for b in m.group()[-1:]), data)
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held

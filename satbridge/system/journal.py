@@ -35,6 +35,17 @@ class JournalLogs:
         return done.stdout.decode(errors="replace").splitlines()[-lines:]
 
 
+def render_entry(raw: bytes) -> bytes:
+    """One line of `journalctl -o json` as a log line; an entry that does not parse is shown as
+    such, so one bad entry never costs the lines after it."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        log.warning("unreadable journal entry (%d bytes)", len(raw))
+        return f"(an unreadable journal entry of {len(raw)} bytes)\n".encode()
+    return journal_line(entry).encode(errors="replace")
+
+
 class JournalReader:
     """Journal entries of a unit as text lines, through `journalctl -o json` (via the runner)."""
 
@@ -42,7 +53,8 @@ class JournalReader:
         self.directory = directory
 
     def _argv(self, unit: str) -> list[str]:
-        argv = ["journalctl", "--no-pager", "-o", "json", "-u", unit]
+        # --all: without it journalctl writes null for any field over 4096 bytes
+        argv = ["journalctl", "--no-pager", "--all", "-o", "json", "-u", unit]
         if self.directory:
             argv += ["-D", str(self.directory)]
         return argv
@@ -64,10 +76,7 @@ class JournalReader:
             out = []
             for raw in complete:
                 if raw.strip():
-                    try:
-                        out.append(journal_line(json.loads(raw)).encode())
-                    except ValueError:
-                        log.warning("unreadable journal entry skipped")
+                    out.append(render_entry(raw))
             if out:
                 yield b"".join(out)
 

@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from satbridge.core.logs import check_name, journal_line, redact, tar_header, tar_padding
+from satbridge.core.logs import TerminalFilter, check_name, journal_line, redact, tar_header, tar_padding
 from satbridge.errors import InvalidArgument
 
 
@@ -36,3 +38,42 @@ def test_tar_pieces_are_block_aligned():
     assert len(tar_header("a/b.log", 5, 0)) % 512 == 0
     assert len(tar_padding(5)) == 507
     assert tar_padding(1024) == b""
+
+
+CONTROLS = set(range(0x20)) - {0x09, 0x0A} | {0x7F} | set(range(0x80, 0xA0))
+
+
+def assert_terminal_safe(line: str) -> None:
+    assert line.endswith("\n")
+    assert not {ord(c) for c in line} & CONTROLS, repr(line)
+    for continuation in line[:-1].split("\n")[1:]:
+        assert continuation.startswith("    "), "continuation lines are indented, never a fake new entry"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+fields = st.sampled_from(["MESSAGE", "_PID", "SYSLOG_IDENTIFIER", "_COMM", "_HOSTNAME", "__REALTIME_TIMESTAMP"])
+
+
+@given(st.dictionaries(fields, json_values) | json_values)
+def test_any_json_is_a_terminal_safe_line(entry):
+    assert_terminal_safe(journal_line(entry))
+
+
+@given(st.binary(max_size=200), st.lists(st.integers(0, 200), max_size=5))
+def test_the_terminal_filter_is_safe_and_the_same_however_the_stream_is_cut(data, cuts):
+    whole = TerminalFilter()
+    expected = whole.feed(data) + whole.flush()
+    pieces = TerminalFilter()
+    got, start = b"", 0
+    for cut in [*sorted(cuts), len(data)]:
+        got += pieces.feed(data[start:cut])
+        start = max(start, cut)
+    got += pieces.flush()
+    assert got == expected
+    shown = expected.decode(errors="replace")
+    assert not {ord(c) for c in shown} & (CONTROLS - set(range(0x80, 0xA0)))
+    assert not any(0x80 <= ord(c) < 0xA0 for c in expected.decode(errors="ignore"))
