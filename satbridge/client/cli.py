@@ -300,6 +300,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
 
     from satbridge.api.v1 import logs_pb2
     from satbridge.client.progress import Progress
+    from satbridge.core.logs import TerminalFilter
     from satbridge.system.compress import decompressor
 
     if opts.action == "list":
@@ -348,7 +349,10 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     if since is not None:
         request.since.FromDatetime(since if since.tzinfo else since.astimezone())
     size = next((s.size for s in await client.logs_list() if s.name == opts.name), 0)
-    progress = Progress(size, label=opts.name, start=offset)
+    # A bar only for a download with a known end, and never onto the terminal the text goes to.
+    to_terminal = not opts.output and sys.stdout.isatty()
+    progress = Progress(0 if opts.follow or to_terminal else size, label=opts.name, start=offset)
+    progress.enabled = progress.enabled and bool(progress.total)
     unpack = decompressor(opts.compress if opts.compress != "none" else "")
     digest = hashlib.sha256()
     out: BinaryIO = (
@@ -357,11 +361,13 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         else sys.stdout.buffer
     )
     expected = ""
+    shown = TerminalFilter()
     try:
         async for chunk in client.logs_stream(request):
             data = unpack.decompress(chunk.data)
             digest.update(data)
-            out.write(data)
+            # a log may hold escape sequences: a terminal gets them shown, a file or pipe the bytes
+            out.write(shown.feed(data) if to_terminal else data)
             if opts.follow:
                 out.flush()
             progress.update(len(data))
@@ -370,6 +376,8 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         progress.close()
         if opts.output:
             out.close()
+        elif to_terminal:
+            out.write(shown.flush())
     if expected and expected != digest.hexdigest():
         print("satctl: error: the download does not match the satellite's sha256; try again", file=sys.stderr)
         return 1

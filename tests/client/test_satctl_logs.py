@@ -1,0 +1,104 @@
+"""satctl logs as an operator runs it on a terminal (a real pty), against a bridge process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import sys
+import time
+
+from tests.lab.bridge import Bridge, satctl
+
+PY = sys.executable
+
+
+async def paired(tmp_path, bus_address) -> tuple[Bridge, list[str]]:
+    root, ctl = tmp_path / "root", tmp_path / "ctl"
+    bridge = Bridge(root, bus_address)
+    await bridge.start()
+    window = await asyncio.create_subprocess_exec(
+        PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json", stdout=asyncio.subprocess.PIPE
+    )
+    code = json.loads((await window.communicate())[0])["code"]
+    ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
+    rc, _, err = await satctl(ctl, "pair", "127.0.0.1", code, *ports)
+    assert rc == 0, err
+    return bridge, ["--config-dir", str(ctl)]
+
+
+def read_pty(fd: int, until: bytes, timeout: float) -> bytes:
+    seen, deadline = b"", time.monotonic() + timeout
+    while until not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(fd, 65536)
+        except BlockingIOError:
+            time.sleep(0.02)
+        except OSError:  # EIO: the other side closed
+            break
+    return seen
+
+
+async def test_following_on_a_terminal_shows_the_lines_only_and_escapes_controls(tmp_path, bus_address):
+    """`satctl logs get NAME -f` on a terminal: no progress bar drawn into the text (it once
+    showed "137.9% ... ETA -1s"), and escape sequences in the log shown, never executed."""
+    bridge, ctl = await paired(tmp_path, bus_address)
+    log = bridge.root / "var/log/xcc/app.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"x" * 5000 + b"\nfirst\n")
+    leader, follower = pty.openpty()
+    os.set_blocking(leader, False)
+    proc = await asyncio.create_subprocess_exec(
+        PY, "-m", "satbridge.client", *ctl, "logs", "get", "xcc/app.log", "-f", stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    try:
+        seen = await asyncio.to_thread(read_pty, leader, b"first", 20)
+        with open(log, "ab") as f:
+            f.write(b"\x1b]0;retitled\x07 second \x1b[2J\n" + b"y" * 20000 + b"\nthird\n")
+        seen += await asyncio.to_thread(read_pty, leader, b"third", 20)
+        assert b"third" in seen, seen[-500:]
+        assert b"%" not in seen
+        assert b"ETA" not in seen
+        assert b"\x1b" not in seen
+        assert b"\x07" not in seen
+        assert b"\\x1b]0;retitled\\x07 second \\x1b[2J" in seen
+    finally:
+        proc.terminate()
+        await proc.wait()
+        os.close(leader)
+        await bridge.stop()
+
+
+async def test_a_download_to_a_file_shows_progress_and_keeps_the_bytes(tmp_path, bus_address):
+    bridge, ctl = await paired(tmp_path, bus_address)
+    log = bridge.root / "var/log/xcc/app.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    data = b"\x1b[31m red \x07\n" * 100000
+    log.write_bytes(data)
+    leader, follower = pty.openpty()
+    os.set_blocking(leader, False)
+    out = tmp_path / "app.log"
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        *ctl,
+        "logs",
+        "get",
+        "xcc/app.log",
+        "-o",
+        str(out),
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    try:
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        shown = await asyncio.to_thread(read_pty, leader, b"100.0%", 5)
+        assert b"100.0%" in shown, "a download with a known end shows its progress"
+        assert out.read_bytes() == data, "a file gets the bytes exactly, escapes and all"
+    finally:
+        os.close(leader)
+        await bridge.stop()
