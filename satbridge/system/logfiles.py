@@ -11,10 +11,12 @@ block the bridge.
 The follower wakes on inotify(7) events (through inotify_simple, the one module that imports it)
 for the file it reads and the directory that holds its name, with a one-second poll behind them.
 It detects what GNU tail -F detects (coreutils tail.c): a new file under the name (another
-device/inode, which also covers a re-pointed symlink: the name is resolved again), and truncation
-(size below the position). It also notices a file rewritten in place past the position
-(copytruncate followed by quick writes), by checking that the bytes just before its position are
-still the ones it read.
+device/inode, which also covers a re-pointed symlink: the name is resolved again), and truncation.
+Truncation is noticed by the bytes just before its position no longer being the ones it read, so
+a file truncated and written past the position before the follower looks again is caught too.
+After a truncation it first reads the rest from logrotate's copy when it finds one beside the
+file (copytruncate), which tail -F does not: lines written between its last read and the copy are
+not lost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,6 +38,8 @@ from satbridge.errors import Aborted, NotFound, PermissionDenied, SatbridgeError
 CHUNK = 1 << 20
 TAIL = 64  # bytes kept from just before the position, to notice a file rewritten under it
 POLL_SECONDS = 1.0  # behind inotify: file systems without it, and a full watch table
+COPY_SECONDS = 60.0  # how recent a copytruncate copy must be to be looked at
+COPY_CANDIDATES = 8  # at most this many files opened to find it
 _DIR_EVENTS = flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE | flags.ATTRIB
 _FILE_EVENTS = flags.MODIFY | flags.ATTRIB | flags.MOVE_SELF | flags.DELETE_SELF
 
@@ -241,22 +246,73 @@ class _Follower:
             self.inotify.close()
 
     async def _drain(self) -> AsyncIterator[bytes]:
-        """Everything from the position to the current end of the open file."""
+        """Everything from the position to the current end of the open file; after a truncation
+        (or a rewrite past the position), first the rest from the copy, then the file anew."""
         fd = self.log.fd
         while True:
             if self.tail:
                 before = await asyncio.to_thread(os.pread, fd, len(self.tail), self.position - len(self.tail))
-                if before != self.tail:  # rewritten in place (copytruncate, then writes past us)
+                if before != self.tail:  # truncated, or rewritten in place past us
+                    async for data in self._from_copy():
+                        yield data
                     self.position, self.tail = 0, b""
             data = await asyncio.to_thread(os.pread, fd, CHUNK, self.position)
             if not data:
-                if os.fstat(fd).st_size < self.position:  # truncated, nothing written since
+                if os.fstat(fd).st_size < self.position:  # truncated since the check above
+                    async for data in self._from_copy():
+                        yield data
                     self.position, self.tail = 0, b""
                     continue
                 return
             self.position += len(data)
             self.tail = (self.tail + data)[-TAIL:]
             yield data
+
+    async def _from_copy(self) -> AsyncIterator[bytes]:
+        """After copytruncate (logrotate(8)): what was written after our position and before the
+        copy was made, read from the copy. tail -F loses those lines when it is not quick
+        enough; the copy still has them."""
+        copy = await asyncio.to_thread(self._find_copy)
+        if copy is None:
+            return
+        try:
+            async for data in copy.chunks(self.position):
+                yield data
+        except Aborted:
+            pass  # the copy changed too (compressed, removed): what it gave is what there is
+        finally:
+            copy.close()
+
+    def _find_copy(self) -> LogFile | None:
+        """A recent regular file beside the followed one that holds, just before our position,
+        the bytes we read last: the copy logrotate made. Opened through the checked open."""
+        try:
+            base, parts = self.files._beneath(self.prefix, self.relative)
+            directory = base.joinpath(*parts[:-1])
+            entries = [(e.stat(follow_symlinks=False), e.name) for e in os.scandir(directory)]
+        except (OSError, SatbridgeError):
+            return None
+        now = time.time()
+        recent = sorted(
+            (
+                (st.st_mtime, name)
+                for st, name in entries
+                if stat.S_ISREG(st.st_mode)
+                and st.st_size > self.position
+                and now - st.st_mtime < COPY_SECONDS
+                and (st.st_dev, st.st_ino) != self.log.identity
+            ),
+            reverse=True,
+        )
+        for _, name in recent[:COPY_CANDIDATES]:
+            try:
+                copy = self.files.open_now(self.prefix, str(Path(*parts[:-1], name)))
+            except (OSError, SatbridgeError):
+                continue
+            if os.pread(copy.fd, len(self.tail), self.position - len(self.tail)) == self.tail:
+                return copy
+            copy.close()
+        return None
 
     async def _renamed(self) -> LogFile | None:
         """The file the name means now, if it is another one than we read; None if the same or

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import pty
 import sys
 import time
 
-from tests.lab.bridge import Bridge, satctl
+from tests.lab.bridge import paired_bridge
 
 PY = sys.executable
-
-
-async def paired(tmp_path, bus_address) -> tuple[Bridge, list[str]]:
-    root, ctl = tmp_path / "root", tmp_path / "ctl"
-    bridge = Bridge(root, bus_address)
-    await bridge.start()
-    window = await asyncio.create_subprocess_exec(
-        PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json", stdout=asyncio.subprocess.PIPE
-    )
-    code = json.loads((await window.communicate())[0])["code"]
-    ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
-    rc, _, err = await satctl(ctl, "pair", "127.0.0.1", code, *ports)
-    assert rc == 0, err
-    return bridge, ["--config-dir", str(ctl)]
 
 
 def read_pty(fd: int, until: bytes, timeout: float) -> bytes:
@@ -43,7 +28,11 @@ def read_pty(fd: int, until: bytes, timeout: float) -> bytes:
 async def test_following_on_a_terminal_shows_the_lines_only_and_escapes_controls(tmp_path, bus_address):
     """`satctl logs get NAME -f` on a terminal: no progress bar drawn into the text (it once
     showed "137.9% ... ETA -1s"), and escape sequences in the log shown, never executed."""
-    bridge, ctl = await paired(tmp_path, bus_address)
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        await follow_on_a_terminal(bridge, ctl)
+
+
+async def follow_on_a_terminal(bridge, ctl):
     log = bridge.root / "var/log/xcc/app.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(b"x" * 5000 + b"\nfirst\n")
@@ -68,11 +57,14 @@ async def test_following_on_a_terminal_shows_the_lines_only_and_escapes_controls
         proc.terminate()
         await proc.wait()
         os.close(leader)
-        await bridge.stop()
 
 
 async def test_a_download_to_a_file_shows_progress_and_keeps_the_bytes(tmp_path, bus_address):
-    bridge, ctl = await paired(tmp_path, bus_address)
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        await download_to_a_file(bridge, ctl, tmp_path)
+
+
+async def download_to_a_file(bridge, ctl, tmp_path):
     log = bridge.root / "var/log/xcc/app.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     data = b"\x1b[31m red \x07\n" * 100000
@@ -101,4 +93,3 @@ async def test_a_download_to_a_file_shows_progress_and_keeps_the_bytes(tmp_path,
         assert out.read_bytes() == data, "a file gets the bytes exactly, escapes and all"
     finally:
         os.close(leader)
-        await bridge.stop()

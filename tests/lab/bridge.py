@@ -11,8 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,3 +207,23 @@ async def satctl(config_dir: Path, *args: str) -> tuple[int, str, str]:
     )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def paired_bridge(tmp_path: Path, bus: str) -> AsyncIterator[tuple[Bridge, list[str]]]:
+    """A bridge process under tmp_path/root, paired with satctl (config in tmp_path/ctl) as an
+    operator pairs: (the bridge, satctl's `--config-dir DIR` arguments). Stopped afterwards."""
+    root, ctl = tmp_path / "root", tmp_path / "ctl"
+    bridge = Bridge(root, bus)
+    try:
+        await bridge.start()
+        window = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json", stdout=asyncio.subprocess.PIPE
+        )
+        code = json.loads((await window.communicate())[0])["code"]
+        ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
+        rc, _, err = await satctl(ctl, "pair", "127.0.0.1", code, *ports)
+        assert rc == 0, err
+        yield bridge, ["--config-dir", str(ctl)]
+    finally:
+        await bridge.stop()
