@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--timeout", type=float, default=0, help="seconds to wait for systemd (default 90)")
+    xc.add_argument("--timeout", default="", metavar="S", help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset"])
@@ -82,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         how = one.add_mutually_exclusive_group()
         how.add_argument(
             "--confirm-timeout",
-            type=int,
-            default=30,
+            default="30",
             metavar="S",
             help="NetworkManager undoes the change unless `network confirm` runs within S s (30)",
         )
@@ -301,6 +300,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from satbridge.core.grammar import parse_uint
+
     net = bridge.network
 
     async def run() -> NetworkState:
@@ -311,7 +312,7 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.confirm()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
-            timeout = 0 if opts.no_confirm else opts.confirm_timeout
+            timeout = 0 if opts.no_confirm else parse_uint(opts.confirm_timeout, field="--confirm-timeout", lo=1, hi=600)
             if opts.action == "dhcp":
                 return await net.set_dhcp(confirm_timeout=timeout)
             return await net.set_static(opts.address, opts.gateway, opts.dns, opts.search, confirm_timeout=timeout)
@@ -426,7 +427,10 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "factory-reset":
         return _factory_reset(bridge, opts.yes)
     if opts.command == "xcc":
-        return _xcc(bridge, opts.action, opts.timeout, opts.json)
+        from satbridge.core.grammar import parse_seconds
+
+        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout else 0.0
+        return _xcc(bridge, opts.action, timeout, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)
     if opts.command == "network":
