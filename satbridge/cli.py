@@ -312,7 +312,9 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.confirm()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
-            timeout = 0 if opts.no_confirm else parse_uint(opts.confirm_timeout, field="--confirm-timeout", lo=1, hi=600)
+            timeout = 0
+            if not opts.no_confirm:
+                timeout = parse_uint(opts.confirm_timeout, field="--confirm-timeout", lo=1, hi=600)
             if opts.action == "dhcp":
                 return await net.set_dhcp(confirm_timeout=timeout)
             return await net.set_static(opts.address, opts.gateway, opts.dns, opts.search, confirm_timeout=timeout)
@@ -387,6 +389,18 @@ def _log_to(config: Config, *, menu_file: bool) -> None:
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
 
 
+def _read_only(opts: argparse.Namespace) -> bool:
+    """Commands that only look: they never create an identity, a state or a directory."""
+    if opts.serve:
+        return False
+    action = getattr(opts, "action", None)
+    return opts.command == "status" or (opts.command, action) in {
+        ("xcc", "status"),
+        ("firewall", "show"),
+        ("network", "show"),
+    }
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
@@ -407,7 +421,13 @@ def _run(opts: argparse.Namespace) -> int:
         return 0
     from satbridge.wiring import wire
 
-    bridge = wire(config)
+    read_only = _read_only(opts)
+    if read_only and not opts.root.is_dir():
+        from satbridge.errors import NotFound
+
+        # A mistyped --root must not quietly make a new satellite there.
+        raise NotFound(f"--root {opts.root}: no such directory (a read-only command creates nothing)")
+    bridge = wire(config, read_only=read_only)
     if opts.serve:
         import asyncio
 

@@ -51,12 +51,7 @@ def parse_port(text: str, *, field: str, allow_zero: bool = True) -> int:
 def check_domain(name: str, *, field: str, limit: int = DOMAIN_MAX) -> str:
     """RFC 1123 name: dot-separated labels of 1..63 ASCII letters, digits and inner hyphens,
     at most `limit` characters in all, not all digits (that is an address). Returns it lower-cased."""
-    if (
-        not name
-        or len(name) > limit
-        or not name.isascii()
-        or not all(_LABEL.fullmatch(p) for p in name.split("."))
-    ):
+    if not name or len(name) > limit or not name.isascii() or not all(_LABEL.fullmatch(p) for p in name.split(".")):
         raise InvalidArgument(
             f"a name is 1..{limit} characters: labels of 1..63 letters, digits and inner hyphens (a-z, 0-9, -),"
             " separated by dots",

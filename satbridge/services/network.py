@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4, check_hostname, validate_static
 from satbridge.errors import FailedPrecondition, InvalidArgument
@@ -25,6 +26,14 @@ class Pending:
     what: str
 
 
+def _pending(data: Any) -> Pending:
+    """network-pending.json. Damage drops it: NetworkManager rolls its checkpoint back by itself."""
+    checkpoint, deadline, what = data["checkpoint"], data["deadline"], data["what"]
+    if not isinstance(checkpoint, str) or not isinstance(what, str) or not isinstance(deadline, int | float):
+        raise TypeError("not a pending network change")
+    return Pending(checkpoint, float(deadline), what)
+
+
 class NetworkService:
     def __init__(
         self, network: Network, store: Store, locks: Locks, audit: AuditLog, state: StateService, clock: Clock
@@ -37,10 +46,9 @@ class NetworkService:
         self.clock = clock
 
     def _pending(self) -> Pending | None:
-        raw = self.store.read(PENDING_FILE)
-        if not raw:
+        pending = self.store.read_json(PENDING_FILE, _pending)
+        if pending is None:
             return None
-        pending = Pending(**json.loads(raw))
         return pending if pending.deadline > self.clock() else None  # else NM has rolled it back
 
     async def show(self) -> NetworkState:
