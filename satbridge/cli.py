@@ -333,12 +333,18 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     print(f"  hostname {state.hostname}")
     if state.dhcp:
         print(f"  DHCP lease: {state.dhcp.get('ip_address', '?')} for {state.dhcp.get('dhcp_lease_time', '?')} s")
+    if state.settled_in >= SLOW_SETTLE:
+        print(f"NOTE: the change took {state.settled_in:.0f} s to take effect; the rollback timer ran meanwhile.")
     if state.pending_rollback_in:
         print(
             f"KEEP THIS SETTING? It is reverted in {state.pending_rollback_in:.0f} s unless you run "
             "`satbridge network confirm`."
         )
     return 0
+
+
+SLOW_SETTLE = 5.0
+"""Seconds after which a network change is reported as slow to settle."""
 
 
 def _factory_reset(bridge: Bridge, yes: bool) -> int:

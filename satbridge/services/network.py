@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4, check_hostname, validate_static
-from satbridge.errors import FailedPrecondition, InvalidArgument
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from satbridge.services.ports import AuditLog, Clock, Locks, Network, Store
 from satbridge.services.state import StateService
 
@@ -64,10 +64,22 @@ class NetworkService:
         async with self.locks.hold("network", timeout=60):
             if self._pending():
                 raise FailedPrecondition("a change awaits confirmation; confirm it or let it roll back first")
+            began = self.clock()
             checkpoint = await self.network.apply(static, confirm_timeout=confirm_timeout)
+            settled_in = self.clock() - began
+            deadline = 0.0
+            if checkpoint:
+                try:
+                    # The daemon's own countdown: it started when the checkpoint was made, so a
+                    # change slow to settle (a late DHCP server) has less than confirm_timeout left.
+                    deadline = await self.network.rollback_deadline(checkpoint)
+                except NotFound:
+                    raise Aborted(
+                        f"the change took {settled_in:.0f} s to take effect, longer than the {confirm_timeout} s"
+                        " confirm timeout: NetworkManager has already put the previous setting back"
+                    ) from None
             with self.store.lock():
                 if checkpoint:
-                    deadline = self.clock() + confirm_timeout
                     self.store.write(
                         PENDING_FILE,
                         json.dumps({"checkpoint": checkpoint, "deadline": deadline, "what": what}).encode(),
@@ -75,8 +87,10 @@ class NetworkService:
                 else:
                     self.store.remove(PENDING_FILE)
                 self.state.bump()
-            self.audit.record("network-changed", what=what, confirm_timeout=confirm_timeout)
-        return await self.show()
+            self.audit.record(
+                "network-changed", what=what, confirm_timeout=confirm_timeout, settled_in_ms=int(settled_in * 1000)
+            )
+        return replace(await self.show(), settled_in=settled_in)
 
     async def set_dhcp(self, *, confirm_timeout: int = DEFAULT_CONFIRM_TIMEOUT) -> NetworkState:
         return await self._apply(None, confirm_timeout, "dhcp")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4
-from satbridge.errors import FailedPrecondition
+from satbridge.errors import FailedPrecondition, NotFound
 from satbridge.system.files import DamageHook, atomic_write, load_json
 
 _DHCP = {"addresses": ["198.51.100.100/24"], "gateway": "198.51.100.1", "dns": ["198.51.100.53"], "search": []}
@@ -81,6 +81,12 @@ class SandboxNetwork:
         data["current"] = config
         self._save(data)
         return checkpoint
+
+    async def rollback_deadline(self, checkpoint: str) -> float:
+        pending = self._load().get("pending")
+        if not isinstance(pending, dict) or pending["checkpoint"] != checkpoint:
+            raise NotFound("the change was already rolled back")
+        return float(pending["deadline"])
 
     async def confirm(self, checkpoint: str) -> None:
         data = self._load()
