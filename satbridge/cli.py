@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--timeout", type=float, default=0, help="seconds to wait for systemd (default 90)")
+    xc.add_argument("--timeout", default="", metavar="S", help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset"])
@@ -82,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         how = one.add_mutually_exclusive_group()
         how.add_argument(
             "--confirm-timeout",
-            type=int,
-            default=30,
+            default="30",
             metavar="S",
             help="NetworkManager undoes the change unless `network confirm` runs within S s (30)",
         )
@@ -301,6 +300,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from satbridge.core.grammar import parse_uint
+
     net = bridge.network
 
     async def run() -> NetworkState:
@@ -311,7 +312,9 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.confirm()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
-            timeout = 0 if opts.no_confirm else opts.confirm_timeout
+            timeout = 0
+            if not opts.no_confirm:
+                timeout = parse_uint(opts.confirm_timeout, field="--confirm-timeout", lo=1, hi=600)
             if opts.action == "dhcp":
                 return await net.set_dhcp(confirm_timeout=timeout)
             return await net.set_static(opts.address, opts.gateway, opts.dns, opts.search, confirm_timeout=timeout)
@@ -330,12 +333,18 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     print(f"  hostname {state.hostname}")
     if state.dhcp:
         print(f"  DHCP lease: {state.dhcp.get('ip_address', '?')} for {state.dhcp.get('dhcp_lease_time', '?')} s")
+    if state.settled_in >= SLOW_SETTLE:
+        print(f"NOTE: the change took {state.settled_in:.0f} s to take effect; the rollback timer ran meanwhile.")
     if state.pending_rollback_in:
         print(
             f"KEEP THIS SETTING? It is reverted in {state.pending_rollback_in:.0f} s unless you run "
             "`satbridge network confirm`."
         )
     return 0
+
+
+SLOW_SETTLE = 5.0
+"""Seconds after which a network change is reported as slow to settle."""
 
 
 def _factory_reset(bridge: Bridge, yes: bool) -> int:
@@ -386,6 +395,18 @@ def _log_to(config: Config, *, menu_file: bool) -> None:
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
 
 
+def _read_only(opts: argparse.Namespace) -> bool:
+    """Commands that only look: they never create an identity, a state or a directory."""
+    if opts.serve:
+        return False
+    action = getattr(opts, "action", None)
+    return opts.command == "status" or (opts.command, action) in {
+        ("xcc", "status"),
+        ("firewall", "show"),
+        ("network", "show"),
+    }
+
+
 def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         print(f"satbridge {__version__}")
@@ -406,7 +427,13 @@ def _run(opts: argparse.Namespace) -> int:
         return 0
     from satbridge.wiring import wire
 
-    bridge = wire(config)
+    read_only = _read_only(opts)
+    if read_only and not opts.root.is_dir():
+        from satbridge.errors import NotFound
+
+        # A mistyped --root must not quietly make a new satellite there.
+        raise NotFound(f"--root {opts.root}: no such directory (a read-only command creates nothing)")
+    bridge = wire(config, read_only=read_only)
     if opts.serve:
         import asyncio
 
@@ -426,7 +453,10 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "factory-reset":
         return _factory_reset(bridge, opts.yes)
     if opts.command == "xcc":
-        return _xcc(bridge, opts.action, opts.timeout, opts.json)
+        from satbridge.core.grammar import parse_seconds
+
+        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout else 0.0
+        return _xcc(bridge, opts.action, timeout, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)
     if opts.command == "network":

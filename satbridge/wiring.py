@@ -69,12 +69,17 @@ class Bridge:
         await self.network_backend.close()
 
 
-def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
-    """Build the services and make sure the identity and instance id exist."""
+def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -> Bridge:
+    """Build the services and make sure the identity and instance id exist (unless `read_only`:
+    status and show commands never create state)."""
     paths = config.paths
-    store = DirStore(paths.state_dir)
-    host = LinuxHost(paths.state_dir)
     audit = FileAuditLog(paths.audit_log)
+
+    def damaged(name: str, kept_as: str, problem: str) -> None:
+        audit.record("state-file-damaged", file=name, kept_as=kept_as, problem=problem[:200])
+
+    store = DirStore(paths.state_dir, on_damaged=damaged)
+    host = LinuxHost(paths.state_dir)
     identity = IdentityService(store, clock, host)
     state = StateService(store, secrets.token_bytes)
     pairing = PairingService(store, audit, clock, secrets.token_bytes, identity, state, config.pairing)
@@ -84,7 +89,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     releases = Releases(paths.xcc_dir)
     xcc = XccService(units, JournalLogs(journal_dir), locks, releases)
     backend: IptcFirewall | SandboxFirewall = (
-        SandboxFirewall(paths.state_dir / "sandbox-firewall.json")
+        SandboxFirewall(paths.state_dir / "sandbox-firewall.json", on_damaged=damaged)
         if config.sandbox
         else IptcFirewall(paths.root, lab_netns=os.environ.get(LAB_NETNS_ENV))
     )
@@ -92,7 +97,7 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     config_files = ConfigDir(paths.config_dir)
     firewall = FirewallService(backend, store, locks, audit, state, clock, config_files, ports)
     net_backend: NmNetwork | SandboxNetwork = (
-        SandboxNetwork(paths.state_dir / "sandbox-network.json")
+        SandboxNetwork(paths.state_dir / "sandbox-network.json", on_damaged=damaged)
         if config.sandbox
         else NmNetwork(config.dbus_address or None, config.network_interface)
     )
@@ -102,9 +107,10 @@ def wire(config: Config, *, clock: Clock = time.time) -> Bridge:
     logs = LogsService(
         files, JournalReader(journal_dir), compressor, config.journal_units, status, firewall, config_files
     )
-    with store.lock():
-        identity.ensure()
-        state.ensure()
+    if not read_only:
+        with store.lock():
+            identity.ensure()
+            state.ensure()
     staging = Staging(paths.state_dir / "uploads")
     install = InstallService(
         staging,

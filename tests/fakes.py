@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
+from satbridge.errors import FailedPrecondition
 
 
 class MemStore:
@@ -19,6 +21,18 @@ class MemStore:
 
     def read(self, name: str) -> bytes | None:
         return self.files.get(name)
+
+    def read_json(self, name, parse, *, rebuild=True, fix=""):
+        raw = self.files.get(name)
+        if raw is None:
+            return None
+        try:
+            return parse(json.loads(raw))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            if not rebuild:
+                raise FailedPrecondition(f"{name} is damaged; {fix}") from None
+            self.files[f"{name}.damaged"] = self.files.pop(name)
+            return None
 
     def write(self, name: str, data: bytes, *, private: bool = False) -> None:
         assert self.locked, f"{name} written without the store lock"

@@ -63,9 +63,38 @@ def test_status_json(tmp_path):
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["bridge_version"]
+    assert status["instance_id"] == "", "status creates no instance: the first start does"
+    assert not any(tmp_path.rglob("*.json")), "a read-only command created state"
+    assert satbridge(tmp_path, "disconnect").returncode == 0  # any other command starts the satellite
+    status = json.loads(satbridge(tmp_path, "status", "--json").stdout)
     assert status["instance_id"]
     assert not status["pairing"]["paired"]
     assert status["state_generation"] == 0
+
+
+def test_read_only_commands_on_a_mistyped_root_fail_and_create_nothing(tmp_path):
+    # Issue 18, case 7: `--root /nonexistent/x --sandbox status` exited 0 after making a satellite.
+    missing = tmp_path / "nonexistent" / "x"
+    for command in (["status"], ["xcc", "status"], ["firewall", "show"], ["network", "show"]):
+        result = satbridge(missing, *command)
+        assert result.returncode == EXIT_CODES[Kind.NOT_FOUND], (command, result.stdout, result.stderr)
+        assert "--root" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_typed_numbers_are_ascii_and_name_their_flag(tmp_path):
+    # Issue 18, case 5, on the command line: every typed number goes through one grammar.
+    for args, flag in (
+        (["network", "static", "--address", "192.0.2.10/2\u00b2", "--no-confirm"], "address"),
+        (["network", "dhcp", "--confirm-timeout", "\u0663\u0660"], "--confirm-timeout"),
+        (["xcc", "status", "--timeout", "nan"], "--timeout"),
+        (["--listen", "[::]:5005\uff11", "status"], "--listen"),
+    ):
+        result = satbridge(tmp_path, *args)
+        assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT], (args, result.stderr)
+        assert flag in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_disconnect_when_unpaired_is_harmless(tmp_path):

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from satbridge.core.grammar import parse_port
 from satbridge.core.status import Address
 from satbridge.errors import InvalidArgument
 
@@ -36,9 +37,7 @@ def parse_listen(text: str, *, field: str) -> ListenAddress:
             raise InvalidArgument(f"expected HOST:PORT, got {text!r}", field=field)
         if ":" in host:
             raise InvalidArgument(f"put an IPv6 host in brackets: [{host}]:{port}", field=field)
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidArgument(f"port must be 0..65535, got {port!r}", field=field)
-    return ListenAddress(host, int(port))
+    return ListenAddress(host, parse_port(port, field=field))
 
 
 def _wildcard_family(host: str) -> int | None:

@@ -5,15 +5,15 @@ builder, as pure data. The adapter only wraps the (signature, value) pairs into 
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from satbridge.core.grammar import check_domain, parse_prefix
+from satbridge.core.grammar import check_hostname as check_hostname  # services import it from here
 from satbridge.errors import InvalidArgument
 
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 MAX_DNS = 3  # what the resolver uses
 MAX_SEARCH = 6
 
@@ -39,17 +39,7 @@ class NetworkState:
     dhcp: dict[str, str] = field(default_factory=dict)  # lease options
     hostname: str = ""
     pending_rollback_in: float = 0.0
-
-
-def check_hostname(name: str, *, field: str = "hostname") -> str:
-    """RFC 1123: dot-separated labels of letters, digits and inner hyphens; 253 chars at most."""
-    if not name or len(name) > 253 or name.endswith(".") or not all(_LABEL.fullmatch(p) for p in name.split(".")):
-        raise InvalidArgument(
-            "a host name is labels of 1..63 letters, digits and inner hyphens, separated by dots", field=field
-        )
-    if name.replace(".", "").isdigit():
-        raise InvalidArgument("a host name cannot be all digits", field=field)
-    return name.lower()
+    settled_in: float = 0.0  # how long the change just made took to take effect (0: none made)
 
 
 def _ip(text: str, field: str) -> ipaddress.IPv4Address:
@@ -75,9 +65,8 @@ def validate_static(address: str, gateway: str | None, dns: list[str], search: l
     text = address.strip()
     if "/" not in text:
         raise InvalidArgument("give the prefix too, e.g. 192.0.2.10/24", field="address")
-    addr, _, prefix = text.partition("/")
-    if not prefix.isdigit() or not 1 <= int(prefix) <= 32:
-        raise InvalidArgument(f"prefix must be 1..32, got {prefix!r}", field="address")
+    addr, _, prefix_text = text.partition("/")
+    prefix = parse_prefix(prefix_text, field="address")
     ip = _ip(addr, "address")
     _unicast(ip, "address")
     iface = ipaddress.IPv4Interface(f"{ip}/{prefix}")
@@ -104,7 +93,7 @@ def validate_static(address: str, gateway: str | None, dns: list[str], search: l
         servers.append(server)
     if len(servers) > MAX_DNS:
         raise InvalidArgument(f"at most {MAX_DNS} DNS servers", field="dns")
-    domains = [check_hostname(d, field=f"search[{i}]") for i, d in enumerate(search or [])]
+    domains = [check_domain(d, field=f"search[{i}]") for i, d in enumerate(search or [])]
     if len(domains) > MAX_SEARCH:
         raise InvalidArgument(f"at most {MAX_SEARCH} search domains", field="search")
     return StaticIPv4(iface, gw, tuple(servers), tuple(domains))

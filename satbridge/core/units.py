@@ -47,19 +47,35 @@ class JobFailed(Exception):
         self.result = result
 
 
+UNIT_HEADER = "# Written by satbridge; replaced on every XCC install.\n"
+
+
+def upgrade_xcc_unit(text: str) -> str | None:
+    """A unit file an older bridge wrote with Type=simple, rewritten to Type=exec; None when it
+    needs nothing (already exec, or not written by satbridge: an admin's own unit is left be)."""
+    if not text.startswith(UNIT_HEADER):
+        return None
+    lines = text.splitlines(keepends=True)
+    if "Type=simple\n" not in lines:
+        return None
+    return "".join("Type=exec\n" if line == "Type=simple\n" else line for line in lines)
+
+
 def render_xcc_unit(exec_start: list[str], *, working_directory: str, log_directory: str) -> str:
     """xcc.service as the bridge installs it (DESIGN §5): the command lives under /opt/xcc/current."""
     if not exec_start:
         raise ValueError("an XCC unit needs a command")
     return (
-        "# Written by satbridge; replaced on every XCC install.\n"
-        "[Unit]\n"
+        UNIT_HEADER + "[Unit]\n"
         "Description=XCC call controller (managed by satbridge)\n"
         "After=network-online.target\n"
         "Wants=network-online.target\n"
         "\n"
         "[Service]\n"
-        "Type=simple\n"
+        # exec, not simple: the start job waits for execve() itself, so a missing binary or a
+        # bad #! fails the job (203/EXEC) instead of "active" for an instant (systemd.service(5);
+        # Type=exec exists since systemd 240, Debian 12 ships 252).
+        "Type=exec\n"
         f"ExecStart={shlex.join(exec_start)}\n"
         f"WorkingDirectory={working_directory}\n"
         f"LogsDirectory={log_directory}\n"

@@ -19,6 +19,7 @@ from satbridge.errors import SatbridgeError
 from satbridge.menu import keys, views
 
 if TYPE_CHECKING:
+    from satbridge.core.status import Status
     from satbridge.wiring import Bridge
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,7 @@ class MenuApp:
     def status(self) -> None:
         text = urwid.Text("reading the status...")
 
-        async def refresh() -> None:
-            s = await self.bridge.status.get()
+        def render(s: Status) -> None:
             p = s.pairing
             lines = [
                 f"Hostname:        {s.hostname}",
@@ -159,8 +159,18 @@ class MenuApp:
             ]
             text.set_text("\n".join(lines))
 
+        async def refresh() -> None:
+            # The last complete status stays on screen while the next one is read.
+            render(await self.bridge.status.get())
+
+        async def first() -> None:
+            # Each part appears as soon as it answers; a slow daemon delays only its own line.
+            async for s in self.bridge.status.updates():
+                render(s)
+                self.draw()
+
         self.show("status", views.screen("status", urwid.Filler(text, valign="top")), refresh)
-        self.spawn(refresh())
+        self.spawn(first())
 
     @staticmethod
     def _xcc_line(x: Any) -> str:

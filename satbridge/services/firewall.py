@@ -35,6 +35,19 @@ class FirewallState:
     warnings: tuple[str, ...] = ()
 
 
+def _state(data: Any) -> dict[str, Any]:
+    """firewall.json: {revision, rules, pending, last_revision}; damage rebuilds from the factory
+    set at revision 0 (the kernel keeps its rules until the next Set or Reset)."""
+    if not isinstance(data, dict) or type(data.get("revision", 0)) is not int:
+        raise TypeError("not a firewall state object")
+    if data.get("rules") is not None:
+        try:
+            fw.from_json(data["rules"])  # rules the bridge cannot read are damage too
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
+    return data
+
+
 class FirewallService:
     def __init__(
         self,
@@ -60,8 +73,8 @@ class FirewallService:
     # -- persisted state ----------------------------------------------------------------
 
     def _load(self) -> dict[str, Any]:
-        raw = self.store.read(STATE_FILE)
-        return json.loads(raw) if raw else {"revision": 0, "rules": None, "pending": None, "last_revision": 0}
+        data = self.store.read_json(STATE_FILE, _state)
+        return data if data is not None else {"revision": 0, "rules": None, "pending": None, "last_revision": 0}
 
     def _save(self, data: dict[str, Any]) -> None:
         with self.store.lock():

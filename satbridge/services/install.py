@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from satbridge.core.package import Limits, Manifest, check_upload_id, is_version, parse_manifest, version_key
 from satbridge.core.units import XCC_UNIT, JobFailed, render_xcc_unit
@@ -56,6 +57,13 @@ def failpoint(phase: str) -> None:
     crash-safety tests stop it at every step. Unset in production, it does nothing."""
     if os.environ.get("SATBRIDGE_FAILPOINT") == f"install:{phase}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _journal(data: Any) -> dict[str, str]:
+    """install.json: a flat object of strings (the install's phase, versions, upload id)."""
+    if not isinstance(data, dict) or not isinstance(data["phase"], str) or not isinstance(data["version"], str):
+        raise TypeError("not an install journal")
+    return {str(k): v for k, v in data.items()}
 
 
 class InstallService:
@@ -105,8 +113,13 @@ class InstallService:
                 self.store.remove(JOURNAL)
 
     def _read_journal(self) -> dict[str, str] | None:
-        raw = self.store.read(JOURNAL)
-        return json.loads(raw) if raw else None
+        # Not rebuilt: without the journal nobody knows whether an install was half done.
+        return self.store.read_json(
+            JOURNAL,
+            _journal,
+            rebuild=False,
+            fix="check /opt/xcc/current, then remove the file (or run a factory reset)",
+        )
 
     # -- verification -----------------------------------------------------------------------
 

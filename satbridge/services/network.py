@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4, check_hostname, validate_static
-from satbridge.errors import FailedPrecondition, InvalidArgument
+from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from satbridge.services.ports import AuditLog, Clock, Locks, Network, Store
 from satbridge.services.state import StateService
 
@@ -25,6 +26,14 @@ class Pending:
     what: str
 
 
+def _pending(data: Any) -> Pending:
+    """network-pending.json. Damage drops it: NetworkManager rolls its checkpoint back by itself."""
+    checkpoint, deadline, what = data["checkpoint"], data["deadline"], data["what"]
+    if not isinstance(checkpoint, str) or not isinstance(what, str) or not isinstance(deadline, int | float):
+        raise TypeError("not a pending network change")
+    return Pending(checkpoint, float(deadline), what)
+
+
 class NetworkService:
     def __init__(
         self, network: Network, store: Store, locks: Locks, audit: AuditLog, state: StateService, clock: Clock
@@ -37,10 +46,9 @@ class NetworkService:
         self.clock = clock
 
     def _pending(self) -> Pending | None:
-        raw = self.store.read(PENDING_FILE)
-        if not raw:
+        pending = self.store.read_json(PENDING_FILE, _pending)
+        if pending is None:
             return None
-        pending = Pending(**json.loads(raw))
         return pending if pending.deadline > self.clock() else None  # else NM has rolled it back
 
     async def show(self) -> NetworkState:
@@ -56,10 +64,22 @@ class NetworkService:
         async with self.locks.hold("network", timeout=60):
             if self._pending():
                 raise FailedPrecondition("a change awaits confirmation; confirm it or let it roll back first")
+            began = self.clock()
             checkpoint = await self.network.apply(static, confirm_timeout=confirm_timeout)
+            settled_in = self.clock() - began
+            deadline = 0.0
+            if checkpoint:
+                try:
+                    # The daemon's own countdown: it started when the checkpoint was made, so a
+                    # change slow to settle (a late DHCP server) has less than confirm_timeout left.
+                    deadline = await self.network.rollback_deadline(checkpoint)
+                except NotFound:
+                    raise Aborted(
+                        f"the change took {settled_in:.0f} s to take effect, longer than the {confirm_timeout} s"
+                        " confirm timeout: NetworkManager has already put the previous setting back"
+                    ) from None
             with self.store.lock():
                 if checkpoint:
-                    deadline = self.clock() + confirm_timeout
                     self.store.write(
                         PENDING_FILE,
                         json.dumps({"checkpoint": checkpoint, "deadline": deadline, "what": what}).encode(),
@@ -67,8 +87,10 @@ class NetworkService:
                 else:
                     self.store.remove(PENDING_FILE)
                 self.state.bump()
-            self.audit.record("network-changed", what=what, confirm_timeout=confirm_timeout)
-        return await self.show()
+            self.audit.record(
+                "network-changed", what=what, confirm_timeout=confirm_timeout, settled_in_ms=int(settled_in * 1000)
+            )
+        return replace(await self.show(), settled_in=settled_in)
 
     async def set_dhcp(self, *, confirm_timeout: int = DEFAULT_CONFIRM_TIMEOUT) -> NetworkState:
         return await self._apply(None, confirm_timeout, "dhcp")

@@ -49,6 +49,13 @@ class Trust:
         return {"peer_fingerprint": self.peer_fingerprint, "peer_name": self.peer_name, "paired_at": self.paired_at}
 
 
+def _trust(data: Any) -> Trust:
+    """trust.json as written by to_json (the loader treats what this refuses as damage)."""
+    trust = Trust(str(data["peer_fingerprint"]), str(data["peer_name"]), float(data["paired_at"]))
+    bytes.fromhex(trust.peer_fingerprint)
+    return trust
+
+
 @dataclass(frozen=True)
 class PairResult:
     client_cert_pem: bytes
@@ -80,8 +87,7 @@ class PairingService:
     # -- the window -------------------------------------------------------------------
 
     def _window(self) -> core.PairingWindow | None:
-        raw = self.store.read(WINDOW_FILE)
-        return core.PairingWindow.from_json(json.loads(raw)) if raw else None
+        return self.store.read_json(WINDOW_FILE, core.PairingWindow.from_json)
 
     def _open(self, reason: str) -> OpenWindow:
         code = core.format_code(self.entropy(core.CODE_BYTES))
@@ -134,8 +140,9 @@ class PairingService:
         version = self.store.version(TRUST_FILE)
         if self._trust_cache and self._trust_cache[0] == version:
             return self._trust_cache[1]
-        raw = self.store.read(TRUST_FILE)
-        trust = Trust(**json.loads(raw)) if raw else None
+        # Damaged trust is set aside: the satellite is then unpaired, which fails closed (the
+        # server is refused and must pair again), and the audit log says why.
+        trust = self.store.read_json(TRUST_FILE, _trust)
         self._trust_cache = (version, trust)
         return trust
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from satbridge.core.firewall import Plan
 from satbridge.core.logs import LogSource
@@ -13,6 +13,8 @@ from satbridge.core.network import NetworkState, StaticIPv4
 from satbridge.core.package import Health, Limits, Manifest
 from satbridge.core.status import Address, DiskUsage, MemoryUsage
 from satbridge.core.units import UnitState
+
+T = TypeVar("T")
 
 Clock = Callable[[], float]
 """Seconds since the epoch (time.time)."""
@@ -29,6 +31,16 @@ class Store(Protocol):
     """
 
     def read(self, name: str) -> bytes | None: ...
+
+    def read_json(self, name: str, parse: Callable[[Any], T], *, rebuild: bool = True, fix: str = "") -> T | None:
+        """The one loader of JSON state files: `parse(data)`, or None when the file is missing.
+
+        A damaged file (empty, truncated, binary, the wrong JSON type, or what `parse` refuses
+        with ValueError/TypeError/KeyError/AttributeError, a directory in its place) is moved
+        aside, kept and audited, and None returned when `rebuild` (defaults are safe); otherwise
+        FailedPrecondition names the file and `fix`.
+        """
+        ...
 
     def write(self, name: str, data: bytes, *, private: bool = False) -> None: ...
 
@@ -78,6 +90,8 @@ class Units(Protocol):
 
     def has_unit_file(self, unit: str) -> bool: ...
 
+    async def read_unit_file(self, unit: str) -> str | None: ...
+
     async def write_unit_file(self, unit: str, text: str) -> None: ...
 
     async def remove_unit_file(self, unit: str) -> None: ...
@@ -121,6 +135,10 @@ class Network(Protocol):
 
     async def apply(self, static: StaticIPv4 | None, *, confirm_timeout: int) -> str:
         """Configure static IPv4 (None: DHCP); with a timeout, inside a checkpoint whose path is returned."""
+        ...
+
+    async def rollback_deadline(self, checkpoint: str) -> float:
+        """When the daemon rolls `checkpoint` back (seconds since the epoch); NotFound once done."""
         ...
 
     async def confirm(self, checkpoint: str) -> None: ...

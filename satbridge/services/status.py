@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from satbridge.core.status import Status
+from satbridge.core.status import Address, DiskUsage, MemoryUsage, PairingStatus, Status
 from satbridge.errors import SatbridgeError
 from satbridge.services.firewall import FirewallService
 from satbridge.services.network import NetworkService
@@ -13,6 +15,13 @@ from satbridge.services.pairing import PairingService
 from satbridge.services.ports import Clock, HostInfo
 from satbridge.services.state import StateService
 from satbridge.services.xcc import XccService
+
+T = TypeVar("T")
+
+
+PART_DEADLINE = 2.0
+"""Seconds each part of the status may take (satctl's default deadline is 15 s; the parts run
+side by side, so a whole status answers within about this, whatever hangs)."""
 
 
 class StatusService:
@@ -26,6 +35,8 @@ class StatusService:
         network: NetworkService,
         clock: Clock,
         version: str,
+        *,
+        part_deadline: float = PART_DEADLINE,
     ) -> None:
         self.host = host
         self.pairing = pairing
@@ -35,39 +46,98 @@ class StatusService:
         self.network = network
         self.clock = clock
         self.version = version
+        self.part_deadline = part_deadline
 
     async def get(self) -> Status:
-        """Everything at once; a part that cannot be read becomes a warning, not a failure."""
-        status = await asyncio.to_thread(self._local)
-        warnings = list(status.warnings)
-        try:
-            status = replace(status, xcc=await self.xcc.status())
-        except SatbridgeError as exc:
-            warnings.append(f"XCC state unavailable: {exc}")
-        try:
-            fw = await self.firewall.get()
-            status = replace(status, firewall_revision=fw.revision)
-            warnings += fw.warnings
-        except SatbridgeError as exc:
-            warnings.append(f"firewall state unavailable: {exc}")
-        try:
-            status = replace(status, network=await self.network.show())
-        except SatbridgeError as exc:
-            warnings.append(f"network state unavailable: {exc}")
-        return replace(status, warnings=warnings)
+        """Everything at once, within about `part_deadline` seconds: a part that fails or does
+        not answer in time becomes a warning that names it, never a failure of the whole."""
+        final: Status | None = None
+        async for partial in self.updates():
+            final = partial
+        assert final is not None  # updates() yields at least once
+        return final
 
-    def _local(self) -> Status:
-        instance_id, generation = self.state.current()
-        return Status(
-            hostname=self.host.hostname(),
-            addresses=self.host.addresses(),
-            uptime_seconds=self.host.uptime_seconds(),
-            disk=self.host.disk(),
-            memory=self.host.memory(),
+    async def updates(self) -> AsyncIterator[Status]:
+        """The status as it fills in (the console draws each): first what this host knows
+        without asking a daemon, then one more part each time one answers. The last one carries
+        a warning for each part that failed or missed its deadline."""
+        warnings: list[str] = []
+        host_part, local_part = await asyncio.gather(
+            self._part("host information", asyncio.to_thread(self._host)),
+            self._part("bridge state files", asyncio.to_thread(self._local)),
+        )
+        host = host_part if isinstance(host_part, _Host) else None
+        local = local_part if isinstance(local_part, tuple) else None
+        status = Status(
+            hostname=host.hostname if host else "",
+            addresses=host.addresses if host else [],
+            uptime_seconds=host.uptime_seconds if host else 0.0,
+            disk=host.disk if host else DiskUsage("", 0, 0),
+            memory=host.memory if host else MemoryUsage(0, 0),
             bridge_version=self.version,
-            pairing=self.pairing.status(),
-            state_generation=generation,
-            instance_id=instance_id,
-            boot_id=self.host.boot_id(),
+            pairing=local[0] if local else PairingStatus(False),
+            state_generation=local[2] if local else 0,
+            instance_id=local[1] if local else "",
+            boot_id=host.boot_id if host else "",
             time=self.clock(),
         )
+        for part in (host_part, local_part):
+            if isinstance(part, str):
+                warnings.append(part)
+        yield replace(status, warnings=list(warnings))
+
+        async def xcc() -> Callable[[Status], Status]:
+            x = await self.xcc.status()
+            return lambda s: replace(s, xcc=x)
+
+        async def firewall() -> Callable[[Status], Status]:
+            fw = await self.firewall.get()
+            warnings.extend(fw.warnings)
+            return lambda s: replace(s, firewall_revision=fw.revision)
+
+        async def network() -> Callable[[Status], Status]:
+            n = await self.network.show()
+            return lambda s: replace(s, network=n)
+
+        pending = [
+            asyncio.ensure_future(self._part(name, job()))
+            for name, job in (("XCC state", xcc), ("firewall state", firewall), ("network state", network))
+        ]
+        try:
+            for done in asyncio.as_completed(pending):
+                result = await done
+                if isinstance(result, str):
+                    warnings.append(result)
+                else:
+                    status = result(status)
+                yield replace(status, warnings=list(warnings))
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _part(self, name: str, job: Awaitable[T]) -> T | str:
+        """The part's value, or the warning that replaces it."""
+        try:
+            return await asyncio.wait_for(job, self.part_deadline)
+        except TimeoutError:
+            return f"{name} unavailable: no answer within {self.part_deadline:g} s"
+        except SatbridgeError as exc:
+            return f"{name} unavailable: {exc}"
+
+    def _host(self) -> _Host:
+        h = self.host
+        return _Host(h.hostname(), h.addresses(), h.uptime_seconds(), h.disk(), h.memory(), h.boot_id())
+
+    def _local(self) -> tuple[PairingStatus, str, int]:
+        instance_id, generation = self.state.current()
+        return self.pairing.status(), instance_id, generation
+
+
+@dataclass(frozen=True)
+class _Host:
+    hostname: str
+    addresses: list[Address]
+    uptime_seconds: float
+    disk: DiskUsage
+    memory: MemoryUsage
+    boot_id: str

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from satbridge.core.units import XCC_UNIT, JobFailed, UnitState, XccStatus
+from satbridge.core.units import XCC_UNIT, JobFailed, UnitState, XccStatus, upgrade_xcc_unit
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
 from satbridge.services.ports import Locks, ReleasesPort, UnitLogs, Units
 
@@ -12,14 +13,26 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 90.0
 MAX_TIMEOUT = 600.0
+SETTLE_SECONDS = 1.5
+"""After a start job is done, XCC must stay active this long: a crash right at start (a bad
+config, a port in use) is an ABORTED start, not a success followed by auto-restart."""
 
 
 class XccService:
-    def __init__(self, units: Units, logs: UnitLogs, locks: Locks, releases: ReleasesPort) -> None:
+    def __init__(
+        self,
+        units: Units,
+        logs: UnitLogs,
+        locks: Locks,
+        releases: ReleasesPort,
+        *,
+        settle_seconds: float = SETTLE_SECONDS,
+    ) -> None:
         self.units = units
         self.logs = logs
         self.locks = locks
         self.releases = releases
+        self.settle_seconds = settle_seconds
 
     def installed(self) -> bool:
         return self.units.has_unit_file(XCC_UNIT)
@@ -43,11 +56,34 @@ class XccService:
         if not self.installed():
             raise FailedPrecondition("XCC is not installed on this satellite (install it with `satctl commission`)")
         async with self.locks.hold("xcc", timeout=wait):
+            await self._upgrade_unit()
             try:
                 await self.units.run_job(verb, XCC_UNIT, timeout=wait)
+                if verb != "stop":
+                    await self._settled(verb)
             except JobFailed as failed:
                 raise Aborted(await self._explain(failed)) from None
         return await self.status()
+
+    async def _upgrade_unit(self) -> None:
+        """Units installed by an older bridge (Type=simple) become Type=exec before they run."""
+        text = await self.units.read_unit_file(XCC_UNIT)
+        upgraded = upgrade_xcc_unit(text) if text is not None else None
+        if upgraded is not None:
+            log.info("rewriting %s from Type=simple to Type=exec", XCC_UNIT)
+            await self.units.write_unit_file(XCC_UNIT, upgraded)
+
+    async def _settled(self, verb: str) -> None:
+        """JobFailed unless the unit stays active for SETTLE_SECONDS after its job is done."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settle_seconds
+        while True:
+            state = await self.units.state(XCC_UNIT)
+            if state.active_state != "active":
+                raise JobFailed(XCC_UNIT, verb, f"done, then the unit went {state.active_state}/{state.sub_state}")
+            if loop.time() >= end:
+                return
+            await asyncio.sleep(0.1)
 
     async def _explain(self, failed: JobFailed) -> str:
         """The job's result, the unit's Result and exit status, and its last log lines."""

@@ -1,18 +1,32 @@
-"""State files: atomic writes, fcntl locks, and the Store adapter over a directory."""
+"""State files: atomic writes, fcntl locks, the one loader of JSON state files, and the Store
+adapter over a directory."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
+import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from satbridge.errors import Aborted, Internal, ResourceExhausted
+from satbridge.errors import Aborted, FailedPrecondition, Internal, ResourceExhausted
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DamageHook = Callable[[str, str, str], None]
+"""Called with (file name, where it was kept, what was wrong) when a damaged file is set aside."""
+
+MAX_STATE_FILE = 16 << 20
+"""No state file the bridge writes comes near this; a bigger one is damage, not data."""
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -46,6 +60,77 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file (or a directory in its place) to `<name>.damaged-<UTC time>` beside
+    it, so support can still read it and the name is free for a rebuilt one."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while kept.exists() or kept.is_symlink():
+        n += 1
+        kept = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    try:
+        os.rename(path, kept)
+    except OSError as exc:
+        raise FailedPrecondition(
+            f"{path} is damaged and cannot be moved aside ({exc.strerror}); remove it, or run a factory reset"
+        ) from None
+    fsync_dir(path.parent)
+    return kept
+
+
+def load_json(
+    path: Path,
+    parse: Callable[[Any], T],
+    *,
+    rebuild: bool = True,
+    fix: str = "run a factory reset",
+    on_damaged: DamageHook | None = None,
+) -> T | None:
+    """The one loader of JSON state files: `parse(json)` for a sound file, None for a missing one.
+
+    Damage is a file that is empty, not UTF-8, not JSON, too deeply nested or over
+    MAX_STATE_FILE, a directory (or anything unreadable) in its place, or JSON that `parse`
+    refuses with ValueError, TypeError, KeyError or AttributeError (the wrong type or shape).
+    With `rebuild`, the file is set aside (kept beside it, `on_damaged` told, so it is audited)
+    and None returned: the caller starts again from its defaults. Without it (where defaults
+    are not safe), FailedPrecondition names the file and `fix`, and the file stays as it is.
+    """
+    problem = ""
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            problem = "not a regular file"
+        else:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_STATE_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        problem = f"unreadable: {exc.strerror}"
+    if not problem:
+        try:
+            if len(raw) > MAX_STATE_FILE:
+                raise ValueError(f"over {MAX_STATE_FILE >> 20} MiB")
+            if not raw.strip():
+                raise ValueError("empty")
+            return parse(json.loads(raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
+        except json.JSONDecodeError as exc:
+            problem = f"not JSON: {exc}"
+        except RecursionError:
+            problem = "nested too deeply"
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = f"unexpected content: {type(exc).__name__}: {exc}"
+    if not rebuild:
+        raise FailedPrecondition(f"state file {path} is damaged ({problem}); {fix}")
+    kept = set_aside(path)
+    log.warning("state file %s was damaged (%s): kept as %s, starting again from defaults", path, problem, kept)
+    if on_damaged is not None:
+        on_damaged(path.name, str(kept), problem)
+    return None
+
+
 class ConfigDir:
     """The ConfigFiles port over a directory."""
 
@@ -75,8 +160,9 @@ class OwnedDirectory:
 class DirStore:
     """The Store port over one directory (the state directory)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, on_damaged: DamageHook | None = None) -> None:
         self.directory = directory
+        self.on_damaged = on_damaged
         self._thread_lock = threading.Lock()
 
     def _path(self, name: str) -> Path:
@@ -90,13 +176,23 @@ class DirStore:
         except FileNotFoundError:
             return None
 
+    def read_json(self, name: str, parse: Callable[[Any], T], *, rebuild: bool = True, fix: str = "") -> T | None:
+        """`name` through the one loader (load_json): damaged -> set aside and None, or refused."""
+        return load_json(
+            self._path(name), parse, rebuild=rebuild, fix=fix or "run a factory reset", on_damaged=self.on_damaged
+        )
+
     def write(self, name: str, data: bytes, *, private: bool = False) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self._path(name), data, mode=0o600 if private else 0o644)
 
     def remove(self, name: str) -> None:
+        path = self._path(name)
         try:
-            self._path(name).unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # damage (a directory in a file's place) goes too
+            else:
+                path.unlink()
         except FileNotFoundError:
             return
         fsync_dir(self.directory)

@@ -30,6 +30,7 @@ from satbridge.core.firewall import (
     foreign_input_rules,
 )
 from satbridge.errors import Aborted, FailedPrecondition, Internal, SatbridgeError, Unavailable
+from satbridge.system.files import DamageHook, load_json
 from satbridge.system.runner import run
 
 log = logging.getLogger(__name__)
@@ -283,20 +284,24 @@ class IptcFirewall:
         inp.insert_rule(jump)
 
 
+def _sandbox_rules(data: Any) -> dict[str, list[str]]:
+    """sandbox-firewall.json: {family: [rule line, ...]}."""
+    rules = {str(f): list(data[f]) for f in FAMILIES}
+    if not all(isinstance(line, str) for lines in rules.values() for line in lines):
+        raise TypeError("a rule line is not text")
+    return rules
+
+
 class SandboxFirewall:
     """The Firewall port in --sandbox mode: the plan is kept in a file, the kernel untouched."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None) -> None:
         self.path = path
+        self.on_damaged = on_damaged
 
     async def read(self) -> dict[str, list[str]]:
-        import json
-
-        try:
-            data: dict[str, list[str]] = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {f: [] for f in FAMILIES}
-        return data
+        data = await asyncio.to_thread(load_json, self.path, _sandbox_rules, on_damaged=self.on_damaged)
+        return data if data is not None else {f: [] for f in FAMILIES}
 
     async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
         import json

@@ -30,6 +30,7 @@ WIRED_TYPES = (1, 20)  # ethernet, veth (labs)
 STATE_ACTIVATED = 100
 TO_DISK = 0x1
 CHECKPOINT_DELETE_NEW_CONNECTIONS = 0x2
+CHECKPOINT = "org.freedesktop.NetworkManager.Checkpoint"
 
 
 def _variants(settings: dict[str, dict[str, Typed]]) -> dict[str, dict[str, Any]]:
@@ -113,7 +114,11 @@ class NmNetwork:
                 await bus.call(NM, device, DEVICE, "Reapply", "a{sa{sv}}tu", [{}, 0, 0])
             else:
                 await self._nm("ActivateConnection", "ooo", [profile, device, "/"])
-            await self._wait_configured(device, static)
+            settle = 30.0
+            if checkpoint:
+                # Waiting past the checkpoint's own rollback is pointless: NM undoes the change.
+                settle = max(1.0, min(settle, await self.rollback_deadline(str(checkpoint)) - time.time()))
+            await self._wait_configured(device, static, settle)
         except BaseException:
             if checkpoint:  # a change that failed half-way goes back at once, not in N seconds
                 try:
@@ -139,6 +144,16 @@ class NmNetwork:
         raise DeadlineExceeded(
             f"the device did not get its {'address' if static else 'DHCP lease'} within {timeout:g} s"
         )
+
+    async def rollback_deadline(self, checkpoint: str) -> float:
+        """When NetworkManager rolls `checkpoint` back, in seconds since the epoch: its timer
+        started at CheckpointCreate, not when the change settled. From the checkpoint's
+        `Created` (CLOCK_BOOTTIME, ms) and `RollbackTimeout` (s) properties (NM D-Bus API,
+        org.freedesktop.NetworkManager.Checkpoint). NotFound once NM has rolled it back."""
+        props = await (await self.bus()).get_all(NM, checkpoint, CHECKPOINT)
+        created_ms, timeout_s = int(props["Created"]), int(props["RollbackTimeout"])
+        left = created_ms / 1000 + timeout_s - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return time.time() + left
 
     async def confirm(self, checkpoint: str) -> None:
         try:

@@ -10,25 +10,45 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4
-from satbridge.errors import FailedPrecondition
-from satbridge.system.files import atomic_write
+from satbridge.errors import FailedPrecondition, NotFound
+from satbridge.system.files import DamageHook, atomic_write, load_json
 
 _DHCP = {"addresses": ["198.51.100.100/24"], "gateway": "198.51.100.1", "dns": ["198.51.100.53"], "search": []}
+
+
+def _parse(data: Any) -> dict[str, object]:
+    """sandbox-network.json: {"current": {...}, "hostname": str, "pending": {...} | null}."""
+    current = data["current"]
+    for key in ("method", "gateway"):
+        if not isinstance(current[key], str):
+            raise TypeError(key)
+    for key in ("addresses", "dns", "search"):
+        if not isinstance(current[key], list):
+            raise TypeError(key)
+    if not isinstance(data["hostname"], str):
+        raise TypeError("hostname")
+    pending = data.get("pending")
+    if pending is not None:
+        float(pending["deadline"])
+        str(pending["checkpoint"])
+        dict(pending["previous"])
+    return dict(data)
 
 
 class SandboxNetwork:
     """The Network port over a JSON file: one pretend wired device, sandbox0, and a DHCP
     server that always offers 198.51.100.100/24."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None) -> None:
         self.path = path
+        self.on_damaged = on_damaged
 
     def _load(self) -> dict[str, object]:
-        try:
-            data: dict[str, object] = json.loads(self.path.read_text())
-        except FileNotFoundError:
+        data = load_json(self.path, _parse, on_damaged=self.on_damaged)
+        if data is None:
             data = {"current": {"method": "auto", **_DHCP}, "hostname": "satellite"}
         pending = data.get("pending")
         if isinstance(pending, dict) and float(pending["deadline"]) <= time.time():
@@ -61,6 +81,12 @@ class SandboxNetwork:
         data["current"] = config
         self._save(data)
         return checkpoint
+
+    async def rollback_deadline(self, checkpoint: str) -> float:
+        pending = self._load().get("pending")
+        if not isinstance(pending, dict) or pending["checkpoint"] != checkpoint:
+            raise NotFound("the change was already rolled back")
+        return float(pending["deadline"])
 
     async def confirm(self, checkpoint: str) -> None:
         data = self._load()

@@ -127,6 +127,17 @@ class SystemdUnits:
     def has_unit_file(self, unit: str) -> bool:
         return (self.unit_dir / unit).is_file()
 
+    async def read_unit_file(self, unit: str) -> str | None:
+        """The unit file's text, None when there is none (or it is not a readable text file)."""
+
+        def read() -> str | None:
+            try:
+                return (self.unit_dir / unit).read_text()
+            except (OSError, UnicodeDecodeError):
+                return None
+
+        return await asyncio.to_thread(read)
+
     async def write_unit_file(self, unit: str, text: str) -> None:
         await asyncio.to_thread(atomic_write, self.unit_dir / unit, text.encode())
         await self.reload()

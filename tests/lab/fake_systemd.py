@@ -201,3 +201,19 @@ class FakeSystemd:
             self.bus.disconnect()
             with contextlib.suppress(Exception):
                 await self.bus.wait_for_disconnect()
+
+
+async def _serve_forever(address: str) -> None:
+    fake = await FakeSystemd(address).start()
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":
+    # A fake systemd in its own process, so a test can hang it (SIGSTOP) as a real one hangs.
+    import sys
+
+    asyncio.run(_serve_forever(sys.argv[1]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 
@@ -12,8 +13,12 @@ import pytest
 from satbridge.errors import FailedPrecondition, Unavailable
 from satbridge.services.network import NetworkService
 from satbridge.services.state import StateService
+from satbridge.services.status import PART_DEADLINE
+from satbridge.system.dbus import Bus
 from satbridge.system.files import DirStore, FileLocks
 from satbridge.system.networkmanager import NmNetwork
+from satbridge.wiring import wire
+from tests.conftest import loopback_config
 from tests.fakes import CountingEntropy, ListAudit
 from tests.lab.nm import nm_lab
 
@@ -126,3 +131,66 @@ async def test_missing_networkmanager_is_unavailable(bus_address, tmp_path):
     nowhere = NmNetwork(f"unix:path={tmp_path / 'no-bus'}")
     with pytest.raises(Unavailable):
         await nowhere.state()
+
+
+async def _pid_of(bus_address: str, name: str) -> int:
+    bus = await Bus.connect(bus_address)
+    try:
+        (pid,) = await bus.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            [name],
+        )
+        return int(pid)
+    finally:
+        await bus.close()
+
+
+async def test_a_hung_networkmanager_costs_only_the_network_part(service, lab, tmp_path):
+    # Issue 18, case 2: with NM stopped by SIGSTOP, status took 30 s (past satctl's 15 s).
+    bridge = wire(loopback_config(tmp_path / "root"))
+    bridge.status.network = service
+    assert (await bridge.status.get()).network is not None
+    pid = await _pid_of(lab.bus_address, "org.freedesktop.NetworkManager")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        status = await bridge.status.get()
+        took = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await bridge.aclose()
+    print(f"status with NetworkManager hung: {took:.2f} s")
+    assert took < PART_DEADLINE + 1.5, took
+    assert status.network is None
+    assert any(w.startswith("network state unavailable: no answer within") for w in status.warnings)
+
+
+async def test_the_countdown_is_networkmanagers_when_dhcp_answers_late(service, lab):
+    # Issue 18, case 3: a DHCP server answering after 10 s; the checkpoint's timer started at
+    # CheckpointCreate, so what is left is less than the confirm timeout, and we say how much.
+    await service.set_static("198.51.100.50/24", "198.51.100.1", [], confirm_timeout=0)
+    dnsmasq = int((lab.work / "dnsmasq.pid").read_text())
+    os.kill(dnsmasq, signal.SIGSTOP)
+    loop = asyncio.get_running_loop()
+    wake = loop.call_later(10, os.kill, dnsmasq, signal.SIGCONT)
+    began = time.monotonic()
+    try:
+        state = await service.set_dhcp(confirm_timeout=40)
+    finally:
+        wake.cancel()
+        os.kill(dnsmasq, signal.SIGCONT)
+    took = time.monotonic() - began
+    print(f"DHCP settled after {took:.1f} s; reported rollback in {state.pending_rollback_in:.1f} s")
+    assert took > 9
+    assert abs(state.settled_in - took) < 1
+    assert abs(state.pending_rollback_in - (40 - took)) < 1.5, (state.pending_rollback_in, took)
+    # And NetworkManager rolls back when we said it would.
+    expected_at = time.monotonic() + state.pending_rollback_in
+    while lab.kernel_v4() != ["198.51.100.50/24"]:
+        assert time.monotonic() < expected_at + 3, f"NM did not roll back: {lab.kernel_v4()}"
+        await asyncio.sleep(0.1)
+    assert abs(time.monotonic() - expected_at) < 2.0

@@ -1,0 +1,104 @@
+"""Status under a budget (issue 18, case 2): a hung daemon costs one part, never the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from satbridge.services.status import PART_DEADLINE
+from satbridge.wiring import wire
+from tests.conftest import loopback_config
+from tests.server.test_xcc import install
+
+SATCTL_DEADLINE = 15.0  # satctl's default deadline: the shortest a client we ship waits
+
+
+def _start_fake_systemd(address: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.lab.fake_systemd", address],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+async def test_a_hung_systemd_costs_only_the_xcc_part(root, bus_address):
+    install(root)
+    proc = _start_fake_systemd(bus_address)
+    try:
+        bridge = wire(replace(loopback_config(root), dbus_address=bus_address))
+        try:
+            assert (await bridge.status.get()).xcc is not None  # it answers while it runs
+            os.kill(proc.pid, signal.SIGSTOP)  # now it hangs: every call waits
+            began = time.monotonic()
+            status = await bridge.status.get()
+            took = time.monotonic() - began
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            await bridge.aclose()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert took < PART_DEADLINE + 1.5 < SATCTL_DEADLINE, took
+    assert status.xcc is None
+    assert any(w.startswith("XCC state unavailable: no answer within") for w in status.warnings), status.warnings
+    assert status.hostname
+    assert status.instance_id
+    assert status.network is not None
+
+
+async def test_parts_appear_as_they_answer(root, bus_address):
+    install(root)
+    proc = _start_fake_systemd(bus_address)
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        bridge = wire(replace(loopback_config(root), dbus_address=bus_address))
+        seen: list[tuple[float, bool, bool]] = []
+        began = time.monotonic()
+        try:
+            async for s in bridge.status.updates():
+                seen.append((time.monotonic() - began, s.network is not None, s.xcc is not None))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            await bridge.aclose()
+    finally:
+        proc.kill()
+        proc.wait()
+    first_at, first_network, _ = seen[0]
+    assert first_at < 1.0
+    assert not first_network
+    network_at = next(t for t, net, _ in seen if net)
+    assert network_at < 1.0, seen  # the sandbox network does not wait for the hung systemd
+    assert not any(x for _, _, x in seen)
+
+
+class _Slow:
+    async def _wait(self) -> None:
+        await asyncio.sleep(5)
+
+    status = get = show = _wait
+
+
+async def test_each_part_has_its_own_deadline(root):
+    # Three slow parts, run side by side, cost one deadline, not three.
+    bridge = wire(loopback_config(root))
+    service = bridge.status
+    service.part_deadline = 0.3
+    service.xcc = service.firewall = service.network = _Slow()  # type: ignore[assignment]
+    began = time.monotonic()
+    status = await service.get()
+    await bridge.aclose()
+    assert time.monotonic() - began < 1.0
+    assert sorted(w.split(" unavailable")[0] for w in status.warnings) == [
+        "XCC state",
+        "firewall state",
+        "network state",
+    ]
