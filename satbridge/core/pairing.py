@@ -127,10 +127,9 @@ class ChallengeBook:
     connection), and no other connection's traffic can evict it.
 
     * one live challenge per connection: a new GetIdentity on it replaces the connection's own;
-    * at most `per_address` connections of one address (IPv6: one /64) hold a challenge; beyond
-      that the address's *own* oldest is dropped;
-    * at most `capacity` in all; when full, new ones are refused (the caller answers
-      RESOURCE_EXHAUSTED), never made by evicting someone else's;
+    * at most `per_address` connections of one address (IPv6: one /64) hold a challenge, and at
+      most `capacity` in all; beyond either, new ones are refused (the caller answers
+      RESOURCE_EXHAUSTED), never made room for by evicting a challenge of another connection;
     * `ttl` seconds at most: the server sets it to the longest a pairing connection may live,
       so a challenge dies with its connection at the latest.
 
@@ -147,16 +146,14 @@ class ChallengeBook:
         self.abandoned = 0  # challenges that expired or were replaced unused
 
     def issue(self, challenge: bytes, peer: str, now: float) -> bytes | None:
-        """Bind `challenge` to `peer`; None when the book is full of other peers' challenges."""
+        """Bind `challenge` to `peer`; None when the book, or the peer's address, has no room."""
         self._expire(now)
         if self._issued.pop(peer, None) is not None:
             self.abandoned += 1
         address = peer_address(peer)
-        mine = [p for p in self._issued if peer_address(p) == address]
-        for old in mine[: max(0, len(mine) - self.per_address + 1)]:
-            del self._issued[old]
-            self.abandoned += 1
         if len(self._issued) >= self.capacity:
+            return None
+        if sum(1 for p in self._issued if peer_address(p) == address) >= self.per_address:
             return None
         self._issued[peer] = (challenge, now + self.ttl)
         return challenge
