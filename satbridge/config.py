@@ -54,11 +54,32 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class StrangerLimits:
+    """What unauthenticated peers may hold on the pairing port, all of them together.
+
+    The pairing port serves anyone on the LAN, so every resource a peer can hold there has a
+    bound and a deadline (issue 16); the management port has none of these and keeps the rest.
+    """
+
+    # Open connections on the pairing port, in all; more are accepted and closed at once. The
+    # bridge lowers it further to fit its descriptor limit (server/app.py::pairing_connection_cap).
+    connections: int = 128
+    # Seconds to finish the TLS handshake and send the HTTP/2 preface (SETTINGS).
+    handshake_seconds: float = 10.0
+    # Seconds a connection may stay without a call before it is closed (GOAWAY).
+    idle_seconds: float = 30.0
+    # Seconds any connection may live, calls or not (then GOAWAY and a 5 s grace): a stream
+    # that sends headers and nothing else dies with its connection.
+    max_age_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     listen: ListenAddress = field(default_factory=lambda: ListenAddress("::", 50051))
     pairing_listen: ListenAddress = field(default_factory=lambda: ListenAddress("::", 50052))
     # Seconds a SIGTERM waits for running calls before cancelling them.
     grace_seconds: float = 5.0
+    pairing_limits: StrangerLimits = field(default_factory=StrangerLimits)
 
 
 @dataclass(frozen=True)
@@ -119,13 +140,37 @@ def _listen(value: object, key: str) -> ListenAddress:
         raise ConfigError(exc.message, field=key) from None
 
 
+# [server] key -> (StrangerLimits field, lowest, highest)
+_LIMIT_KEYS: dict[str, tuple[str, float, float]] = {
+    "pairing_connections": ("connections", 1, 4096),
+    "pairing_handshake_seconds": ("handshake_seconds", 0.5, 120),
+    "pairing_idle_seconds": ("idle_seconds", 1, 3600),
+    "pairing_max_age_seconds": ("max_age_seconds", 1, 3600),
+}
+
+
+def _limits(srv: Mapping[str, Any]) -> StrangerLimits:
+    values: dict[str, Any] = {}
+    for key, (name, low, high) in _LIMIT_KEYS.items():
+        if key not in srv:
+            continue
+        value = srv[key]
+        if name == "connections":
+            values[name] = _int(value, f"server.{key}", int(low), int(high))
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigError(f"expected seconds between {low:g} and {high:g}, got {value!r}", field=f"server.{key}")
+        values[name] = float(value)
+    return StrangerLimits(**values)
+
+
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
     top = {"server", "pairing", "log", "dbus", "network", "logs", "update"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
-    srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds"})
+    srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds", *_LIMIT_KEYS})
     pair = _section(data, "pairing", {"window_minutes", "max_attempts", "auto_open"})
     log = _section(data, "log", {"level"})
     dbus = _section(data, "dbus", {"address"})
@@ -145,6 +190,7 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
         if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 300:
             raise ConfigError(f"expected seconds between 0 and 300, got {grace!r}", field="server.grace_seconds")
         server = replace(server, grace_seconds=float(grace))
+    server = replace(server, pairing_limits=_limits(srv))
     if server.listen.port and server.listen.port == server.pairing_listen.port:
         raise ConfigError("must differ from server.listen's port", field="server.pairing_listen")
     pairing = PairingConfig()
@@ -242,6 +288,12 @@ listen = "[::]:50051"
 # Pairing port: server-authenticated TLS, GetIdentity and Pair only.
 pairing_listen = "[::]:50052"
 grace_seconds = 5
+# The pairing port's budget for strangers (README, "Trust: how pairing works").
+# Connections in all (lowered to fit the descriptor limit), then seconds.
+pairing_connections = 128
+pairing_handshake_seconds = 10
+pairing_idle_seconds = 30
+pairing_max_age_seconds = 120
 
 [pairing]
 window_minutes = 15

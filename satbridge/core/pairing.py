@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,33 +103,72 @@ def open_window(code: str, *, now: float, minutes: int, attempts: int) -> Pairin
     return PairingWindow(code_key(code), now, now + 60 * minutes, attempts)
 
 
+def peer_address(peer: str) -> str:
+    """The address part of a grpc peer string, for per-address bounds: "ipv4:192.0.2.7:4711"
+    -> "ipv4:192.0.2.7"; IPv6 goes by its /64, the block one host can fill on its own."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return f"ipv4:{rest.rpartition(':')[0]}"
+    if kind == "ipv6":
+        host = rest.rpartition(":")[0].strip("[]").split("%")[0]
+        try:
+            net = ipaddress.IPv6Network(f"{host}/64", strict=False)
+        except ValueError:
+            return peer
+        return f"ipv6:{net}"
+    return peer
+
+
 @dataclass
 class ChallengeBook:
-    """Single-use pairing challenges, each bound to the connection (peer) it was issued on.
+    """Single-use pairing challenges, each bound to the connection it was issued on.
+
+    The rule (issue 16): a challenge belongs to its connection (grpc's peer string, one per TCP
+    connection), and no other connection's traffic can evict it.
+
+    * one live challenge per connection: a new GetIdentity on it replaces the connection's own;
+    * at most `per_address` connections of one address (IPv6: one /64) hold a challenge, and at
+      most `capacity` in all; beyond either, new ones are refused (the caller answers
+      RESOURCE_EXHAUSTED), never made room for by evicting a challenge of another connection;
+    * `ttl` seconds at most: the server sets it to the longest a pairing connection may live,
+      so a challenge dies with its connection at the latest.
 
     A proof includes the challenge, so a captured Pair request replayed on any other
-    connection, or twice, fails. Bounded, so a flood of GetIdentity calls cannot grow it.
+    connection, or twice, fails.
     """
 
-    ttl: float = 120.0
-    capacity: int = 1024
+    ttl: float = 125.0
+    per_address: int = 8
+    capacity: int = 4096
 
     def __post_init__(self) -> None:
-        self._issued: dict[bytes, tuple[str, float]] = {}
+        self._issued: dict[str, tuple[bytes, float]] = {}  # peer -> (challenge, expires)
+        self.abandoned = 0  # challenges that expired or were replaced unused
 
-    def issue(self, challenge: bytes, peer: str, now: float) -> bytes:
+    def issue(self, challenge: bytes, peer: str, now: float) -> bytes | None:
+        """Bind `challenge` to `peer`; None when the book, or the peer's address, has no room."""
         self._expire(now)
+        if self._issued.pop(peer, None) is not None:
+            self.abandoned += 1
+        address = peer_address(peer)
         if len(self._issued) >= self.capacity:
-            del self._issued[next(iter(self._issued))]
-        self._issued[challenge] = (peer, now + self.ttl)
+            return None
+        if sum(1 for p in self._issued if peer_address(p) == address) >= self.per_address:
+            return None
+        self._issued[peer] = (challenge, now + self.ttl)
         return challenge
 
     def redeem(self, challenge: bytes, peer: str, now: float) -> bool:
-        """True when `challenge` was issued to `peer` and has not expired; it is used up either way."""
+        """True when `challenge` is the one issued on `peer` and has not expired. The peer's
+        challenge is used up either way, so a wrong guess costs the guesser its own."""
         self._expire(now)
-        entry = self._issued.pop(challenge, None)
-        return entry is not None and entry[0] == peer
+        entry = self._issued.pop(peer, None)
+        return entry is not None and hmac.compare_digest(entry[0], challenge)
+
+    def __len__(self) -> int:
+        return len(self._issued)
 
     def _expire(self, now: float) -> None:
         for key in [k for k, (_, until) in self._issued.items() if until <= now]:
             del self._issued[key]
+            self.abandoned += 1

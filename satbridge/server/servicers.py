@@ -11,7 +11,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 
@@ -31,29 +32,46 @@ from satbridge.api.v1 import (
     xcc_pb2_grpc,
 )
 from satbridge.core.pairing import ChallengeBook
-from satbridge.errors import InvalidArgument, PermissionDenied, SatbridgeError
+from satbridge.errors import DeadlineExceeded, InvalidArgument, PermissionDenied, ResourceExhausted, SatbridgeError
 from satbridge.protocol import rule_set
 from satbridge.server import convert
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+# Seconds GetIdentity or Pair may take on the bridge (a file read; signing and two fsyncs): a
+# stranger's call never holds a worker thread or a call slot longer than this.
+PAIRING_CALL_SECONDS = 10.0
+
+
+async def _bounded(what: str, call: Awaitable[_T]) -> _T:
+    try:
+        return await asyncio.wait_for(call, PAIRING_CALL_SECONDS)
+    except TimeoutError:
+        raise DeadlineExceeded(f"{what} did not finish within {PAIRING_CALL_SECONDS:g} s on the bridge") from None
 
 
 class PairingServicer(pairing_pb2_grpc.PairingServicer):
-    def __init__(self, bridge: Bridge, *, issues_challenges: bool) -> None:
+    def __init__(self, bridge: Bridge, *, issues_challenges: bool, challenge_ttl: float = 125.0) -> None:
         self.bridge = bridge
         self.issues_challenges = issues_challenges
-        self.challenges = ChallengeBook()
+        self.challenges = ChallengeBook(ttl=challenge_ttl)
 
     async def GetIdentity(
         self, request: pairing_pb2.GetIdentityRequest, context: grpc.aio.ServicerContext
     ) -> pairing_pb2.GetIdentityResponse:
         identity = self.bridge.identity.current()
-        state = await asyncio.to_thread(self.bridge.pairing.status)
+        state = await _bounded("GetIdentity", asyncio.to_thread(self.bridge.pairing.status))
         challenge = b""
         if self.issues_challenges:
-            challenge = self.challenges.issue(secrets.token_bytes(32), context.peer(), time.monotonic())
+            issued = self.challenges.issue(secrets.token_bytes(32), context.peer(), time.monotonic())
+            if issued is None:
+                log.warning("GetIdentity from %s: every pairing challenge slot is taken", context.peer())
+                raise ResourceExhausted("too many pairing attempts in progress on this satellite; try again shortly")
+            challenge = issued
         return pairing_pb2.GetIdentityResponse(
             bridge_version=__version__,
             identity_fingerprint=identity.fingerprint.hex(),
@@ -75,11 +93,19 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         if len(request.proof) != 32:
             raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
         if not self.challenges.redeem(request.challenge, context.peer(), time.monotonic()):
+            log.warning("Pair from %s: challenge not issued on this connection", context.peer())
             raise PermissionDenied(
                 "challenge not issued on this connection, already used, or expired; call GetIdentity again"
             )
-        result = await asyncio.to_thread(
-            self.bridge.pairing.pair, request.csr_pem.encode(), request.challenge, request.proof
+        result = await _bounded(
+            "Pair",
+            asyncio.to_thread(
+                self.bridge.pairing.pair,
+                request.csr_pem.encode(),
+                request.challenge,
+                request.proof,
+                peer=context.peer(),
+            ),
         )
         return pairing_pb2.PairResponse(
             client_certificate_pem=result.client_cert_pem.decode(),

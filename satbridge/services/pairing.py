@@ -167,8 +167,9 @@ class PairingService:
 
     # -- pair / unpair ----------------------------------------------------------------
 
-    def pair(self, csr_pem: bytes, challenge: bytes, proof: bytes) -> PairResult:
-        """Verify the client's proof, sign its CSR, make it the one trusted server."""
+    def pair(self, csr_pem: bytes, challenge: bytes, proof: bytes, *, peer: str = "") -> PairResult:
+        """Verify the client's proof, sign its CSR, make it the one trusted server. `peer` (the
+        connection's address, when it came over the network) goes into the audit log."""
         if len(proof) != 32:
             raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
         csr = certs.check_csr(csr_pem)
@@ -188,7 +189,11 @@ class PairingService:
                 else:
                     self.store.remove(WINDOW_FILE)
                 self.audit.record(
-                    "pairing-failed", peer_name=csr.name, attempts_left=window.attempts_left, reason="bad proof"
+                    "pairing-failed",
+                    peer_name=csr.name,
+                    peer=peer,
+                    attempts_left=window.attempts_left,
+                    reason="bad proof",
                 )
                 if not window.attempts_left:
                     self.audit.record("pairing-window-closed", reason="too many failed attempts")
@@ -206,6 +211,7 @@ class PairingService:
             self.audit.record(
                 "paired",
                 peer_name=csr.name,
+                peer=peer,
                 peer_fingerprint=trust.peer_fingerprint,
                 replaced=previous.peer_fingerprint if previous else "",
             )

@@ -71,7 +71,10 @@ def test_challenge_is_single_use_and_bound_to_its_peer():
     book = pairing.ChallengeBook(ttl=60)
     book.issue(b"a" * 32, "ipv4:127.0.0.1:1000", now=0)
     assert not book.redeem(b"a" * 32, "ipv4:127.0.0.1:2000", now=1), "another connection"
-    assert not book.redeem(b"a" * 32, "ipv4:127.0.0.1:1000", now=1), "used up by the failed try"
+    assert book.redeem(b"a" * 32, "ipv4:127.0.0.1:1000", now=1), "another connection's try cannot use it up"
+    book.issue(b"d" * 32, "ipv4:127.0.0.1:1000", now=0)
+    assert not book.redeem(b"x" * 32, "ipv4:127.0.0.1:1000", now=1), "a wrong challenge"
+    assert not book.redeem(b"d" * 32, "ipv4:127.0.0.1:1000", now=1), "used up by its own connection's wrong try"
     book.issue(b"b" * 32, "p", now=0)
     assert book.redeem(b"b" * 32, "p", now=1)
     assert not book.redeem(b"b" * 32, "p", now=1), "single use"
@@ -83,5 +86,27 @@ def test_challenge_book_is_bounded():
     book = pairing.ChallengeBook(capacity=3)
     for i in range(10):
         book.issue(bytes([i]) * 32, "p", now=0)
-    assert not book.redeem(bytes([0]) * 32, "p", now=0)
+    assert len(book) == 1, "one challenge per connection: the newest"
     assert book.redeem(bytes([9]) * 32, "p", now=0)
+
+
+def test_no_flood_from_other_connections_evicts_a_challenge():
+    book = pairing.ChallengeBook(capacity=64, per_address=8)
+    honest = "ipv4:192.0.2.10:40000"
+    assert book.issue(b"h" * 32, honest, now=0)
+    issued = [book.issue(p.to_bytes(32, "big"), f"ipv4:198.51.100.7:{p}", now=1) for p in range(20000)]
+    assert sum(1 for c in issued if c) == 8, "one flooding address, many connections: per_address, then refused"
+    assert len(book) == 9
+    for host in range(200):  # many addresses: the book fills, then refuses, never evicts
+        book.issue(b"z" * 32, f"ipv6:[2001:db8:{host:x}::1]:443", now=2)
+    assert len(book) == 64
+    assert book.issue(b"n" * 32, "ipv4:203.0.113.1:1", now=3) is None
+    assert book.redeem(b"h" * 32, honest, now=4)
+    assert book.issue(b"n" * 32, "ipv4:203.0.113.1:1", now=4), "a redeemed slot is free again"
+
+
+def test_ipv6_peers_are_bounded_per_64():
+    assert pairing.peer_address("ipv6:[2001:db8:1:2:aaaa::1]:5000") == "ipv6:2001:db8:1:2::/64"
+    assert pairing.peer_address("ipv6:[2001:db8:1:2:bbbb::9]:6000") == "ipv6:2001:db8:1:2::/64"
+    assert pairing.peer_address("ipv4:192.0.2.1:80") == "ipv4:192.0.2.1"
+    assert pairing.peer_address("unix:/run/x") == "unix:/run/x"

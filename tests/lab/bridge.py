@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +126,9 @@ class Serving:
 
 
 @contextmanager
-def serving(root: Path, *, env: dict[str, str] | None = None) -> Iterator[Serving]:
+def serving(
+    root: Path, *, env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None
+) -> Iterator[Serving]:
     """`satbridge --sandbox --serve` on two free loopback ports, until the `with` ends."""
     mgmt, pairing = free_port(), free_port()
     proc = subprocess.Popen(
@@ -146,6 +148,7 @@ def serving(root: Path, *, env: dict[str, str] | None = None) -> Iterator[Servin
             f"127.0.0.1:{pairing}",
         ],
         env=env,
+        preexec_fn=preexec_fn,  # e.g. a descriptor limit for the bridge alone
         stderr=None if os.environ.get("SATBRIDGE_TEST_STDERR") else subprocess.DEVNULL,  # debugging aid
     )
     try:
