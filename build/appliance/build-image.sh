@@ -32,6 +32,7 @@ for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy sfdisk objcopy qemu-img; do
 done
 T0=$(date +%s)
 ROOTFS=$("$HERE/build-rootfs.sh" | tail -1)
+exec 8>"$ROOTFS.use" && flock -s 8  # in use until this script ends: no build removes it meanwhile
 mkdir -p "$OUT"
 WORK=$(mktemp -d "$OUT/.work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

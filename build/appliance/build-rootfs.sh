@@ -6,8 +6,9 @@
 #   build/appliance/build-rootfs.sh [CACHE_DIR]          (root; needs mmdebstrap) build if needed
 #   build/appliance/build-rootfs.sh --path [CACHE_DIR]   print where the rootfs is (or will be)
 #
-# The result is cached in CACHE_DIR/rootfs-<hash>, the hash taken over this script (the build
-# inputs), so CI rebuilds only when they change. Prints the rootfs path on its last line (stdout);
+# The result is cached in CACHE_DIR/rootfs-<hash>, the hash taken over mmdebstrap's arguments
+# (the build inputs), so CI rebuilds only when they change. Whoever uses a rootfs holds a shared
+# flock on CACHE_DIR/rootfs-<hash>.use meanwhile, so a build from other inputs never removes it. Prints the rootfs path on its last line (stdout);
 # mmdebstrap's progress goes to stderr. The mirror is the one apt on this machine already uses.
 #
 # Safe to interrupt, by any signal: builds run under a lock (CACHE_DIR/.lock, flock(1)) in
@@ -18,8 +19,26 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PRINT_PATH=
 if [ "${1:-}" = --path ]; then PRINT_PATH=1; shift; fi
-CACHE=${1:-${SATBRIDGE_LAB_CACHE:-/var/cache/satbridge-lab}}
-KEY=$(sha256sum < "$HERE/build-rootfs.sh" | cut -c1-16)
+# canonical (absolute, no symlink, no trailing slash), as /proc/self/mountinfo names mounts
+CACHE=$(realpath -m -- "${1:-${SATBRIDGE_LAB_CACHE:-/var/cache/satbridge-lab}}")
+
+# The build's inputs: the rootfs is keyed by these alone, so a change to how this script cleans
+# up or locks does not make every cache stale.
+MMDEBSTRAP_ARGS=(
+  --variant=minbase --mode=root
+  --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,systemd-timesyncd,network-manager,iptables,python3,iproute2,procps,less,ncurses-term
+  '--aptopt=Acquire::Languages "none"'
+  '--dpkgopt=path-exclude=/usr/share/man/*' '--dpkgopt=path-exclude=/usr/share/doc/*'
+  '--dpkgopt=path-exclude=/usr/share/locale/*' '--dpkgopt=path-include=/usr/share/locale/locale.alias'
+  '--customize-hook=echo satellite > "$1/etc/hostname"'
+  '--customize-hook=printf "127.0.0.1 localhost\n127.0.1.1 satellite\n" > "$1/etc/hosts"'
+  '--customize-hook=chroot "$1" update-alternatives --set iptables /usr/sbin/iptables-legacy'
+  '--customize-hook=chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy'
+  '--customize-hook=chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service 2>/dev/null || true'
+  '--customize-hook=chroot "$1" systemctl set-default multi-user.target'
+)
+SUITE=bookworm
+KEY=$(printf '%s\n' "$SUITE" "${MMDEBSTRAP_ARGS[@]}" | sha256sum | cut -c1-16)
 OUT="$CACHE/rootfs-$KEY"
 if [ -n "$PRINT_PATH" ] || [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi
 command -v mmdebstrap >/dev/null || { echo "build-rootfs.sh: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 2; }
@@ -35,15 +54,24 @@ fi
 if [ -f "$OUT/.complete" ]; then echo "$OUT"; exit 0; fi  # built while we waited
 
 # Remove DIR, a partial tree, after unmounting whatever is mounted at or under it (deepest first).
+# mountinfo(5) writes space, tab, newline and backslash in paths as octal escapes (\040...).
 # --one-file-system: should an unmount fail, rm never descends into the host's /proc, /sys or /dev.
 remove_tree() {
     local dir=$1 target
-    awk -v d="$dir" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
-        while read -r target; do umount -l "$target" 2>/dev/null || true; done
-    rm -rf --one-file-system "$dir"
+    while read -r _ _ _ _ target _; do
+        target=$(printf '%b' "$target")
+        if [ "$target" = "$dir" ] || [[ $target == "$dir"/* ]]; then printf '%s\n' "$target"; fi
+    done < /proc/self/mountinfo | sort -r | while IFS= read -r target; do umount -l -- "$target" || true; done
+    rm -rf --one-file-system -- "$dir"
+}
+# A rootfs in use (booted by a lab, copied by build-image.sh) is held by a shared flock on
+# rootfs-KEY.use; it is removed only when nobody holds that.
+remove_if_unused() {
+    local dir=$1
+    if flock -n -x "$dir.use" true 2>/dev/null; then remove_tree "$dir"; rm -f -- "$dir.use"; fi
 }
 for dir in "$CACHE"/rootfs-*; do
-    [ -e "$dir" ] || continue
+    [ -d "$dir" ] || continue
     if [[ $dir == *.tmp.* ]] || [ ! -f "$dir/.complete" ]; then
         echo "build-rootfs.sh: removing the partial build $dir" >&2
         remove_tree "$dir"
@@ -56,24 +84,16 @@ TMP="$OUT.tmp.$$"
 trap 'remove_tree "$TMP"' EXIT
 T0=$(date +%s)
 echo "build-rootfs.sh: building $OUT with mmdebstrap (about 80 s on 2 cores)" >&2
-mmdebstrap --variant=minbase --mode=root \
-  --include=systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,systemd-timesyncd,network-manager,iptables,python3,iproute2,procps,less,ncurses-term \
-  --aptopt='Acquire::Languages "none"' \
-  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-  --customize-hook='echo satellite > "$1/etc/hostname"' \
-  --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 satellite\n" > "$1/etc/hosts"' \
-  --customize-hook='chroot "$1" update-alternatives --set iptables /usr/sbin/iptables-legacy' \
-  --customize-hook='chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy' \
-  --customize-hook='chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service 2>/dev/null || true' \
-  --customize-hook='chroot "$1" systemctl set-default multi-user.target' \
-  bookworm "$TMP" "$MIRROR" >&2
+mmdebstrap "${MMDEBSTRAP_ARGS[@]}" "$SUITE" "$TMP" "$MIRROR" >&2
 touch "$TMP/.complete"
 mv "$TMP" "$OUT"
 trap - EXIT
-# the cache keeps one rootfs: the ones built from earlier inputs are dead weight (~550 MB each)
-for old in "$CACHE"/rootfs-*; do
-    [ "$old" = "$OUT" ] || remove_tree "$old"
-done
+# Rootfs built from other inputs are dead weight (~550 MB each); keep the newest one besides
+# ours (another checkout may still boot it), and remove the others unless a lab is using them.
+older=()
+while IFS= read -r dir; do
+    [ "$dir" = "$OUT" ] || [ ! -f "$dir/.complete" ] || older+=("$dir")
+done < <(ls -1dt "$CACHE"/rootfs-* 2>/dev/null | grep -v '\.use$' || true)
+for dir in "${older[@]:1}"; do remove_if_unused "$dir"; done
 echo "build-rootfs.sh: mmdebstrap took $(( $(date +%s) - T0 )) s, $(du -sh "$OUT" | cut -f1)" >&2
 echo "$OUT"

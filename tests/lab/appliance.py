@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lock import exclusive
+from tests.lab.lock import exclusive, in_use
 
 TOP = Path(__file__).resolve().parents[2]
 BUILD = TOP / "build" / "appliance"
@@ -168,10 +168,11 @@ def booted(name: str = "satlab", *, log: Path, veth: bool = False) -> Iterator[A
         pytest.skip(reason)
     if veth and not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq is missing (apt-get install dnsmasq-base)")
-    with exclusive(f"nspawn-{name}"):
+    rootfs = rootfs_path()
+    with exclusive(f"nspawn-{name}"), in_use(rootfs):
         if veth:  # a netns of this name left by a run that was killed is ours: start clean
             subprocess.run(["ip", "netns", "del", f"lab-{name}"], capture_output=True)
-        with _booted(name, rootfs_path(), log=log, veth=veth) as appliance:
+        with _booted(name, rootfs, log=log, veth=veth) as appliance:
             yield appliance
 
 

@@ -28,3 +28,15 @@ def exclusive(name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def in_use(rootfs: Path) -> Iterator[None]:
+    """A shared flock on ROOTFS.use while the `with` block boots it: build-rootfs.sh removes a
+    rootfs built from other inputs only when nobody holds this (another checkout may boot it)."""
+    fd = os.open(f"{rootfs}.use", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
