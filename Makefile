@@ -24,6 +24,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 # pairing code and the satctl line that pairs with it (with the ports, when not the defaults).
 SANDBOXED := $(BIN)/satbridge --root $(SANDBOX) --sandbox --listen $(LISTEN) --pairing-listen $(PAIRING_LISTEN)
 run: venv
+	@$(BIN)/python build/check-ports.py $(LISTEN) $(PAIRING_LISTEN)
 	$(SANDBOXED) init-config
 	$(SANDBOXED) pair-window open
 	@echo "Serving (Ctrl-C stops); satctl is $(BIN)/satctl"
@@ -43,11 +44,17 @@ unit: venv
 setup:
 	build/setup-labs.sh
 
-# Sequential on purpose: set-up first, so no lab builds inside a test's timeout.
+# Sequential on purpose: set-up first, so no lab builds inside a test's timeout. Under sudo, what
+# it made in the checkout goes back to the user who ran sudo, so their own `make` keeps working.
 test:
-	$(MAKE) --no-print-directory setup
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit PYTEST_ARGS='$(PYTEST_ARGS)'
+	@status=0; \
+	$(MAKE) --no-print-directory setup && \
+	$(MAKE) --no-print-directory lint && \
+	$(MAKE) --no-print-directory unit PYTEST_ARGS='$(PYTEST_ARGS)' || status=$$?; \
+	if [ -n "$${SUDO_UID:-}" ]; then \
+	    chown -R "$$SUDO_UID:$$SUDO_GID" $(VENV) .mypy_cache .ruff_cache .pytest_cache .setuptools-build *.egg-info 2>/dev/null; \
+	fi; \
+	exit $$status
 
 proto: venv
 	$(BIN)/python build/gen_proto.py

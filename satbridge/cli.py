@@ -132,7 +132,7 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
         return 0
     window = pairing.open_window() if action == "open" else pairing.show_window()
     server = bridge.config.server
-    addresses = reachable_addresses(server.pairing_listen, bridge.status.host.addresses())
+    addresses = reachable_addresses([server.pairing_listen, server.listen], bridge.status.host.addresses())
     if as_json:
         print(
             json.dumps(
@@ -153,6 +153,12 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
     print(f"  Fingerprint:   {_group(window.fingerprint)}")
     print(f"  Addresses:     {', '.join(addresses) or '(none)'}")
     print(f"  Ports:         pairing {server.pairing_listen.port}, management {server.listen.port}")
+    if 0 in (server.listen.port, server.pairing_listen.port):
+        # port 0: the kernel picks one when the bridge starts; any line printed now would be wrong
+        print(
+            "On the server:  satctl pair ADDRESS CODE --port P --pairing-port Q, with the ports the bridge listens on"
+        )
+        return 0
     for address in addresses or ["ADDRESS"]:
         print(f"On the server:  {_pair_command(address, window.code, server.listen.port, server.pairing_listen.port)}")
     return 0
@@ -422,7 +428,12 @@ def _run(opts: argparse.Namespace) -> int:
         if config.paths.config_file.exists():
             print(f"{config.paths.config_file} exists; left as it is")
         else:
-            atomic_write(config.paths.config_file, DEFAULT_TOML.encode())
+            # the listen addresses given now (--listen, $SATBRIDGE_LISTEN) go into the file, so
+            # the console, which reads only the file, shows where this bridge really listens
+            text = DEFAULT_TOML.replace('listen = "[::]:50051"', f'listen = "{config.server.listen}"').replace(
+                'pairing_listen = "[::]:50052"', f'pairing_listen = "{config.server.pairing_listen}"'
+            )
+            atomic_write(config.paths.config_file, text.encode())
             print(f"wrote {config.paths.config_file}")
         return 0
     from satbridge.wiring import wire

@@ -170,6 +170,10 @@ def test_what_make_run_prints_is_what_works(tmp_path):
 
     flags = ["--sandbox", "--listen", f"127.0.0.1:{free_port()}", "--pairing-listen", f"127.0.0.1:{free_port()}"]
     assert satbridge(tmp_path, *flags, "init-config").returncode == 0
+    from satbridge.config import load_config
+
+    written = load_config(tmp_path, env={}).server  # what the console reads: the file alone
+    assert [str(written.listen), str(written.pairing_listen)] == [flags[2], flags[4]]
     opened = satbridge(tmp_path, *flags, "pair-window", "open")
     assert opened.returncode == 0, opened.stderr
     commands = [
@@ -197,3 +201,12 @@ def test_what_make_run_prints_is_what_works(tmp_path):
         serving.terminate()
         serving.wait(timeout=30)
     assert len(commands) == 1, f"a loopback listen is reachable at one address only: {commands}"
+
+
+def test_port_zero_prints_no_line_that_cannot_work(tmp_path):
+    opened = satbridge(
+        tmp_path, "--sandbox", "--listen", "127.0.0.1:0", "--pairing-listen", "127.0.0.1:0", "pair-window", "open"
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert "--port 0" not in opened.stdout
+    assert "with the ports the bridge listens on" in opened.stdout

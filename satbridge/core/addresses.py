@@ -54,23 +54,43 @@ def _wildcard_family(host: str) -> int | None:
     return 0 if ip.version == 6 else 4
 
 
-def reachable_addresses(listen: ListenAddress, host: Sequence[Address]) -> list[str]:
-    """The addresses a server types to reach a bridge listening on `listen`, in the host's order.
+def reachable_addresses(listens: Sequence[ListenAddress], host: Sequence[Address]) -> list[str]:
+    """The addresses a server types to reach every one of `listens` (the pairing and the
+    management port), in the host's order. An address that reaches only one of them is no use:
+    pairing there succeeds, and every call after it fails.
 
     A wildcard listen (`[::]` or empty: every family; `0.0.0.0`: IPv4 only, see ipv6(7) on
-    dual-stack sockets) is reachable on each of the host's addresses except loopback and IPv6
-    link-local (which needs a zone to be typed). A listen on one address or name is reachable
-    there only, even when that is loopback: showing the host's other addresses then would send the
-    server where nothing listens.
+    dual-stack sockets) is reachable on each of the host's addresses except IPv6 link-local
+    (which needs a zone to be typed). A listen on one address or name is reachable there only.
+    Loopback is shown only when a listen names it: a remote server cannot use it.
     """
-    family = _wildcard_family(listen.host)
-    if family is None:
-        return [listen.host]
-    found: list[str] = []
-    for address in host:
-        ip = ipaddress.ip_address(address.address)
-        if ip.is_loopback or ip.is_link_local or (family == 4 and ip.version == 6):
+    reach: list[list[str]] = []
+    for listen in listens:
+        family = _wildcard_family(listen.host)
+        if family is None:
+            reach.append([listen.host])
             continue
-        if address.address not in found:
-            found.append(address.address)
+        reach.append(
+            [
+                a.address
+                for a in host
+                if not ipaddress.ip_address(a.address).is_link_local
+                and not (family == 4 and ipaddress.ip_address(a.address).version == 6)
+            ]
+        )
+    named = {listen.host for listen in listens if _wildcard_family(listen.host) is None}
+    found: list[str] = []
+    for address in reach[0] if reach else []:
+        if address in found or not all(address in other for other in reach[1:]):
+            continue
+        if address not in named and _is_loopback(address):
+            continue
+        found.append(address)
     return found
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"

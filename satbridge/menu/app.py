@@ -199,7 +199,7 @@ class MenuApp:
                 )
                 return
             left = int((p.window_expires_at or 0) - self.bridge.pairing.clock())
-            addresses = reachable_addresses(server.pairing_listen, self.bridge.status.host.addresses())
+            addresses = reachable_addresses([server.pairing_listen, server.listen], self.bridge.status.host.addresses())
             text.set_text(
                 "\n".join(
                     [

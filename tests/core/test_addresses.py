@@ -39,33 +39,41 @@ HOST = [
 
 
 @pytest.mark.parametrize(
-    ("listen", "shown"),
+    ("pairing", "management", "shown"),
     [
-        ("::", ["192.0.2.2", "2001:db8::2"]),
-        ("", ["192.0.2.2", "2001:db8::2"]),
-        ("0.0.0.0", ["192.0.2.2"]),
-        ("127.0.0.1", ["127.0.0.1"]),  # `make run`: only where it listens, never the host's others
-        ("192.0.2.2", ["192.0.2.2"]),
-        ("localhost", ["localhost"]),
+        ("::", "::", ["192.0.2.2", "2001:db8::2"]),
+        ("", "", ["192.0.2.2", "2001:db8::2"]),
+        ("0.0.0.0", "::", ["192.0.2.2"]),
+        ("127.0.0.1", "127.0.0.1", ["127.0.0.1"]),  # `make run`: only where it listens, never the host's others
+        ("192.0.2.2", "::", ["192.0.2.2"]),
+        ("0.0.0.0", "127.0.0.1", ["127.0.0.1"]),  # pairing everywhere, management on loopback only
+        ("::", "192.0.2.9", []),  # no address reaches both ports
+        ("localhost", "localhost", ["localhost"]),
     ],
 )
-def test_reachable_addresses_are_where_it_listens(listen, shown):
-    assert reachable_addresses(ListenAddress(listen, 50052), HOST) == shown
+def test_reachable_addresses_reach_both_ports(pairing, management, shown):
+    listens = [ListenAddress(pairing, 50052), ListenAddress(management, 50051)]
+    assert reachable_addresses(listens, HOST) == shown
 
 
 addresses = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str)).map(lambda a: Address("if", a, 64))
+listen_hosts = st.sampled_from(["::", "0.0.0.0", "", "127.0.0.1", "2001:db8::9", "192.0.2.2"])
 
 
-@given(st.lists(addresses, max_size=8), st.sampled_from(["::", "0.0.0.0", "", "127.0.0.1", "2001:db8::9"]))
-def test_reachable_addresses_never_name_an_unreachable_one(host, listen):
-    shown = reachable_addresses(ListenAddress(listen, 1), host)
-    if listen not in ("::", "0.0.0.0", ""):
-        assert shown == [listen]
-        return
+@given(st.lists(addresses, max_size=8), listen_hosts, listen_hosts)
+def test_reachable_addresses_never_name_an_unreachable_one(host, pairing, management):
+    listens = [ListenAddress(pairing, 1), ListenAddress(management, 2)]
+    shown = reachable_addresses(listens, host)
     assert len(shown) == len(set(shown))
     for text in shown:
         ip = ipaddress.ip_address(text)
-        assert not ip.is_loopback
         assert not ip.is_link_local
-        assert listen != "0.0.0.0" or ip.version == 4
-        assert text in {a.address for a in host}
+        for listen in listens:  # each port is reachable there
+            if listen.host in ("::", ""):
+                assert text in {a.address for a in host}
+            elif listen.host == "0.0.0.0":
+                assert ip.version == 4
+                assert text in {a.address for a in host}
+            else:
+                assert text == listen.host
+        assert not ip.is_loopback or text in (pairing, management)
