@@ -32,7 +32,7 @@ def labs_required() -> bool:
     """True once build/setup-labs.sh has set this machine up (its stamp, as root), and always in
     CI: then every test can run here, and a test that skips anyway is a failure, not a quiet
     pass (a missing package, an unbuilt rootfs or a missing interpreter must turn CI red)."""
-    if os.environ.get("CI", "").lower() == "true":
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
         return True
     return os.geteuid() == 0 and (LAB_CACHE / "setup.done").exists()
 
@@ -47,7 +47,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped although the labs are set up here (CI, or build/setup-labs.sh ran): {reason}"
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+@pytest.hookimpl(tryfirst=True)  # before the terminal files it under "skipped"
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A whole module that skips at collection (importorskip, allow_module_level) counts too."""
+    if report.skipped and labs_required():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped at collection although the labs are set up here: {reason}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest's own, so after its short summary
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    yield
     skipped = terminalreporter.stats.get("skipped", [])
     if not skipped:
         return
