@@ -82,18 +82,22 @@ class FirewallService:
             self.state.bump()
 
     def factory(self) -> fw.RuleSet:
-        """The factory rule set: the config directory's file, else only the bridge's ports."""
-        text = self.config.read_text(FACTORY_FILE)
-        if text is None:
+        """The factory rule set: the config directory's file, else only the bridge's ports.
+
+        The file is the admin's, not the caller's: whatever is wrong with it (a directory or FIFO
+        in its place, too big, not UTF-8, not JSON, a field the schema refuses) is
+        FailedPrecondition naming the file and the field, and nothing is applied."""
+        raw = self.config.read_bytes(FACTORY_FILE, limit=fw.MAX_RULE_FILE)
+        if raw is None:
             return FACTORY
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidArgument(f"{FACTORY_FILE} is not JSON: {exc}", field=FACTORY_FILE) from None
+            data = fw.loads(raw, self.config.describe(FACTORY_FILE))
+        except InvalidArgument as exc:
+            raise FailedPrecondition(f"{exc}; fix or remove the file") from None
         try:
             return fw.from_json(data)
         except InvalidArgument as exc:  # name the file as well as the field
-            raise InvalidArgument(f"{FACTORY_FILE}: {exc}") from None
+            raise FailedPrecondition(f"{self.config.describe(FACTORY_FILE)}: {exc}; fix or remove the file") from None
 
     def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:
         return fw.from_json(data["rules"]) if data.get("rules") is not None else self.factory()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -133,3 +134,44 @@ async def test_restore_at_start_drops_an_unconfirmed_change(parts, tmp_path):
     assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]
     assert (await fresh.get()).pending_revision == 0
     service._disarm()
+
+
+# -- red team of issue 15 ---------------------------------------------------------------------
+
+
+def _factory_bodies(etc):
+    """Each makes the factory file bad in another way; Reset said INTERNAL for several."""
+    path = etc / FACTORY_FILE
+    yield (
+        "5000-digit port",
+        lambda: path.write_text('{"rules": [{"protocol": "tcp", "action": "accept", "ports": [' + "9" * 5000 + "]}]}"),
+        FACTORY_FILE,
+    )
+    yield "not UTF-8", lambda: path.write_bytes(b'{"rules": [], "default_action": "\xff"}'), "UTF-8"
+    yield "a directory", lambda: path.mkdir(), "directory"
+    yield "a FIFO", lambda: os.mkfifo(path), "regular file"
+    yield (
+        "a bad field",
+        lambda: path.write_text('{"rules": [{"protocol": "tcp", "action": "allow"}]}'),
+        ("rules[0].action"),
+    )
+    yield "a key twice", lambda: path.write_text('{"rules": [], "rules": []}'), "twice"
+    yield "too big", lambda: path.write_bytes(b" " * (fw.MAX_RULE_FILE + 1)), str(fw.MAX_RULE_FILE)
+
+
+async def test_a_bad_factory_file_is_failed_precondition_naming_it_and_changes_nothing(parts, tmp_path):
+    service, backend, audit = parts
+    await service.set(OPEN_SIP)
+    before = await backend.read()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for what, make, said in _factory_bodies(etc):
+        make()
+        with pytest.raises(FailedPrecondition) as exc:
+            await asyncio.wait_for(service.reset(by="test"), 10)
+        assert FACTORY_FILE in str(exc.value), (what, exc.value)
+        assert said in str(exc.value), (what, exc.value)
+        assert await backend.read() == before, what
+        path = etc / FACTORY_FILE
+        path.rmdir() if path.is_dir() else path.unlink()
+    assert "firewall-reset" not in audit.names()
