@@ -280,6 +280,11 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
         raise InvalidArgument("must be 1..3600 seconds", field="--confirm-timeout")
     request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=opts.confirm_timeout)
     state = await client.firewall_call("Set", request)
+    if not state.pending_revision:  # the set in force already: nothing to confirm
+        print(f"no change: these rules are revision {state.revision}, already in force")
+        for w in state.warnings:
+            print(f"warning: {w}")
+        return 0
     print(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
     if opts.no_confirm:
         return 0

@@ -345,6 +345,91 @@ def foreign_input_rules(save_output: str) -> tuple[list[str], list[str]]:
     return ahead, behind
 
 
+MAX_NAMED = 10
+"""Foreign rules a warning names; the rest are counted. Thousands of hand-made rules made
+Get and Status answers bigger than satctl's 4 MiB limit (red team of issue 15, finding 3)."""
+MAX_LINE = 200
+MAX_WARNINGS = 24
+MAX_WARNING = 3000
+"""Every answer carries at most MAX_WARNINGS warnings of at most MAX_WARNING characters each
+(72 KB), whatever the kernel holds."""
+
+
+def name_some(lines: list[str], limit: int = MAX_NAMED) -> str:
+    """`lines` for a warning: the first `limit`, each cut to MAX_LINE characters, then how many
+    more there are ("a; b; ... and 8990 more")."""
+    shown = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines[:limit]]
+    more = len(lines) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def bound_warnings(warnings: list[str]) -> tuple[str, ...]:
+    """At most MAX_WARNINGS warnings of at most MAX_WARNING characters: an answer's size never
+    depends on what someone else put in the kernel."""
+    cut = [w if len(w) <= MAX_WARNING else w[: MAX_WARNING - 1] + "…" for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        cut[-1] = f"{len(warnings) - MAX_WARNINGS + 1} more warnings not shown"
+    return tuple(cut)
+
+
+def jump_is_first(save_output: str) -> bool:
+    """Whether INPUT's first rule is the bridge's jump (what every Set leaves behind)."""
+    for line in save_output.splitlines():
+        if line.startswith("-A INPUT "):
+            return line == JUMP_LINE
+    return False
+
+
+def other_jumps(save_output: str) -> bool:
+    """Whether INPUT jumps to the bridge's chain other than by its own plain jump (someone wrote
+    `-A INPUT -i eth0 -j SATBRIDGE-IN`): those are found and removed rule by rule, slowly."""
+    return any(
+        line.startswith("-A INPUT ") and line.endswith(f" -j {IN_CHAIN}") and line != JUMP_LINE
+        for line in save_output.splitlines()
+    )
+
+
+EARLY_CHAINS = {"raw": ("PREROUTING",), "mangle": ("PREROUTING", "INPUT")}
+"""Legacy tables whose chains see incoming packets before the filter table's INPUT does."""
+
+
+def early_rules(table: str, save_output: str) -> list[str]:
+    """What the `table` (raw or mangle) does to incoming packets before the bridge's rules: its
+    PREROUTING/INPUT rules and any policy other than ACCEPT, as iptables-legacy-save prints them."""
+    found = []
+    for chain in EARLY_CHAINS[table]:
+        for line in save_output.splitlines():
+            if line.startswith(f":{chain} ") and not line.startswith(f":{chain} ACCEPT"):
+                found.append(f"policy {line[1:].split(' [')[0]}")
+            elif line.startswith(f"-A {chain} "):
+                found.append(line)
+    return found
+
+
+def nft_input_hooks(chains_json: str) -> list[str]:
+    """From `nft -j list chains`: the native nftables chains hooked where incoming packets pass
+    (prerouting, input, ingress), as "family table chain (hook H, policy P)". Tables of
+    iptables-nft (ip/ip6 filter, raw, mangle, nat, security) are left out: iptables-nft-save
+    shows those. Returns [] for output it cannot read."""
+    try:
+        items = json.loads(chains_json).get("nftables", [])
+    except (ValueError, AttributeError, RecursionError):
+        return []
+    xtables = {"filter", "raw", "mangle", "nat", "security"}
+    found = []
+    for item in items if isinstance(items, list) else []:
+        chain = item.get("chain") if isinstance(item, dict) else None
+        if not isinstance(chain, dict) or chain.get("hook") not in ("prerouting", "input", "ingress"):
+            continue
+        family, table = str(chain.get("family", "")), str(chain.get("table", ""))
+        if family in ("ip", "ip6") and table in xtables:
+            continue
+        found.append(
+            f"{family} {table} {chain.get('name', '')} (hook {chain['hook']}, policy {chain.get('policy', 'accept')})"
+        )
+    return found
+
+
 def expected_lines(p: Plan, family: str) -> list[str]:
     """What bridge_lines() reads back when `p` is in force (INPUT's jump first, as save orders)."""
     specs = p.chains[family]

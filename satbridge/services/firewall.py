@@ -116,7 +116,7 @@ class FirewallService:
             revision=int(data["revision"]),
             pending_revision=int(pending["revision"]) if pending else 0,
             rollback_in=max(0.0, float(pending["deadline"]) - self.clock()) if pending else 0.0,
-            warnings=tuple(await self.firewall.warnings()),
+            warnings=fw.bound_warnings(await self.firewall.warnings()),
         )
 
     async def set(self, rules: fw.RuleSet, *, confirm_timeout: int = 0, base_revision: int = 0) -> FirewallState:
@@ -131,8 +131,17 @@ class FirewallService:
                 )
             if base_revision and base_revision != data["revision"]:
                 raise Aborted(f"the rules changed meanwhile: revision {data['revision']}, not {base_revision}")
-            previous = self._plan(self._confirmed(data))
-            await self._apply(self._plan(rules), previous)
+            confirmed = self._confirmed(data)
+            previous = self._plan(confirmed)
+            changed = await self._apply(self._plan(rules), previous)
+            if rules == confirmed:
+                # The set in force again: no new revision, nothing to confirm or roll back. The
+                # kernel was brought back to it if it had drifted (the jump moved in front of
+                # someone's rules, a table flushed by hand): that, not a change, is audited.
+                if changed:
+                    self.audit.record("firewall-reapplied", revision=int(data["revision"]), families=",".join(changed))
+                log.info("firewall Set: revision %s already in force (kernel changed: %s)", data["revision"], changed)
+                return await self.get()
             revision = int(data.get("last_revision", data["revision"])) + 1
             data["last_revision"] = revision
             if confirm_timeout:
@@ -155,12 +164,9 @@ class FirewallService:
         changed = await self.firewall.apply(plan, previous)
         for family in changed:
             if ahead.get(family):
-                self.audit.record("firewall-jump-moved", family=family, now_ahead_of="; ".join(ahead[family]))
-                log.warning(
-                    "firewall %s: the bridge's jump now comes before rules it did not write: %s",
-                    family,
-                    "; ".join(ahead[family]),
-                )
+                named = fw.name_some(ahead[family])  # bounded: thousands of rules make no huge line
+                self.audit.record("firewall-jump-moved", family=family, rules=len(ahead[family]), now_ahead_of=named)
+                log.warning("firewall %s: the bridge's jump now comes before rules it did not write: %s", family, named)
         return changed
 
     async def confirm(self, revision: int) -> FirewallState:

@@ -466,3 +466,54 @@ def test_a_source_is_accepted_only_as_written_in_ascii_without_padding(network, 
 
     assert re.fullmatch(r"[0-9A-Fa-f:.]+(/(0|[1-9][0-9]*))?", text, re.ASCII), repr(text)
     assert ipaddress.ip_network(source) == ipaddress.ip_network(text)
+
+
+# -- red team of issue 15: bounded warnings, what else filters ---------------------------------
+
+
+def test_warnings_name_the_first_few_and_count_the_rest():
+    lines = [f"-A INPUT -s 203.0.113.{i % 256}/32 -m comment --comment {'x' * 500} -j ACCEPT" for i in range(9000)]
+    text = fw.name_some(lines)
+    assert text.endswith("; and 8990 more")
+    assert len(text) <= fw.MAX_NAMED * (fw.MAX_LINE + 2) + 30
+    assert fw.name_some(["a", "b"]) == "a; b"
+    bounded = fw.bound_warnings([text * 10] * 100)
+    assert len(bounded) == fw.MAX_WARNINGS
+    assert all(len(w) <= fw.MAX_WARNING for w in bounded)
+    assert bounded[-1] == f"{100 - fw.MAX_WARNINGS + 1} more warnings not shown"
+    assert fw.bound_warnings(["a", "b"]) == ("a", "b")
+
+
+def test_the_jump_is_first_only_when_inputs_first_rule_is_it():
+    assert fw.jump_is_first("*filter\n-A INPUT -j SATBRIDGE-IN\n-A INPUT -s 1.2.3.4/32 -j ACCEPT\n")
+    assert not fw.jump_is_first("-A INPUT -s 1.2.3.4/32 -j ACCEPT\n-A INPUT -j SATBRIDGE-IN\n")
+    assert not fw.jump_is_first("-A OUTPUT -j ACCEPT\n")
+    assert fw.other_jumps("-A INPUT -i eth0 -j SATBRIDGE-IN\n")
+    assert not fw.other_jumps("-A INPUT -j SATBRIDGE-IN\n-A INPUT -j SATBRIDGE-INX\n")
+
+
+def test_early_tables_report_their_rules_and_policies():
+    raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A PREROUTING -s 203.0.113.10/32 -j DROP\nCOMMIT\n"
+    assert fw.early_rules("raw", raw) == ["-A PREROUTING -s 203.0.113.10/32 -j DROP"]
+    mangle = "*mangle\n:PREROUTING DROP [0:0]\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\n-A FORWARD -j DROP\nCOMMIT\n"
+    assert fw.early_rules("mangle", mangle) == ["policy PREROUTING DROP", "-A INPUT -j DROP"]
+    assert fw.early_rules("raw", "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n") == []
+
+
+def test_native_nft_chains_on_input_are_named_and_iptables_nft_ones_left_to_its_save():
+    chains = {
+        "nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"chain": {"family": "inet", "table": "rt15", "name": "in", "hook": "input", "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "hook": "input", "policy": "accept"}},
+            {"chain": {"family": "ip6", "table": "mine", "name": "pre", "hook": "prerouting", "policy": "drop"}},
+            {"chain": {"family": "inet", "table": "t", "name": "out", "hook": "output"}},
+            {"chain": {"family": "inet", "table": "t", "name": "regular"}},
+        ]
+    }
+    assert fw.nft_input_hooks(json.dumps(chains)) == [
+        "inet rt15 in (hook input, policy accept)",
+        "ip6 mine pre (hook prerouting, policy drop)",
+    ]
+    for junk in ("", "[]", "null", '{"nftables": 5}', '{"nftables": [1, {"chain": 2}]}'):
+        assert fw.nft_input_hooks(junk) == []

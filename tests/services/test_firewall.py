@@ -86,7 +86,7 @@ async def test_one_pending_change_at_a_time_and_lost_races(parts):
     await service.confirm(1)
     with pytest.raises(Aborted):
         await service.set(OPEN_SIP, base_revision=7)
-    assert (await service.set(OPEN_SIP, base_revision=1)).revision == 2
+    assert (await service.set(fw.RuleSet((), fw.Action.REJECT), base_revision=1)).revision == 2
 
 
 async def test_bad_input_changes_nothing(parts):
@@ -175,3 +175,20 @@ async def test_a_bad_factory_file_is_failed_precondition_naming_it_and_changes_n
         path = etc / FACTORY_FILE
         path.rmdir() if path.is_dir() else path.unlink()
     assert "firewall-reset" not in audit.names()
+
+
+async def test_a_no_op_set_keeps_its_revision_and_audits_no_change(parts):
+    """Every no-op Set bumped the revision and audited firewall-set/-confirmed, kernel untouched."""
+    service, backend, audit = parts
+    first = await service.set(OPEN_SIP)
+    kernel = await backend.read()
+    spelled_otherwise = fw.RuleSet(
+        (fw.Rule(fw.Family.BOTH, fw.Protocol.UDP, fw.Action.ACCEPT, (fw.PortRange(5060, 5060),), ()),),
+        fw.Action.DROP,
+    )
+    for again in (OPEN_SIP, spelled_otherwise):
+        state = await service.set(again, confirm_timeout=30)
+        assert (state.revision, state.pending_revision) == (first.revision, 0)
+    assert await backend.read() == kernel
+    assert audit.names() == ["firewall-set"]
+    assert (await service.set(fw.RuleSet((), fw.Action.DROP))).revision == first.revision + 1
