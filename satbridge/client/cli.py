@@ -155,6 +155,8 @@ async def _run(opts: argparse.Namespace) -> int:
             mark = "*" if sat.name == inv.default else " "
             print(f"{mark} {sat.name}\t{sat.host}:{sat.port}\t{sat.fingerprint[:16]}…\tgeneration {sat.max_generation}")
         return 0
+    if opts.command == "firewall" and opts.action == "set":
+        opts.rules = _rules_from_file(opts.file)  # a bad file fails here: nothing is sent
     sat = inv.get(opts.satellite)
     async with connect(sat, inv, timeout=opts.timeout) as client:
         if opts.command == "unpair":
@@ -227,21 +229,19 @@ async def _xcc(client: SatelliteClient, opts: argparse.Namespace) -> int:
 
 
 def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
-    from satbridge.core.firewall import from_json
+    """A rule file through the one checked reader (a regular file, never a blocking open, at
+    most MAX_RULE_FILE bytes) and the one strict JSON reading and schema (core.firewall):
+    every problem is INVALID_ARGUMENT naming the file or the field (exit 2), never a traceback."""
+    from satbridge.core.firewall import MAX_RULE_FILE, from_json, loads
     from satbridge.protocol import rule_set_msg
+    from satbridge.system.files import read_regular
 
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc.strerror}", field="FILE") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}", field="FILE") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"{path} is not JSON: {exc}", field="FILE") from None
-    except RecursionError:
-        raise InvalidArgument(f"{path} is nested too deeply to be a rule file", field="FILE") from None
-    # The one strict schema (core.firewall.from_json): errors name the field, e.g. rules[0].ports.
-    return rule_set_msg(from_json(data))
+        raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
+    except FileNotFoundError:
+        raise InvalidArgument(f"no such file {path}", field="FILE") from None
+    # Errors name the field, e.g. rules[0].ports.
+    return rule_set_msg(from_json(loads(raw, str(path), field="FILE")))
 
 
 def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
@@ -278,10 +278,13 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
         return 0
     if not 0 < opts.confirm_timeout <= 3600:
         raise InvalidArgument("must be 1..3600 seconds", field="--confirm-timeout")
-    request = firewall_pb2.SetFirewallRequest(
-        rules=_rules_from_file(opts.file), confirm_timeout_seconds=opts.confirm_timeout
-    )
+    request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=opts.confirm_timeout)
     state = await client.firewall_call("Set", request)
+    if not state.pending_revision:  # the set in force already: nothing to confirm
+        print(f"no change: these rules are revision {state.revision}, already in force")
+        for w in state.warnings:
+            print(f"warning: {w}")
+        return 0
     print(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
     if opts.no_confirm:
         return 0
@@ -388,13 +391,15 @@ def _package(opts: argparse.Namespace) -> int:
     from satbridge.client import package
 
     if opts.action == "keygen":
-        key, pub = package.keygen(opts.out)
-        print(f"wrote {key} (keep it secret) and {pub} (install it in /etc/satbridge/keys/ on satellites)")
+        made, pub = package.keygen(opts.out)
+        print(f"wrote {made} (keep it secret) and {pub} (install it in /etc/satbridge/keys/ on satellites)")
         return 0
+    from satbridge.system.files import read_regular
+
     try:
-        key = opts.key.read_bytes()
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {opts.key}: {exc.strerror}", field="--key") from None
+        key = read_regular(opts.key, limit=64 << 10, field="--key")  # a PEM key is well under 1 KiB
+    except FileNotFoundError:
+        raise InvalidArgument(f"no such file {opts.key}", field="--key") from None
     manifest = package.manifest_for(opts.dir)
     suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[opts.compression]
     out = opts.output or Path(f"{manifest.name}-{manifest.version}{suffix}")

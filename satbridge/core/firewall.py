@@ -31,8 +31,15 @@ the size of every answer carrying the set, so that any accepted set round-trips 
 Get within satctl's defaults (15 s deadline, gRPC's 4 MiB receive limit; tests prove both)."""
 ICMP_ECHO_LIMIT = ("10/sec", "20")
 COMMENT_CHARS = frozenset(string.ascii_letters + string.digits + " _-.:,;/()[]{}+=@#%&*!?<>|~^$")
-_PORT_TEXT = re.compile(r"([0-9]{1,5})(?:[-:]([0-9]{1,5}))?", re.ASCII)
-_CIDR_TEXT = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?", re.ASCII)
+MAX_RULE_FILE = 8 << 20
+"""Bytes of a rule file (satctl's FILE, the factory file). The largest accepted set takes about
+1.3 MB as compact JSON and under 4 MB indented by 4 (a test proves it); anything bigger is
+refused before it is parsed."""
+# One ASCII grammar, refused rather than normalised: no whitespace, no signs, no leading zeros
+# (a "00080" port or a "/024" prefix is a typo, not a spelling), no non-ASCII digits.
+_NUMBER = r"(?:0|[1-9][0-9]{0,4})"
+_PORT_TEXT = re.compile(rf"({_NUMBER})(?:[-:]({_NUMBER}))?", re.ASCII)
+_CIDR_TEXT = re.compile(r"[0-9A-Fa-f:.]+(?:/(?:0|[1-9][0-9]{0,2}))?", re.ASCII)
 _BARE = set(string.ascii_letters + string.digits + "_-")
 
 
@@ -77,6 +84,11 @@ class RuleSet:
     default_action: Action = Action.DROP
 
 
+def _shown(n: int) -> str:
+    """A number for an error message: a huge one is not printed (int() refuses over 4300 digits)."""
+    return str(n) if isinstance(n, int) and -(10**9) < n < 10**9 else "a number out of range"
+
+
 def _check_rule(i: int, rule: Rule) -> Rule:
     at = f"rules[{i}]"
     if not isinstance(rule.family, Family):
@@ -90,7 +102,9 @@ def _check_rule(i: int, rule: Rule) -> Rule:
     entries = 0
     for j, p in enumerate(rule.ports):
         if not (1 <= p.first <= 65535 and 1 <= p.last <= 65535):
-            raise InvalidArgument(f"ports are 1..65535, got {p.first}-{p.last}", field=f"{at}.ports[{j}]")
+            raise InvalidArgument(
+                f"ports are 1..65535, got {_shown(p.first)}-{_shown(p.last)}", field=f"{at}.ports[{j}]"
+            )
         if p.first > p.last:
             raise InvalidArgument(f"range runs backwards: {p.first}-{p.last}", field=f"{at}.ports[{j}]")
         entries += 1 if p.first == p.last else 2
@@ -100,14 +114,15 @@ def _check_rule(i: int, rule: Rule) -> Rule:
         raise InvalidArgument(f"at most {MAX_SOURCES} sources per rule", field=f"{at}.sources")
     sources = []
     for j, text in enumerate(rule.sources):
-        # ASCII hex digits, dots, colons and one prefix length: no zone ids ("fe80::%eth0", which
-        # iptables cannot express), no netmasks, no non-ASCII digits.
-        if not isinstance(text, str) or not _CIDR_TEXT.fullmatch(text.strip()):
+        # ASCII hex digits, dots, colons and one prefix length without leading zeros: no zone ids
+        # ("fe80::%eth0", which iptables cannot express), no netmasks, no non-ASCII digits, and no
+        # whitespace around it (refused, not stripped: one grammar with the ports).
+        if not isinstance(text, str) or not _CIDR_TEXT.fullmatch(text):
             raise InvalidArgument(
                 f"not a CIDR network: {text!r} (e.g. 198.51.100.0/24 or 2001:db8::/32)", field=f"{at}.sources[{j}]"
             )
         try:
-            net = ipaddress.ip_network(text.strip(), strict=True)
+            net = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:
             raise InvalidArgument(f"not a CIDR network: {exc}", field=f"{at}.sources[{j}]") from None
         if (rule.family is Family.V4 and net.version != 4) or (rule.family is Family.V6 and net.version != 6):
@@ -330,6 +345,91 @@ def foreign_input_rules(save_output: str) -> tuple[list[str], list[str]]:
     return ahead, behind
 
 
+MAX_NAMED = 10
+"""Foreign rules a warning names; the rest are counted. Thousands of hand-made rules made
+Get and Status answers bigger than satctl's 4 MiB limit (red team of issue 15, finding 3)."""
+MAX_LINE = 200
+MAX_WARNINGS = 24
+MAX_WARNING = 3000
+"""Every answer carries at most MAX_WARNINGS warnings of at most MAX_WARNING characters each
+(72 KB), whatever the kernel holds."""
+
+
+def name_some(lines: list[str], limit: int = MAX_NAMED) -> str:
+    """`lines` for a warning: the first `limit`, each cut to MAX_LINE characters, then how many
+    more there are ("a; b; ... and 8990 more")."""
+    shown = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines[:limit]]
+    more = len(lines) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def bound_warnings(warnings: list[str]) -> tuple[str, ...]:
+    """At most MAX_WARNINGS warnings of at most MAX_WARNING characters: an answer's size never
+    depends on what someone else put in the kernel."""
+    cut = [w if len(w) <= MAX_WARNING else w[: MAX_WARNING - 1] + "…" for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        cut[-1] = f"{len(warnings) - MAX_WARNINGS + 1} more warnings not shown"
+    return tuple(cut)
+
+
+def jump_is_first(save_output: str) -> bool:
+    """Whether INPUT's first rule is the bridge's jump (what every Set leaves behind)."""
+    for line in save_output.splitlines():
+        if line.startswith("-A INPUT "):
+            return line == JUMP_LINE
+    return False
+
+
+def other_jumps(save_output: str) -> bool:
+    """Whether INPUT jumps to the bridge's chain other than by its own plain jump (someone wrote
+    `-A INPUT -i eth0 -j SATBRIDGE-IN`): those are found and removed rule by rule, slowly."""
+    return any(
+        line.startswith("-A INPUT ") and line.endswith(f" -j {IN_CHAIN}") and line != JUMP_LINE
+        for line in save_output.splitlines()
+    )
+
+
+EARLY_CHAINS = {"raw": ("PREROUTING",), "mangle": ("PREROUTING", "INPUT")}
+"""Legacy tables whose chains see incoming packets before the filter table's INPUT does."""
+
+
+def early_rules(table: str, save_output: str) -> list[str]:
+    """What the `table` (raw or mangle) does to incoming packets before the bridge's rules: its
+    PREROUTING/INPUT rules and any policy other than ACCEPT, as iptables-legacy-save prints them."""
+    found = []
+    for chain in EARLY_CHAINS[table]:
+        for line in save_output.splitlines():
+            if line.startswith(f":{chain} ") and not line.startswith(f":{chain} ACCEPT"):
+                found.append(f"policy {line[1:].split(' [')[0]}")
+            elif line.startswith(f"-A {chain} "):
+                found.append(line)
+    return found
+
+
+def nft_input_hooks(chains_json: str) -> list[str]:
+    """From `nft -j list chains`: the native nftables chains hooked where incoming packets pass
+    (prerouting, input, ingress), as "family table chain (hook H, policy P)". Tables of
+    iptables-nft (ip/ip6 filter, raw, mangle, nat, security) are left out: iptables-nft-save
+    shows those. Returns [] for output it cannot read."""
+    try:
+        items = json.loads(chains_json).get("nftables", [])
+    except (ValueError, AttributeError, RecursionError):
+        return []
+    xtables = {"filter", "raw", "mangle", "nat", "security"}
+    found = []
+    for item in items if isinstance(items, list) else []:
+        chain = item.get("chain") if isinstance(item, dict) else None
+        if not isinstance(chain, dict) or chain.get("hook") not in ("prerouting", "input", "ingress"):
+            continue
+        family, table = str(chain.get("family", "")), str(chain.get("table", ""))
+        if family in ("ip", "ip6") and table in xtables:
+            continue
+        found.append(
+            f"{family} {table} {chain.get('name', '')} (hook {chain['hook']}, policy {chain.get('policy', 'accept')})"
+        )
+    return found
+
+
 def expected_lines(p: Plan, family: str) -> list[str]:
     """What bridge_lines() reads back when `p` is in force (INPUT's jump first, as save orders)."""
     specs = p.chains[family]
@@ -411,6 +511,49 @@ def _list(data: dict[str, object], key: str, at: str) -> list[object]:
     return value
 
 
+class _Object(dict[str, object]):
+    """A JSON object as loads() reads it, remembering the first key it saw twice."""
+
+    duplicate: str | None = None
+
+
+def _object(pairs: list[tuple[str, object]]) -> _Object:
+    obj = _Object()
+    for key, value in pairs:
+        if key in obj and obj.duplicate is None:
+            obj.duplicate = key
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(raw: bytes, source: str, *, field: str | None = None) -> object:
+    """Strict JSON from a file a person wrote: UTF-8 text, no NaN/Infinity, every failure
+    (bad UTF-8, bad syntax, an integer over Python's 4300-digit limit, nesting deep enough to
+    exhaust the stack) an InvalidArgument naming `source`. A key given twice is not decided
+    here: from_json() refuses it naming its field (json keeps the last, silently)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{source} is not UTF-8 text: {exc.reason} at byte {exc.start}", field=field) from None
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidArgument(f"{source} is nested too deeply to be a rule file", field=field) from None
+    except ValueError as exc:  # JSONDecodeError, and int()'s digit limit
+        raise InvalidArgument(f"{source} is not JSON: {str(exc)[:200]}", field=field) from None
+
+
+def _unique(obj: dict[str, object], at: str) -> None:
+    duplicate = getattr(obj, "duplicate", None)
+    if duplicate is not None:
+        path = f"{at}.{_key(duplicate[:40])}" if at else _key(duplicate[:40])
+        raise InvalidArgument("this key is given twice (JSON would keep only the last)", field=path)
+
+
 def from_json(data: object) -> RuleSet:
     """The one schema of a rule set in JSON (satctl's rule file, the factory file, the state
     file, the sandbox), strict about types as well as values; raises InvalidArgument naming the
@@ -424,6 +567,7 @@ def from_json(data: object) -> RuleSet:
     """
     if not isinstance(data, dict):
         raise InvalidArgument(f"expected an object with rules and default_action, got {_kind(data)}", field="rules")
+    _unique(data, "")
     unknown = sorted(str(k)[:40] for k in data if k not in _TOP_KEYS)
     if unknown:
         raise InvalidArgument(f"unknown keys {unknown}; expected {list(_TOP_KEYS)}", field=_key(unknown[0]))
@@ -432,6 +576,7 @@ def from_json(data: object) -> RuleSet:
         at = f"rules[{i}]"
         if not isinstance(r, dict):
             raise InvalidArgument(f"expected an object, got {_kind(r)}", field=at)
+        _unique(r, at)
         unknown = sorted(str(k)[:40] for k in r if k not in _RULE_KEYS)
         if unknown:
             raise InvalidArgument(

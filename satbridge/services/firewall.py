@@ -82,18 +82,22 @@ class FirewallService:
             self.state.bump()
 
     def factory(self) -> fw.RuleSet:
-        """The factory rule set: the config directory's file, else only the bridge's ports."""
-        text = self.config.read_text(FACTORY_FILE)
-        if text is None:
+        """The factory rule set: the config directory's file, else only the bridge's ports.
+
+        The file is the admin's, not the caller's: whatever is wrong with it (a directory or FIFO
+        in its place, too big, not UTF-8, not JSON, a field the schema refuses) is
+        FailedPrecondition naming the file and the field, and nothing is applied."""
+        raw = self.config.read_bytes(FACTORY_FILE, limit=fw.MAX_RULE_FILE)
+        if raw is None:
             return FACTORY
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidArgument(f"{FACTORY_FILE} is not JSON: {exc}", field=FACTORY_FILE) from None
+            data = fw.loads(raw, self.config.describe(FACTORY_FILE))
+        except InvalidArgument as exc:
+            raise FailedPrecondition(f"{exc}; fix or remove the file") from None
         try:
             return fw.from_json(data)
         except InvalidArgument as exc:  # name the file as well as the field
-            raise InvalidArgument(f"{FACTORY_FILE}: {exc}") from None
+            raise FailedPrecondition(f"{self.config.describe(FACTORY_FILE)}: {exc}; fix or remove the file") from None
 
     def _confirmed(self, data: dict[str, Any]) -> fw.RuleSet:
         return fw.from_json(data["rules"]) if data.get("rules") is not None else self.factory()
@@ -112,7 +116,7 @@ class FirewallService:
             revision=int(data["revision"]),
             pending_revision=int(pending["revision"]) if pending else 0,
             rollback_in=max(0.0, float(pending["deadline"]) - self.clock()) if pending else 0.0,
-            warnings=tuple(await self.firewall.warnings()),
+            warnings=fw.bound_warnings(await self.firewall.warnings()),
         )
 
     async def set(self, rules: fw.RuleSet, *, confirm_timeout: int = 0, base_revision: int = 0) -> FirewallState:
@@ -127,8 +131,17 @@ class FirewallService:
                 )
             if base_revision and base_revision != data["revision"]:
                 raise Aborted(f"the rules changed meanwhile: revision {data['revision']}, not {base_revision}")
-            previous = self._plan(self._confirmed(data))
-            await self._apply(self._plan(rules), previous)
+            confirmed = self._confirmed(data)
+            previous = self._plan(confirmed)
+            changed = await self._apply(self._plan(rules), previous)
+            if rules == confirmed:
+                # The set in force again: no new revision, nothing to confirm or roll back. The
+                # kernel was brought back to it if it had drifted (the jump moved in front of
+                # someone's rules, a table flushed by hand): that, not a change, is audited.
+                if changed:
+                    self.audit.record("firewall-reapplied", revision=int(data["revision"]), families=",".join(changed))
+                log.info("firewall Set: revision %s already in force (kernel changed: %s)", data["revision"], changed)
+                return await self.get()
             revision = int(data.get("last_revision", data["revision"])) + 1
             data["last_revision"] = revision
             if confirm_timeout:
@@ -151,12 +164,9 @@ class FirewallService:
         changed = await self.firewall.apply(plan, previous)
         for family in changed:
             if ahead.get(family):
-                self.audit.record("firewall-jump-moved", family=family, now_ahead_of="; ".join(ahead[family]))
-                log.warning(
-                    "firewall %s: the bridge's jump now comes before rules it did not write: %s",
-                    family,
-                    "; ".join(ahead[family]),
-                )
+                named = fw.name_some(ahead[family])  # bounded: thousands of rules make no huge line
+                self.audit.record("firewall-jump-moved", family=family, rules=len(ahead[family]), now_ahead_of=named)
+                log.warning("firewall %s: the bridge's jump now comes before rules it did not write: %s", family, named)
         return changed
 
     async def confirm(self, revision: int) -> FirewallState:

@@ -234,6 +234,15 @@ class ConfigFiles(Protocol):
         """The file's text; None when it does not exist (OSError when it cannot be read)."""
         ...
 
+    def read_bytes(self, name: str, *, limit: int) -> bytes | None:
+        """At most `limit` bytes of a regular file; None when it does not exist;
+        FailedPrecondition naming the file when it is anything else or bigger."""
+        ...
+
+    def describe(self, name: str) -> str:
+        """The file's full path, for messages."""
+        ...
+
 
 class Removable(Protocol):
     """A directory the bridge owns outright (XCC's releases, its logs, the uploads)."""

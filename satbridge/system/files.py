@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from satbridge.errors import Aborted, FailedPrecondition, Internal, ResourceExhausted
+from satbridge.errors import Aborted, FailedPrecondition, Internal, InvalidArgument, ResourceExhausted, SatbridgeError
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +132,70 @@ def load_json(
     return None
 
 
+def read_regular(
+    path: Path,
+    *,
+    limit: int,
+    field: str | None = None,
+    error: type[SatbridgeError] = InvalidArgument,
+) -> bytes:
+    """The bytes of a file a person named or placed (satctl's FILE, the factory file): the one
+    checked reader for them.
+
+    The open never blocks (O_NONBLOCK: a FIFO without a writer would hang a plain open), only a
+    regular file is read (a FIFO, a device such as /dev/zero, a directory or a socket is refused
+    before a byte is read), and at most `limit` bytes: a bigger or growing file is refused, so an
+    endless one costs no memory. Symlinks are followed (the person named the path). Every
+    failure is `error` (InvalidArgument unless told) naming the file, with `field`; raises
+    FileNotFoundError for a missing file, so a caller can treat absence as a default.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror}", field=field) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+            raise error(f"{path} is {kind}; give a regular file", field=field)
+        if st.st_size > limit:
+            raise error(f"{path} has {st.st_size} bytes, over the limit of {limit}", field=field)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise error(f"{path} grew over the limit of {limit} bytes while read", field=field)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror}", field=field) from None
+    finally:
+        os.close(fd)
+
+
 class ConfigDir:
     """The ConfigFiles port over a directory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def read_bytes(self, name: str, *, limit: int) -> bytes | None:
+        """The file's bytes through read_regular (at most `limit`); None when it does not exist.
+        Anything else that is wrong with it (a directory in its place, a FIFO, too big,
+        unreadable) is FailedPrecondition naming the file: the admin's file, not the caller's."""
+        try:
+            return read_regular(self.path / name, limit=limit, error=FailedPrecondition)
+        except FileNotFoundError:
+            return None
+
+    def describe(self, name: str) -> str:
+        return str(self.path / name)
 
     def read_text(self, name: str) -> str | None:
         try:

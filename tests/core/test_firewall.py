@@ -325,3 +325,195 @@ def test_foreign_input_rules_are_split_by_the_jump():
         ]
     )
     assert fw.foreign_input_rules(save) == (["-A INPUT -s 203.0.113.5/32 -j ACCEPT"], ["-A INPUT -j LOG"])
+
+
+# -- red team of issue 15: one ASCII grammar, refused rather than normalised ------------------
+
+PADDING = [" ", "\t", "\n", "\r", "\u00a0", "\u2003", "\ufeff", "\x00"]
+
+
+def one_rule(**over: object) -> dict[str, object]:
+    r: dict[str, object] = {"protocol": "tcp", "action": "accept"}
+    r.update(over)
+    return {"rules": [r]}
+
+
+@pytest.mark.parametrize("pad", PADDING)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_padded_sources_and_ports_are_both_refused(pad, where):
+    """Sources were stripped (NBSP, newline, tab too) while " 443" as a port was refused."""
+    source = f"{pad}198.51.100.0/24" if where == "before" else f"198.51.100.0/24{pad}"
+    port = f"{pad}443" if where == "before" else f"443{pad}"
+    with pytest.raises(InvalidArgument) as exc:
+        fw.from_json(one_rule(sources=[source]))
+    assert exc.value.field == "rules[0].sources[0]"
+    with pytest.raises(InvalidArgument) as exc:
+        fw.from_json(one_rule(ports=[port]))
+    assert exc.value.field == "rules[0].ports[0]"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (one_rule(sources=["198.51.100.0/024"]), "rules[0].sources[0]"),
+        (one_rule(sources=["2001:db8::/032"]), "rules[0].sources[0]"),
+        (one_rule(sources=["198.51.100.0/00"]), "rules[0].sources[0]"),
+        (one_rule(ports=["00080"]), "rules[0].ports[0]"),
+        (one_rule(ports=["080-90"]), "rules[0].ports[0]"),
+        (one_rule(ports=["80-090"]), "rules[0].ports[0]"),
+        (one_rule(ports=["+80"]), "rules[0].ports[0]"),
+        (one_rule(ports=[10**4000]), "rules[0].ports[0]"),
+        (one_rule(ports=[[1, 10**4000]]), "rules[0].ports[0]"),
+    ],
+)
+def test_leading_zeros_and_huge_numbers_are_refused_naming_the_field(data, field):
+    """ "1.2.3.4/024" was read as /24 and "00080" as 80; a 4000-digit port could not even be
+    printed in the error."""
+    with pytest.raises(InvalidArgument) as exc:
+        fw.from_json(data)
+    assert exc.value.field == field
+    assert len(str(exc.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"rules": [], "rules": []}', "rules"),
+        ('{"default_action": "accept", "rules": [], "default_action": "drop"}', "default_action"),
+        ('{"rules": [{"protocol": "tcp", "action": "accept", "action": "drop"}]}', "rules[0].action"),
+        ('{"rules": [{"protocol": "tcp", "action": "drop", "ports": [1], "ports": [2]}]}', "rules[0].ports"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_the_field(text, field):
+    """JSON keeps the last of two equal keys, silently: a rule file saying both is a mistake."""
+    with pytest.raises(InvalidArgument) as exc:
+        fw.from_json(fw.loads(text.encode(), "rules.json"))
+    assert exc.value.field == field
+    assert "twice" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"rules": [{"protocol": "tcp", "action": "accept", "ports": [' + b"9" * 5000 + b"]}]}",
+        b"[" * 50_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"rules": [], "x": NaN}',
+        b'{"rules": [], "x": -Infinity}',
+        b"\xef\xbb\xbf{}",
+        b"\xff\xfe{}",
+        b"",
+        b"{} {}",
+    ],
+)
+def test_loads_turns_every_parse_failure_into_invalid_argument_naming_the_source(raw):
+    with pytest.raises(InvalidArgument) as exc:
+        fw.loads(raw, "the-file.json", field="FILE")
+    assert exc.value.field == "FILE"
+    assert "the-file.json" in str(exc.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_are_json_or_an_invalid_argument(raw):
+    _, exc = outcome(lambda: fw.loads(raw, "the-file"))
+    assert exc is None or "the-file" in str(exc)
+
+
+def outcome(call):
+    """(value, None) or (None, the InvalidArgument): anything else propagates and fails."""
+    try:
+        return call(), None
+    except InvalidArgument as exc:
+        return None, exc
+
+
+PORT_GRAMMAR = r"(0|[1-9][0-9]{0,4})([-:](0|[1-9][0-9]{0,4}))?"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=14) | st.from_regex(PORT_GRAMMAR, fullmatch=True))
+def test_a_port_string_is_accepted_exactly_when_it_is_plain_ascii_digits_in_range(text):
+    import re
+
+    rules, exc = outcome(lambda: fw.from_json(one_rule(ports=[text])))
+    m = re.fullmatch(PORT_GRAMMAR, text, re.ASCII)
+    if exc is not None:
+        assert exc.field == "rules[0].ports[0]"
+        assert not m or not (1 <= int(m[1]) <= int(m[3] or m[1]) <= 65535)
+        return
+    ports = rules.rules[0].ports
+    assert m, f"accepted outside the grammar: {text!r}"
+    first, last = int(m[1]), int(m[3] or m[1])
+    assert ports == (fw.PortRange(first, last),)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    v4_networks() | v6_networks(),
+    st.text(max_size=2),
+    st.text(max_size=2),
+)
+def test_a_source_is_accepted_only_as_written_in_ascii_without_padding(network, before, after):
+    text = f"{before}{network}{after}"
+    rules, exc = outcome(lambda: fw.from_json(one_rule(sources=[text])))
+    if exc is not None:
+        assert exc.field == "rules[0].sources[0]"
+        assert text != network, f"a canonical network was refused: {text!r}"
+        return
+    (source,) = rules.rules[0].sources
+    import re
+
+    assert re.fullmatch(r"[0-9A-Fa-f:.]+(/(0|[1-9][0-9]*))?", text, re.ASCII), repr(text)
+    assert ipaddress.ip_network(source) == ipaddress.ip_network(text)
+
+
+# -- red team of issue 15: bounded warnings, what else filters ---------------------------------
+
+
+def test_warnings_name_the_first_few_and_count_the_rest():
+    lines = [f"-A INPUT -s 203.0.113.{i % 256}/32 -m comment --comment {'x' * 500} -j ACCEPT" for i in range(9000)]
+    text = fw.name_some(lines)
+    assert text.endswith("; and 8990 more")
+    assert len(text) <= fw.MAX_NAMED * (fw.MAX_LINE + 2) + 30
+    assert fw.name_some(["a", "b"]) == "a; b"
+    bounded = fw.bound_warnings([text * 10] * 100)
+    assert len(bounded) == fw.MAX_WARNINGS
+    assert all(len(w) <= fw.MAX_WARNING for w in bounded)
+    assert bounded[-1] == f"{100 - fw.MAX_WARNINGS + 1} more warnings not shown"
+    assert fw.bound_warnings(["a", "b"]) == ("a", "b")
+
+
+def test_the_jump_is_first_only_when_inputs_first_rule_is_it():
+    assert fw.jump_is_first("*filter\n-A INPUT -j SATBRIDGE-IN\n-A INPUT -s 1.2.3.4/32 -j ACCEPT\n")
+    assert not fw.jump_is_first("-A INPUT -s 1.2.3.4/32 -j ACCEPT\n-A INPUT -j SATBRIDGE-IN\n")
+    assert not fw.jump_is_first("-A OUTPUT -j ACCEPT\n")
+    assert fw.other_jumps("-A INPUT -i eth0 -j SATBRIDGE-IN\n")
+    assert not fw.other_jumps("-A INPUT -j SATBRIDGE-IN\n-A INPUT -j SATBRIDGE-INX\n")
+
+
+def test_early_tables_report_their_rules_and_policies():
+    raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A PREROUTING -s 203.0.113.10/32 -j DROP\nCOMMIT\n"
+    assert fw.early_rules("raw", raw) == ["-A PREROUTING -s 203.0.113.10/32 -j DROP"]
+    mangle = "*mangle\n:PREROUTING DROP [0:0]\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\n-A FORWARD -j DROP\nCOMMIT\n"
+    assert fw.early_rules("mangle", mangle) == ["policy PREROUTING DROP", "-A INPUT -j DROP"]
+    assert fw.early_rules("raw", "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n") == []
+
+
+def test_native_nft_chains_on_input_are_named_and_iptables_nft_ones_left_to_its_save():
+    chains = {
+        "nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"chain": {"family": "inet", "table": "rt15", "name": "in", "hook": "input", "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "hook": "input", "policy": "accept"}},
+            {"chain": {"family": "ip6", "table": "mine", "name": "pre", "hook": "prerouting", "policy": "drop"}},
+            {"chain": {"family": "inet", "table": "t", "name": "out", "hook": "output"}},
+            {"chain": {"family": "inet", "table": "t", "name": "regular"}},
+        ]
+    }
+    assert fw.nft_input_hooks(json.dumps(chains)) == [
+        "inet rt15 in (hook input, policy accept)",
+        "ip6 mine pre (hook prerouting, policy drop)",
+    ]
+    for junk in ("", "[]", "null", '{"nftables": 5}', '{"nftables": [1, {"chain": 2}]}'):
+        assert fw.nft_input_hooks(junk) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -85,7 +86,7 @@ async def test_one_pending_change_at_a_time_and_lost_races(parts):
     await service.confirm(1)
     with pytest.raises(Aborted):
         await service.set(OPEN_SIP, base_revision=7)
-    assert (await service.set(OPEN_SIP, base_revision=1)).revision == 2
+    assert (await service.set(fw.RuleSet((), fw.Action.REJECT), base_revision=1)).revision == 2
 
 
 async def test_bad_input_changes_nothing(parts):
@@ -133,3 +134,61 @@ async def test_restore_at_start_drops_an_unconfirmed_change(parts, tmp_path):
     assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]
     assert (await fresh.get()).pending_revision == 0
     service._disarm()
+
+
+# -- red team of issue 15 ---------------------------------------------------------------------
+
+
+def _factory_bodies(etc):
+    """Each makes the factory file bad in another way; Reset said INTERNAL for several."""
+    path = etc / FACTORY_FILE
+    yield (
+        "5000-digit port",
+        lambda: path.write_text('{"rules": [{"protocol": "tcp", "action": "accept", "ports": [' + "9" * 5000 + "]}]}"),
+        FACTORY_FILE,
+    )
+    yield "not UTF-8", lambda: path.write_bytes(b'{"rules": [], "default_action": "\xff"}'), "UTF-8"
+    yield "a directory", lambda: path.mkdir(), "directory"
+    yield "a FIFO", lambda: os.mkfifo(path), "regular file"
+    yield (
+        "a bad field",
+        lambda: path.write_text('{"rules": [{"protocol": "tcp", "action": "allow"}]}'),
+        ("rules[0].action"),
+    )
+    yield "a key twice", lambda: path.write_text('{"rules": [], "rules": []}'), "twice"
+    yield "too big", lambda: path.write_bytes(b" " * (fw.MAX_RULE_FILE + 1)), str(fw.MAX_RULE_FILE)
+
+
+async def test_a_bad_factory_file_is_failed_precondition_naming_it_and_changes_nothing(parts, tmp_path):
+    service, backend, audit = parts
+    await service.set(OPEN_SIP)
+    before = await backend.read()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for what, make, said in _factory_bodies(etc):
+        make()
+        with pytest.raises(FailedPrecondition) as exc:
+            await asyncio.wait_for(service.reset(by="test"), 10)
+        assert FACTORY_FILE in str(exc.value), (what, exc.value)
+        assert said in str(exc.value), (what, exc.value)
+        assert await backend.read() == before, what
+        path = etc / FACTORY_FILE
+        path.rmdir() if path.is_dir() else path.unlink()
+    assert "firewall-reset" not in audit.names()
+
+
+async def test_a_no_op_set_keeps_its_revision_and_audits_no_change(parts):
+    """Every no-op Set bumped the revision and audited firewall-set/-confirmed, kernel untouched."""
+    service, backend, audit = parts
+    first = await service.set(OPEN_SIP)
+    kernel = await backend.read()
+    spelled_otherwise = fw.RuleSet(
+        (fw.Rule(fw.Family.BOTH, fw.Protocol.UDP, fw.Action.ACCEPT, (fw.PortRange(5060, 5060),), ()),),
+        fw.Action.DROP,
+    )
+    for again in (OPEN_SIP, spelled_otherwise):
+        state = await service.set(again, confirm_timeout=30)
+        assert (state.revision, state.pending_revision) == (first.revision, 0)
+    assert await backend.read() == kernel
+    assert audit.names() == ["firewall-set"]
+    assert (await service.set(fw.RuleSet((), fw.Action.DROP))).revision == first.revision + 1

@@ -382,10 +382,10 @@ old = fw.plan(fw.RuleSet((), fw.Action.DROP), (50051, 50052))
 new = fw.plan(fw.from_json({"rules": [{"protocol": "tcp", "action": "accept", "ports": [8080]}]}), (50051, 50052))
 
 class SecondTableFails(IptcFirewall):
-    def _commit(self, family, specs):
+    def _commit(self, family, specs, **kw):
         if family == "v6" and specs is new.chains["v6"]:
             raise Internal("ip6tables refused (injected)")
-        super()._commit(family, specs)
+        super()._commit(family, specs, **kw)
 
 async def main():
     fwl = SecondTableFails(Path(sys.argv[1]), lab_netns=os.environ["SATBRIDGE_LAB_NETNS"])
@@ -478,3 +478,95 @@ def test_satctl_refuses_a_wrongly_typed_rule_file_with_exit_2(lab, tmp_path):
         assert field in done.stderr, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
     assert (lab.net.save("v4"), lab.net.save("v6")) == before
+
+
+# -- red team of issue 15 ---------------------------------------------------------------------
+
+
+def load_foreign(lab: FwLab, family: str, count: int, *, comment: int = 150) -> None:
+    """`count` hand-made INPUT rules behind the bridge's jump, through *-legacy-restore (fast)."""
+    tool = "iptables-legacy-restore" if family == "v4" else "ip6tables-legacy-restore"
+    lines = []
+    for i in range(count):
+        src = f"203.0.113.{i % 256}/32" if family == "v4" else f"2001:db8:{i:x}::/48"
+        text = f"hand made rule {i} " + "x" * comment
+        lines.append(f'-A INPUT -s {src} -p tcp -m tcp --dport {1 + i % 60000} -m comment --comment "{text}" -j ACCEPT')
+    subprocess.run(
+        ["ip", "netns", "exec", lab.net.satellite, tool, "--noflush"],
+        input="*filter\n" + "\n".join(lines) + "\nCOMMIT\n",
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def input_rules(lab: FwLab, family: str) -> list[str]:
+    return [line for line in lab.net.save(family).splitlines() if line.startswith("-A INPUT ")]
+
+
+def test_thousands_of_foreign_rules_keep_every_answer_bounded_and_a_set_confirms(lab, tmp_path):
+    """Finding 3: 9000 hand-made INPUT rules per family made Get, Status and Set answers over
+    satctl's 4 MiB (the warnings named every one); the Set was applied, never confirmed, and
+    rolled back. The warnings now name the first few and count the rest."""
+    for family in ("v4", "v6"):
+        load_foreign(lab, family, 9000)
+    lab.net.run(lab.net.satellite, "iptables-legacy", "-I", "INPUT", "1", "-s", "198.51.100.7/32", "-j", "ACCEPT")
+    (state,) = lab.calls({"method": "Get"})
+    warnings = state["state"]["warnings"]
+    assert sum(len(w) for w in warnings) < 100_000, sum(len(w) for w in warnings)
+    assert any("198.51.100.7/32" in w and "ahead of its jump" in w for w in warnings), warnings
+    assert any("9000 rules" in w and "and 8990 more" in w for w in warnings), warnings
+    for args in (("firewall", "get"), ("status",)):
+        done = lab.satctl(*args, check=False)
+        assert done.returncode == 0, (args, done.stderr[-500:])
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"protocol": "tcp", "action": "accept", "ports": [4444]}]}))
+    started = time.monotonic()
+    done = lab.satctl("firewall", "set", str(rules), "--confirm-timeout", "5", check=False)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "confirmed over a new connection" in done.stdout
+    print(f"satctl firewall set with 9001/9000 foreign INPUT rules: {took:.2f} s")
+    time.sleep(5.5)  # past the confirm timeout: it stays
+    assert "-A SATBRIDGE-XCC -p tcp -m multiport --dports 4444 -j ACCEPT" in lab.bridge_lines("v4")
+    assert input_rules(lab, "v4")[0] == fw.JUMP_LINE
+    assert "Traceback" not in lab.log.read_text()
+
+
+def test_a_no_op_set_puts_the_jump_first_and_audits_no_change(lab):
+    """Finding 5: an identical Set bumped the revision and audited a change, and left a hand-made
+    rule ahead of the jump (the README says a Set puts the jump first)."""
+    (first,) = lab.calls(set_request(SIP))
+    assert first["code"] == "OK", first
+    revision = first["state"]["revision"]
+    lab.net.run(lab.net.satellite, "iptables-legacy", "-I", "INPUT", "1", "-s", "203.0.113.9/32", "-j", "ACCEPT")
+    (again,) = lab.calls(set_request(SIP, timeout=30))
+    assert again["code"] == "OK", again
+    assert again["state"]["revision"] == revision
+    assert again["state"].get("pendingRevision", 0) == 0, "nothing to confirm"
+    assert input_rules(lab, "v4")[0] == fw.JUMP_LINE
+    audit = "\n".join(p.read_text() for p in lab.root.rglob("audit*") if p.is_file())
+    assert "firewall-reapplied" in audit
+    assert "firewall-jump-moved" in audit
+    assert audit.count('"firewall-set"') == 1, audit
+    before = lab.net.save("v4") + lab.net.save("v6")
+    (third,) = lab.calls(set_request(SIP))
+    assert third["state"]["revision"] == revision
+    assert lab.net.save("v4") + lab.net.save("v6") == before
+
+
+def test_raw_and_mangle_drops_are_named_in_get_and_status(lab):
+    """Finding 6: a raw PREROUTING or mangle INPUT drop really drops what the bridge reports
+    open, and nothing said so."""
+    s = lab.net.satellite
+    lab.net.run(s, "iptables-legacy", "-t", "raw", "-A", "PREROUTING", "-s", "203.0.113.10/32", "-j", "DROP")
+    lab.net.run(s, "ip6tables-legacy", "-t", "mangle", "-A", "INPUT", "-s", "2001:db8:10::/48", "-j", "DROP")
+    (state,) = lab.calls({"method": "Get"})
+    text = "\n".join(state["state"]["warnings"])
+    assert "v4: the legacy raw table" in text, text
+    assert "203.0.113.10/32" in text, text
+    assert "v6: the legacy mangle table" in text, text
+    assert "2001:db8:10::/48" in text, text
+    status = lab.satctl("status")
+    assert "203.0.113.10/32" in status.stdout, status.stdout
+    assert "2001:db8:10::/48" in status.stdout, status.stdout
