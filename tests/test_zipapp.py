@@ -38,6 +38,7 @@ def run(pyz: Path, *args: str, unpack: Path) -> subprocess.CompletedProcess[str]
 def test_the_bridge_zipapp_runs_on_debian_python(built, tmp_path):
     pyz = built / "satbridge.pyz"
     assert run(pyz, "version", unpack=tmp_path / "u").stdout.startswith("satbridge 0.")
+    (tmp_path / "root").mkdir()  # a read-only command on a root that does not exist creates nothing (exit 6)
     status = run(pyz, "--root", str(tmp_path / "root"), "--sandbox", "status", "--json", unpack=tmp_path / "u")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["bridge_version"]
