@@ -19,7 +19,8 @@ async def test_a_change_not_kept_is_reverted_audited_and_seen_by_every_reader(tm
     try:
         await first.network.set_static("192.0.2.10/24", "192.0.2.1", [], confirm_timeout=1)
         seen = second.network.pending()
-        assert seen is not None and seen.what == "static 192.0.2.10/24"
+        assert seen is not None
+        assert seen.what == "static 192.0.2.10/24"
         await asyncio.sleep(1.2)
         assert second.network.pending() is None
         assert first.network.pending() is None

@@ -113,7 +113,9 @@ def test_a_failed_attempt_keeps_the_shown_code(parts):
     with pytest.raises(PermissionDenied):
         service.pair(csr_pem, CHALLENGE, proof)
     shown = service.current_window()
-    assert shown is not None and shown.code == first.code and shown.attempts_left == first.attempts_left - 1
+    assert shown is not None
+    assert shown.code == first.code
+    assert shown.attempts_left == first.attempts_left - 1
 
 
 def test_a_window_without_its_code_gets_a_new_one_when_shown(parts):
