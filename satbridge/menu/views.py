@@ -10,13 +10,15 @@ import urwid
 from satbridge.menu.term import plain
 
 Action = Callable[[], None]
+# (name, foreground, background, mono): with colors=1 urwid draws the mono column, so each
+# entry names it; reverse video ("standout") and bold are what a vt220 has.
 PALETTE = [
-    ("title", "bold", ""),
-    ("focus", "standout", ""),
-    ("field", "underline", ""),
-    ("error", "bold", ""),
-    ("match", "standout", ""),
-    ("banner", "bold", ""),
+    ("title", "bold", "", "bold"),
+    ("focus", "standout", "", "standout"),
+    ("field", "underline", "", "underline"),
+    ("error", "bold", "", "bold"),
+    ("match", "standout", "", "standout"),
+    ("banner", "bold", "", "bold"),
 ]
 
 
