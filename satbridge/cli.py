@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     pw.add_argument(
         "action",
         choices=["open", "show", "close"],
-        help="show issues a fresh code for the open window: the code is never stored",
+        help="show prints the open window's code (the one every console shows)",
     )
     pw.add_argument("--json", action="store_true")
     sub.add_parser("disconnect", help="remove the paired server's trust at once and stop XCC")

@@ -43,6 +43,10 @@ class NetworkState:
 
 
 def _ip(text: str, field: str) -> ipaddress.IPv4Address:
+    if ":" in text:
+        raise InvalidArgument(
+            f"{text.strip()!r} is an IPv6 address: only IPv4 is set here (IPv6 configures itself)", field=field
+        )
     try:
         return ipaddress.IPv4Address(text.strip())
     except ValueError:
@@ -63,6 +67,10 @@ def _unicast(ip: ipaddress.IPv4Address, field: str) -> None:
 def validate_static(address: str, gateway: str | None, dns: list[str], search: list[str] | None = None) -> StaticIPv4:
     """Check a static IPv4 configuration; every error names its field."""
     text = address.strip()
+    if not text:
+        raise InvalidArgument("enter an address with its prefix, e.g. 192.0.2.10/24", field="address")
+    if ":" in text:
+        _ip(text.partition("/")[0], "address")
     if "/" not in text:
         raise InvalidArgument("give the prefix too, e.g. 192.0.2.10/24", field="address")
     addr, _, prefix_text = text.partition("/")

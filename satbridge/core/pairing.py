@@ -2,8 +2,9 @@
 
 Pure: randomness and time come in as arguments.
 
-The code is never stored. What is stored is K = SHA-256(label || code), the HMAC key both
-proofs are made with; with 80 bits of code entropy K cannot be turned back into the code.
+The proofs use K = SHA-256(label || code). The code itself is kept only while its window is
+open, in the 0600 window file beside the identity key (which is worth more), so that every
+console and the CLI show the one code that works; it goes when the window closes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def normalize_code(text: str) -> str:
 
 
 def code_key(code: str) -> bytes:
-    """K, the HMAC key derived from a code (the only form in which the code is kept)."""
+    """K, the HMAC key derived from a code (what the proofs use)."""
     return hashlib.sha256(KEY_LABEL + normalize_code(code).encode()).digest()
 
 
@@ -68,7 +69,7 @@ def proofs_equal(a: bytes, b: bytes) -> bool:
 
 @dataclass(frozen=True)
 class PairingWindow:
-    """An open pairing window, as persisted (the key, never the code)."""
+    """An open pairing window, as persisted (the key; the service keeps the code beside it)."""
 
     key: bytes
     opened_at: float

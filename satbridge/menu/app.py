@@ -1,70 +1,93 @@
-"""The menu's controller: one method per screen, each calling services/ in-process.
+"""The console app: navigation (a stack of screen controllers), the header every screen
+shares, modal questions, global keys, and the one-second ticker that keeps every console in
+step with the shared state (pairing window, pending network change).
 
 Slow work runs as asyncio tasks on urwid's AsyncioEventLoop (the UI never blocks); errors are
-mapped once, into a message line on the screen.
+mapped once, into the message line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import urwid
 
-from satbridge.core.addresses import reachable_addresses
 from satbridge.errors import SatbridgeError
-from satbridge.menu import keys, views
+from satbridge.menu import keys, term, views
+from satbridge.menu.base import Action, Controller
+from satbridge.menu.screens.about import AboutController, HelpController
+from satbridge.menu.screens.commission import CommissionController
+from satbridge.menu.screens.common import countdown
+from satbridge.menu.screens.disconnect import DisconnectController
+from satbridge.menu.screens.factory import FactoryResetController
+from satbridge.menu.screens.firewall import FirewallController
+from satbridge.menu.screens.logs import LogsController
+from satbridge.menu.screens.logview import LogViewerController
+from satbridge.menu.screens.main import MainMenuController
+from satbridge.menu.screens.network import NetworkController
+from satbridge.menu.screens.status import StatusController
+from satbridge.menu.screens.xcc import XccController
 
 if TYPE_CHECKING:
-    from satbridge.core.status import Status
+    from satbridge.services.network import Pending
     from satbridge.wiring import Bridge
 
 log = logging.getLogger(__name__)
-PALETTE = [("title", "bold", ""), ("reversed", "standout", ""), ("error", "bold", "")]
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
-
-
-def _network_line(n: Any) -> str:
-    if n is None:
-        return "-"
-    how = {"auto": "DHCP", "manual": "static"}.get(n.method, n.method or "not configured")
-    return f"{n.interface or '-'}, {how}" + (f", gateway {n.gateway}" if n.gateway else "")
+PALETTE = views.PALETTE
+SCREENS: dict[str, type[Controller]] = {
+    c.name: c
+    for c in (
+        StatusController,
+        CommissionController,
+        NetworkController,
+        XccController,
+        FirewallController,
+        LogsController,
+        DisconnectController,
+        FactoryResetController,
+        AboutController,
+        HelpController,
+    )
+}
 
 
 class MenuApp:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self.message = urwid.Text("")
+        self.header = urwid.Text("")
         self.body = urwid.WidgetPlaceholder(urwid.SolidFill(" "))
-        self.top = urwid.Frame(self.body, footer=self.message)
+        self.top = urwid.Frame(self.body, header=self.header, footer=self.message)
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.refresh: Callable[[], Awaitable[None]] | None = None
         self.loop: urwid.MainLoop | None = None
-        self.current = "menu"
+        self.viewing = ""
+        self.main = MainMenuController(self)
+        self.stack: list[Controller] = []
+        self.screen_widget: urwid.Widget = urwid.SolidFill(" ")
+        self.dialog: views.Dialog | None = None
+        self.dialog_title = ""
+        self.seen_pending: Pending | None = None
         # Every screen and global key is a named action: tests (and keys.py) run them by name.
         self.actions: dict[str, Callable[[], None]] = {
-            "help": self.help,
-            "back": self.main_menu,
+            "back": self.back,
             "quit": self.quit,
-            "status": self.status,
-            "commission": self.commission,
-            "network": self.network,
-            "xcc": self.xcc,
-            "firewall": self.firewall,
-            "logs": self.logs,
-            "disconnect": self.disconnect,
-            "factory-reset": self.factory_reset,
-            "about": self.about,
+            **{name: (lambda name=name: self.open(name)) for name in SCREENS},
         }
-        self.main_menu()
+        self.update_header()
+        self.home()
 
     # -- plumbing ------------------------------------------------------------------------
+
+    @property
+    def controller(self) -> Controller:
+        return self.stack[-1] if self.stack else self.main
+
+    @property
+    def current(self) -> str:
+        return self.controller.name
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run slow work without blocking the UI; keep a reference; show errors as a message."""
@@ -84,17 +107,75 @@ class MenuApp:
         task.add_done_callback(self.tasks.discard)
 
     def say(self, text: str) -> None:
-        self.message.set_text(text)
+        self.message.set_text(term.plain(text))
 
     def draw(self) -> None:
         if self.loop is not None:
             self.loop.draw_screen()
 
-    def show(self, name: str, widget: urwid.Widget, refresh: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.current = name
-        self.body.original_widget = widget
-        self.refresh = refresh
+    # -- navigation ----------------------------------------------------------------------
+
+    def _show(self, controller: Controller) -> None:
+        self.dialog = None
+        self.screen_widget = views.screen(controller.title, controller.make_ui(), controller.footer)
+        self.body.original_widget = self.screen_widget
         self.say("")
+        controller.start()
+
+    def open(self, name: str) -> None:
+        if name == "quit":
+            self.quit()
+        if name == "log-viewer":
+            controller: Controller = LogViewerController(self, self.viewing)
+        else:
+            controller = SCREENS[name](self)
+        self.stack.append(controller)
+        self._show(controller)
+
+    def back(self) -> None:
+        """To the screen that opened this one, once the screen agrees (it may ask first)."""
+        if not self.stack:
+            return
+        leaving = self.stack[-1]
+
+        def go() -> None:
+            if self.stack and self.stack[-1] is leaving:
+                self.stack.pop()
+                leaving.stop()
+                self._show(self.controller)
+
+        leaving.leave(go)
+
+    def home(self) -> None:
+        for controller in self.stack:
+            controller.stop()
+        self.stack.clear()
+        self._show(self.main)
+
+    def main_menu(self) -> None:
+        self.home()
+
+    def ask(
+        self,
+        title: str,
+        lines: Sequence[str],
+        buttons: Sequence[tuple[str, Action]],
+        *,
+        focus: int = 0,
+        update: bool = False,
+    ) -> None:
+        """A modal question over the current screen; `focus` is the safe answer (Esc too)."""
+        if update and self.dialog is not None and self.dialog_title == title:
+            self.dialog.text.set_text(term.plain("\n".join(lines)))
+            return
+        self.dialog = views.Dialog(title, lines, buttons, focus=focus)
+        self.dialog_title = title
+        self.body.original_widget = views.modal(self.dialog, self.screen_widget)
+
+    def close_modal(self) -> None:
+        self.dialog = None
+        self.dialog_title = ""
+        self.body.original_widget = self.screen_widget
 
     def keypress(self, key: str) -> bool:
         """Unhandled keys: the global bindings (also callable by name, see `run_action`)."""
@@ -105,357 +186,84 @@ class MenuApp:
         return False
 
     def run_action(self, name: str) -> None:
+        if name == "help":
+            self.open("help")
+            return
         self.actions[name]()
-
-    async def ticker(self) -> None:
-        """Refresh live screens (status, commission countdown) every second."""
-        while True:
-            await asyncio.sleep(1)
-            if self.refresh is not None:
-                try:
-                    await self.refresh()
-                except SatbridgeError as exc:
-                    self.say(f"Error: {exc}")
-                self.draw()
 
     def quit(self) -> None:
         raise urwid.ExitMainLoop()
 
-    # -- screens -------------------------------------------------------------------------
+    # -- the shared truth, every second --------------------------------------------------
 
-    def main_menu(self) -> None:
-        items = [
-            ("Status", self.status),
-            ("Commission / connect", self.commission),
-            ("Network", self.network),
-            ("XCC service", self.xcc),
-            ("Firewall", self.firewall),
-            ("Logs", self.logs),
-            ("Disconnect from server", self.disconnect),
-            ("Factory reset", self.factory_reset),
-            ("About", self.about),
-            ("Help", self.help),
-            ("Quit", self.quit),
-        ]
-        self.show("menu", views.screen("menu", views.menu(items), "Enter choose   F1 help   F10 quit"))
-
-    def status(self) -> None:
-        text = urwid.Text("reading the status...")
-
-        def render(s: Status) -> None:
-            p = s.pairing
-            lines = [
-                f"Hostname:        {s.hostname}",
-                f"Addresses:       {', '.join(a.address for a in s.addresses if a.interface != 'lo') or '-'}",
-                f"Paired:          {('yes, with ' + p.peer_name) if p.paired else 'no'}",
-                f"Pairing window:  {'open until ' + _when(p.window_expires_at) if p.window_open else 'closed'}",
-                f"XCC:             {self._xcc_line(s.xcc)}",
-                f"Firewall:        revision {s.firewall_revision}",
-                f"Network:         {_network_line(s.network)}",
-                f"Bridge version:  {s.bridge_version}",
-                f"Generation:      {s.state_generation} (instance {s.instance_id[:12]})",
-                "",
-                *(f"WARNING: {w}" for w in s.warnings),
+    def update_header(self) -> None:
+        b = self.bridge
+        try:
+            host = b.status.host
+            addresses = [
+                a.address for a in host.addresses() if a.interface != "lo" and not a.address.startswith("fe80")
             ]
-            text.set_text("\n".join(lines))
-
-        async def refresh() -> None:
-            # The last complete status stays on screen while the next one is read.
-            render(await self.bridge.status.get())
-
-        async def first() -> None:
-            # Each part appears as soon as it answers; a slow daemon delays only its own line.
-            async for s in self.bridge.status.updates():
-                render(s)
-                self.draw()
-
-        self.show("status", views.screen("status", urwid.Filler(text, valign="top")), refresh)
-        self.spawn(first())
-
-    @staticmethod
-    def _xcc_line(x: Any) -> str:
-        if x is None:
-            return "state unavailable"
-        if not x.installed:
-            return "not installed"
-        return f"{x.version}, {x.unit.active_state}/{x.unit.sub_state}"
-
-    def commission(self) -> None:
-        text = urwid.Text("opening a pairing window...")
-        server = self.bridge.config.server
-        window: dict[str, Any] = {}
-
-        async def refresh() -> None:
-            p = self.bridge.pairing.status()
-            if p.paired and window.get("opened_at", 0) <= (p.paired_at or 0):
-                text.set_text(
-                    f"PAIRED with {p.peer_name} at {_when(p.paired_at)}.\n\nThe server can now manage this satellite."
-                )
-                self.refresh = None
-                return
-            if not p.window_open:
-                text.set_text(
-                    "The pairing window is closed (expired, or too many wrong codes).\nOpen it again from the menu."
-                )
-                return
-            left = int((p.window_expires_at or 0) - self.bridge.pairing.clock())
-            addresses = reachable_addresses([server.pairing_listen, server.listen], self.bridge.status.host.addresses())
-            text.set_text(
-                "\n".join(
-                    [
-                        "On the central server, pair with this satellite using:",
-                        "",
-                        f"  Code:         {window['code']}",
-                        f"  Fingerprint:  {window['fingerprint'][:32]}",
-                        f"                {window['fingerprint'][32:]}",
-                        f"  Addresses:    {', '.join(addresses) or '-'}",
-                        f"  Ports:        pairing {server.pairing_listen.port}, management {server.listen.port}",
-                        "",
-                        f"Waiting for the server... {left // 60}:{left % 60:02d} left, {p.attempts_left} attempts.",
-                    ]
+            p = b.pairing.status()
+            pairing = (
+                f"PAIRED with {p.peer_name}"
+                if p.paired
+                else "not paired"
+                + (
+                    f", window open {countdown((p.window_expires_at or 0) - b.pairing.clock())}"
+                    if p.window_open
+                    else ""
                 )
             )
+            parts = [host.hostname(), ", ".join(addresses[:2]) or "no address", pairing]
+            pending = b.network.pending()
+            if pending is not None:
+                left = max(0, int(pending.deadline - b.pairing.clock()))
+                parts.append(f"NETWORK CHANGE reverts in {left} s")
+            self._announce(pending)
+            self.header.set_text(term.plain(" " + " | ".join(parts))[:200])
+        except (SatbridgeError, OSError) as exc:
+            self.header.set_text(term.plain(f" (status unavailable: {exc})"))
 
-        async def open_window() -> None:
-            opened = await asyncio.to_thread(self.bridge.pairing.open_window)
-            window.update(code=opened.code, fingerprint=opened.fingerprint, opened_at=self.bridge.pairing.clock())
-            await refresh()
+    def _announce(self, pending: Pending | None) -> None:
+        """A pending change that went away: kept, or reverted (every console says which)."""
+        seen, self.seen_pending = self.seen_pending, pending
+        if seen is None or (pending is not None and pending.checkpoint == seen.checkpoint):
+            return
+        if self.bridge.pairing.clock() >= seen.deadline:
+            self.say(f"The network change ({seen.what}) was not kept: the previous setting is back.")
+        else:
+            self.say(f"The network change ({seen.what}) was kept.")
 
-        self.show("commission", views.screen("commission / connect", urwid.Filler(text, valign="top")), refresh)
-        self.refresh = None
-        self.spawn(self._then(open_window(), lambda: setattr(self, "refresh", refresh)))
+    async def tick(self) -> None:
+        await asyncio.to_thread(self.update_header)
+        try:
+            await self.controller.refresh()
+        except SatbridgeError as exc:
+            self.say(f"Error: {exc}")
+        self.draw()
 
-    async def _then(self, first: Awaitable[None], after: Callable[[], None]) -> None:
-        await first
-        after()
-
-    def network(self) -> None:
-        net = self.bridge.network
-        info = urwid.Text("reading the network...")
-        form = views.Form([("address", "Address/prefix", ""), ("gateway", "Gateway", ""), ("dns", "DNS servers", "")])
-        keep = urwid.Text("")
-
-        async def load() -> None:
-            s = await net.show()
-            info.set_text(
-                f"{s.interface}: { {'auto': 'DHCP', 'manual': 'static'}.get(s.method, s.method or '-') }, "
-                f"{', '.join(s.addresses) or 'no address'}; gateway {s.gateway or '-'}; "
-                f"DNS {', '.join(s.dns) or '-'}"
-            )
-            if s.pending_rollback_in:
-                keep.set_text(f"KEEP THIS SETTING? Reverting in {s.pending_rollback_in:.0f} s unless you choose Keep.")
-            else:
-                keep.set_text("")
-
-        async def apply_static() -> None:
-            v = form.values()
-            dns = [d for d in v["dns"].replace(",", " ").split() if d]
-            try:
-                await net.set_static(v["address"], v["gateway"] or None, dns)
-            except SatbridgeError as exc:
-                field = (exc.field or "").split("[")[0]
-                form.show_error(field if field in form.edits else "address", exc.message)
-                return
-            form.show_error(None, "")
-            await load()
-
-        async def dhcp() -> None:
-            await net.set_dhcp()
-            await load()
-
-        async def confirm() -> None:
-            await net.confirm()
-            self.say("Kept.")
-            await load()
-
-        body = urwid.ListBox(
-            urwid.SimpleFocusListWalker(
-                [
-                    info,
-                    urwid.Divider(),
-                    urwid.Text("Static address:"),
-                    *form.rows,
-                    views.button("Apply static address", lambda: self.spawn(apply_static())),
-                    views.button("Use DHCP", lambda: self.spawn(dhcp())),
-                    urwid.Divider(),
-                    keep,
-                    views.button("Keep this setting", lambda: self.spawn(confirm())),
-                ]
-            )
-        )
-        self.show("network", views.screen("network", body), load)
-        self.network_form = form
-        self.spawn(load())
-
-    def xcc(self) -> None:
-        text = urwid.Text("reading XCC...")
-
-        async def load() -> None:
-            text.set_text(f"XCC: {self._xcc_line(await self.bridge.xcc.status())}")
-
-        def control(verb: str) -> Callable[[], None]:
-            async def run() -> None:
-                self.say(f"{verb}ing XCC...")
-                self.draw()
-                await self.bridge.xcc.control(verb)
-                self.say(f"XCC {verb}: done")
-                await load()
-
-            return lambda: self.spawn(run())
-
-        body = urwid.ListBox(
-            urwid.SimpleFocusListWalker(
-                [
-                    text,
-                    urwid.Divider(),
-                    views.button("Start", control("start")),
-                    views.button("Stop", control("stop")),
-                    views.button("Restart", control("restart")),
-                ]
-            )
-        )
-        self.show("xcc", views.screen("XCC service", body), load)
-        self.spawn(load())
-
-    def firewall(self) -> None:
-        from satbridge.core.firewall import plan
-
-        walker = urwid.SimpleFocusListWalker([urwid.Text("reading the firewall...")])
-
-        async def load() -> None:
-            state = await self.bridge.firewall.get()
-            lines = plan(state.rules, self.bridge.firewall.bridge_ports).save_lines("v4")
-            walker[:] = [
-                urwid.Text(f"Revision {state.revision}; default {state.rules.default_action.value}"),
-                urwid.Divider(),
-                *(urwid.Text(line) for line in lines),
-                urwid.Divider(),
-                views.button("Reset to the factory rules", ask),
-            ]
-
-        def ask() -> None:
-            self.confirm("Reset the firewall to the factory rules?", lambda: self.spawn(reset()))
-
-        async def reset() -> None:
-            state = await self.bridge.firewall.reset(by="console")
-            self.firewall()
-            self.say(f"Firewall reset (revision {state.revision}).")
-
-        self.show("firewall", views.screen("firewall", urwid.ListBox(walker)))
-        self.spawn(load())
-
-    def logs(self) -> None:
-        sources = self.bridge.logs.list()
-        items = [
-            (f"{s.name}  ({s.size} bytes)" if s.kind == "file" else s.name, (lambda name=s.name: self.log_viewer(name)))
-            for s in sources
-        ]
-        self.show("logs", views.screen("logs", views.menu(items)))
-
-    def log_viewer(self, name: str) -> None:
-        from satbridge.menu.logview import LogViewer
-
-        viewer = LogViewer(self, name)
-        self.show(
-            "log-viewer",
-            views.screen(f"log {name}", viewer.widget, "/ search  n next  G end  g start  f follow  q back"),
-        )
-        viewer.start()
-
-    def disconnect(self) -> None:
-        async def run() -> None:
-            done = await self.bridge.disconnect.disconnect(by="console")
-            self.main_menu()
-            self.say(
-                "Disconnected."
-                + (" XCC stopped." if done.xcc_stopped else "")
-                + (f" {done.problem}" if done.problem else "")
-            )
-
-        self.confirm(
-            "Disconnect from the central server? Its access ends at once, XCC stops.", lambda: self.spawn(run())
-        )
-
-    def factory_reset(self) -> None:
-        edit = urwid.Edit("Type RESET to confirm: ")
-        progress = urwid.Text("")
-
-        async def run() -> None:
-            lines = []
-            async for step in self.bridge.factory_reset.run(by="console"):
-                lines.append(f"[{'done' if step.done else 'FAILED'}] {step.name}: {step.detail}")
-                progress.set_text("\n".join(lines))
-                self.draw()
-            self.say(
-                "Factory reset complete."
-                if all(line.startswith("[done]") for line in lines)
-                else "Some steps failed: run the factory reset again."
-            )
-
-        def go() -> None:
-            if edit.edit_text.strip() != "RESET":
-                self.say("Type RESET (in capitals) to confirm.")
-                return
-            progress.set_text("resetting...")
-            self.spawn(run())
-
-        body = urwid.ListBox(
-            urwid.SimpleFocusListWalker(
-                [
-                    urwid.Text(
-                        "This removes XCC, the pairing, the firewall rules and the network settings, and makes "
-                        "a new identity. The bridge and its config stay."
-                    ),
-                    urwid.Divider(),
-                    urwid.AttrMap(edit, None, focus_map="reversed"),
-                    views.button("Reset the satellite", go),
-                    urwid.Divider(),
-                    progress,
-                ]
-            )
-        )
-        self.show("factory-reset", views.screen("factory reset", body))
-        self.reset_edit = edit
-
-    def about(self) -> None:
-        from satbridge import __version__
-
-        self.show(
-            "about",
-            views.screen(
-                "about",
-                views.text_page(
-                    [
-                        f"Satellite Bridge {__version__}",
-                        f"XCC: {self.bridge.xcc.version() or 'not installed'}",
-                        f"Identity: {self.bridge.identity.current().fingerprint.hex()[:32]}",
-                    ]
-                ),
-            ),
-        )
-
-    def help(self) -> None:
-        self.show("help", views.screen("help", views.text_page(keys.help_lines())))
-
-    def confirm(self, question: str, yes: Callable[[], None]) -> None:
-        self.show(
-            "confirm",
-            views.screen(
-                "confirm",
-                views.text_page([question], [("Yes", yes), ("No", self.main_menu)]),
-            ),
-        )
+    async def ticker(self) -> None:
+        """Refresh the header and the live screen every second."""
+        while True:
+            await asyncio.sleep(1)
+            await self.tick()
 
 
 def run(bridge: Bridge) -> int:
-    """The console's main loop (urwid on asyncio)."""
+    """The console's main loop (urwid on asyncio): no mouse, ASCII only on a basic terminal."""
+    basic = term.basic_mode()
+    if basic:
+        urwid.set_encoding("ascii")
     app = MenuApp(bridge)
     aloop = asyncio.new_event_loop()
     asyncio.set_event_loop(aloop)
-    screen = urwid.raw_display.Screen()
-    screen.set_terminal_properties(colors=1)
     loop = urwid.MainLoop(
-        app.top, PALETTE, screen=screen, unhandled_input=app.keypress, event_loop=urwid.AsyncioEventLoop(loop=aloop)
+        app.top,
+        PALETTE,
+        screen=term.make_screen(basic=basic),
+        unhandled_input=app.keypress,
+        handle_mouse=False,
+        event_loop=urwid.AsyncioEventLoop(loop=aloop),
     )
     app.loop = loop
     ticker = aloop.create_task(app.ticker())
@@ -463,6 +271,8 @@ def run(bridge: Bridge) -> int:
         loop.run()
     finally:
         ticker.cancel()
+        for controller in app.stack:
+            controller.stop()
         aloop.run_until_complete(bridge.aclose())
         aloop.close()
     return 0

@@ -1,4 +1,5 @@
-"""Widgets only: no I/O, no services. Plain ASCII, no colours needed (a vt220 serial console)."""
+"""Widgets only: no I/O, no services. Plain ASCII, no colours (a vt220 serial console): the
+focus is reverse video, fields are in brackets, boxes are drawn with + - |."""
 
 from __future__ import annotations
 
@@ -6,55 +7,185 @@ from collections.abc import Callable, Sequence
 
 import urwid
 
+from satbridge.menu.term import plain
+
 Action = Callable[[], None]
+# (name, foreground, background, mono): with colors=1 urwid draws the mono column, so each
+# entry names it; reverse video ("standout") and bold are what a vt220 has.
+PALETTE = [
+    ("title", "bold", "", "bold"),
+    ("focus", "standout", "", "standout"),
+    ("field", "underline", "", "underline"),
+    ("error", "bold", "", "bold"),
+    ("match", "standout", "", "standout"),
+    ("banner", "bold", "", "bold"),
+]
 
 
-def header(title: str) -> urwid.Widget:
-    return urwid.Pile([urwid.Text(("title", f" satbridge - {title}")), urwid.Divider("=")])
+def screen(title: str, body: urwid.Widget, footer: str = "Esc back   F1 help") -> urwid.Frame:
+    head = urwid.Pile([urwid.Text(("title", f" satbridge - {title}")), urwid.Divider("=")])
+    return urwid.Frame(body, header=head, footer=urwid.Pile([urwid.Divider("-"), urwid.Text(footer)]))
 
 
-def screen(title: str, body: urwid.Widget, footer: str = "q back   F1 help") -> urwid.Frame:
-    return urwid.Frame(body, header=header(title), footer=urwid.Pile([urwid.Divider("-"), urwid.Text(footer)]))
+class _Button(urwid.Button):
+    button_left = urwid.Text("<")
+    button_right = urwid.Text(">")
 
 
 def button(label: str, on_press: Action) -> urwid.Widget:
-    b = urwid.Button(label, on_press=lambda _b: on_press())
-    return urwid.AttrMap(b, None, focus_map="reversed")
+    b = _Button(label, on_press=lambda _b: on_press())
+    return urwid.AttrMap(b, None, focus_map="focus")
 
 
-def menu(items: Sequence[tuple[str, Action]]) -> urwid.ListBox:
-    return urwid.ListBox(urwid.SimpleFocusListWalker([button(label, act) for label, act in items]))
+class Field(urwid.Edit):
+    """One edit field: Ctrl-U clears it (as a shell line does)."""
+
+    def keypress(self, size: tuple[int], key: str) -> str | None:
+        if key == "ctrl u":
+            self.set_edit_text("")
+            return None
+        return super().keypress(size, key)
 
 
-def text_page(lines: Sequence[str], actions: Sequence[tuple[str, Action]] = ()) -> urwid.ListBox:
-    widgets: list[urwid.Widget] = [urwid.Text(line) for line in lines]
+def field_row(label: str, edit: Field, width: int = 40) -> urwid.Widget:
+    """`Label            [value      ]`: brackets and an underline show a field on any terminal."""
+    return urwid.Columns(
+        [
+            (18, urwid.Text(label)),
+            (1, urwid.Text("[")),
+            (width, urwid.AttrMap(edit, "field", focus_map="focus")),
+            (1, urwid.Text("]")),
+        ]
+    )
+
+
+class Body(urwid.ListBox):
+    """A screen's list: Tab/Shift-Tab move between fields and buttons (wrapping), Enter in a
+    field moves to the next one."""
+
+    def _selectables(self) -> list[int]:
+        return [i for i, w in enumerate(self.body) if w.selectable()]
+
+    def _move(self, step: int) -> bool:
+        spots = self._selectables()
+        if not spots:
+            return False
+        here = self.focus_position if self.body else 0
+        later = [i for i in spots if (i - here) * step > 0]
+        target = (later[0] if step > 0 else later[-1]) if later else (spots[0] if step > 0 else spots[-1])
+        self.set_focus(target, "above" if step > 0 else "below")
+        return True
+
+    def keypress(self, size: tuple[int, int], key: str) -> str | None:  # type: ignore[override]
+        if key in ("tab", "shift tab"):
+            return None if self._move(1 if key == "tab" else -1) else key
+        if key == "enter" and self.body and isinstance(self.focus, urwid.Columns) and _holds_field(self.focus):
+            self._move(1)
+            return None
+        return super().keypress(size, key)
+
+
+def _holds_field(widget: urwid.Columns) -> bool:
+    return any(isinstance(getattr(w, "original_widget", w), Field) for w, _ in widget.contents)
+
+
+def body(widgets: Sequence[urwid.Widget]) -> Body:
+    return Body(urwid.SimpleFocusListWalker(list(widgets)))
+
+
+def text_page(lines: Sequence[str], actions: Sequence[tuple[str, Action]] = ()) -> Body:
+    widgets: list[urwid.Widget] = [urwid.Text(plain(line)) for line in lines]
     if actions:
         widgets += [urwid.Divider(), *(button(label, act) for label, act in actions)]
-    return urwid.ListBox(urwid.SimpleFocusListWalker(widgets))
+    return body(widgets)
 
 
 class Form:
-    """Labelled edit fields with an error line each (inline validation)."""
+    """Labelled fields, each with its own error line (inline validation)."""
 
     def __init__(self, fields: Sequence[tuple[str, str, str]]) -> None:
-        self.edits: dict[str, urwid.Edit] = {}
+        self.edits: dict[str, Field] = {}
         self.errors: dict[str, urwid.Text] = {}
         rows: list[urwid.Widget] = []
         for key, label, value in fields:
-            self.edits[key] = urwid.Edit(f"{label:<18}", value)
+            self.edits[key] = Field("", value)
             self.errors[key] = urwid.Text("")
-            rows += [urwid.AttrMap(self.edits[key], None, focus_map="reversed"), self.errors[key]]
+            rows += [field_row(label, self.edits[key]), self.errors[key]]
         self.rows = rows
 
     def values(self) -> dict[str, str]:
         return {k: e.edit_text.strip() for k, e in self.edits.items()}
 
+    def fill(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self.edits[key].set_edit_text(value)
+
     def show_error(self, field: str | None, message: str) -> None:
         for key, text in self.errors.items():
-            text.set_text(f"  ! {message}" if key == field else "")
+            text.set_text(("error", f"  ! {plain(message)}") if key == field else "")
+
+
+class Dialog(urwid.WidgetWrap):
+    """A modal question in an ASCII box; its buttons in a row, the safe one focused; Esc is
+    the safe answer."""
+
+    def __init__(self, title: str, lines: Sequence[str], buttons: Sequence[tuple[str, Action]], *, focus: int) -> None:
+        self.on_escape = buttons[focus][1]
+        row = urwid.Columns([("pack", button(label, act)) for label, act in buttons], dividechars=3)
+        row.focus_position = focus
+        self.text = urwid.Text("\n".join(plain(line) for line in lines))
+        pile = urwid.Pile([self.text, urwid.Divider(), row])
+        pile.focus_position = 2
+        box = urwid.LineBox(
+            urwid.Padding(pile, left=1, right=1),
+            title=plain(title),
+            tlcorner="+",
+            tline="-",
+            lline="|",
+            trcorner="+",
+            blcorner="+",
+            rline="|",
+            bline="-",
+            brcorner="+",
+        )
+        super().__init__(box)
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        if key == "esc":
+            self.on_escape()
+            return None
+        if key in ("tab", "shift tab"):
+            key = "right" if key == "tab" else "left"
+        super().keypress(size, key)
+        return None  # a modal: nothing behind it gets a key
+
+
+def modal(dialog: urwid.Widget, behind: urwid.Widget) -> urwid.Overlay:
+    return urwid.Overlay(dialog, behind, "center", ("relative", 86), "middle", "pack")
+
+
+def menu(items: Sequence[tuple[str, str, Action]]) -> Body:
+    """`key  label` rows; the key (a digit) chooses directly."""
+    return body([button(f"{key:<2} {label}" if key else f"   {label}", act) for key, label, act in items])
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> list[urwid.Widget]:
+    def line(cells: Sequence[str]) -> str:
+        return " ".join(plain(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    return [urwid.Text(("title", line(header))), *(urwid.Text(line(r)) for r in rows)]
 
 
 def render_text(widget: urwid.Widget, cols: int = 80, rows: int | None = 24) -> str:
     """The widget as an 80x24 screen of text (rows=None: a flow widget's own height)."""
     canvas = widget.render((cols, rows) if rows else (cols,), focus=True)
     return "\n".join(line.decode(errors="replace") for line in canvas.text)
+
+
+def render_attrs(widget: urwid.Widget, cols: int = 80, rows: int = 24) -> list[list[tuple[object, str]]]:
+    """Each row as (attribute, text) runs: tests find the reverse-video focus with it."""
+    canvas = widget.render((cols, rows), focus=True)
+    out = []
+    for row in canvas.content():
+        out.append([(attr, text.decode(errors="replace")) for attr, _cs, text in row])
+    return out

@@ -49,7 +49,21 @@ class NetworkService:
         pending = self.store.read_json(PENDING_FILE, _pending)
         if pending is None:
             return None
-        return pending if pending.deadline > self.clock() else None  # else NM has rolled it back
+        if pending.deadline > self.clock():
+            return pending
+        # Its time is up: NetworkManager has put the previous setting back by itself. The first
+        # reader to notice says so in the audit log, once (the file goes under the lock).
+        with self.store.lock():
+            again = self.store.read_json(PENDING_FILE, _pending)
+            if again is not None and again.checkpoint == pending.checkpoint:
+                self.store.remove(PENDING_FILE)
+                self.state.bump()
+                self.audit.record("network-reverted", what=pending.what, reason="not confirmed in time")
+        return None
+
+    def pending(self) -> Pending | None:
+        """The change awaiting confirmation, as every console and the CLI see it (a file)."""
+        return self._pending()
 
     async def show(self) -> NetworkState:
         state = await self.network.state()

@@ -31,7 +31,8 @@ TRUST_FILE = "trust.json"
 
 @dataclass(frozen=True)
 class OpenWindow:
-    """A window as the admin sees it: the code exists only here, never on disk."""
+    """A window as the admin sees it. Its code is kept, while the window is open, in the
+    0600 window file beside the identity key, so every console and the CLI show the same code."""
 
     code: str
     expires_at: float
@@ -89,12 +90,24 @@ class PairingService:
     def _window(self) -> core.PairingWindow | None:
         return self.store.read_json(WINDOW_FILE, core.PairingWindow.from_json)
 
+    def _write_window(self, window: core.PairingWindow, code: str) -> None:
+        self.store.write(WINDOW_FILE, json.dumps({**window.to_json(), "code": code}).encode(), private=True)
+
+    def _code(self) -> str:
+        """The open window's code ("" for a window written before codes were kept)."""
+
+        def parse(data: Any) -> str:
+            code = data.get("code", "") if isinstance(data, dict) else ""
+            return code if isinstance(code, str) else ""
+
+        return self.store.read_json(WINDOW_FILE, parse) or ""
+
     def _open(self, reason: str) -> OpenWindow:
         code = core.format_code(self.entropy(core.CODE_BYTES))
         window = core.open_window(
             code, now=self.clock(), minutes=self.config.window_minutes, attempts=self.config.max_attempts
         )
-        self.store.write(WINDOW_FILE, json.dumps(window.to_json()).encode(), private=True)
+        self._write_window(window, code)
         self.state.bump()
         self.audit.record("pairing-window-opened", reason=reason, expires_at=int(window.expires_at))
         return OpenWindow(code, window.expires_at, window.attempts_left, self.identity.current().fingerprint.hex())
@@ -104,14 +117,28 @@ class PairingService:
         with self.store.lock():
             return self._open("admin")
 
+    def current_window(self) -> OpenWindow | None:
+        """The open window and its code, as every console and the CLI show it; None when closed.
+        Reading never changes the code: two consoles show the same one."""
+        window = self._window()
+        if window is None or not window.is_open(self.clock()):
+            return None
+        code = self._code()
+        try:
+            if not code or core.code_key(code) != window.key:
+                return None
+        except InvalidArgument:  # a damaged code is no code: show_window issues a new one
+            return None
+        return OpenWindow(code, window.expires_at, window.attempts_left, self.identity.current().fingerprint.hex())
+
     def show_window(self) -> OpenWindow:
-        """Show the open window. The code is never stored, so showing it means issuing a new
-        one for the window: earlier codes stop working and the attempt count starts again."""
+        """Show the open window with the code it has (a window from an older bridge, whose code
+        was not kept, gets a new one)."""
         with self.store.lock():
             window = self._window()
             if window is None or not window.is_open(self.clock()):
                 raise FailedPrecondition("no pairing window is open; open one with `pair-window open`")
-            return self._open("code shown again")
+            return self.current_window() or self._open("code shown again")
 
     def close_window(self) -> bool:
         with self.store.lock():
@@ -185,7 +212,7 @@ class PairingService:
             if not core.proofs_equal(expected, proof):
                 window = window.after_failure()
                 if window.attempts_left:
-                    self.store.write(WINDOW_FILE, json.dumps(window.to_json()).encode(), private=True)
+                    self._write_window(window, self._code())
                 else:
                     self.store.remove(WINDOW_FILE)
                 self.audit.record(

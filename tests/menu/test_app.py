@@ -1,4 +1,4 @@
-"""The menu without a terminal: screens rendered at 80x24, actions run by name."""
+"""The menu without a terminal: screens rendered at 80x24, actions run by name, keys typed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import asyncio
 import pytest
 
 from satbridge.menu.app import MenuApp
-from satbridge.menu.views import render_text
+from satbridge.menu.term import basic_mode, plain
+from satbridge.menu.views import render_attrs, render_text
 from satbridge.wiring import wire
 from tests.conftest import loopback_config
+
+SIZE = (80, 24)
 
 
 @pytest.fixture
@@ -21,44 +24,70 @@ async def app(tmp_path):
     finally:
         for task in list(menu.tasks):
             task.cancel()
+        for controller in menu.stack:
+            controller.stop()
         await bridge.aclose()
 
 
 async def settle(app: MenuApp) -> None:
-    for _ in range(50):
+    for _ in range(100):
         if not app.tasks:
             return
         await asyncio.sleep(0.02)
 
 
-async def test_main_menu_fits_80x24(app):
-    screen = render_text(app.top)
-    assert len(screen.splitlines()) == 24
-    for item in (
-        "Status",
-        "Commission / connect",
-        "Network",
-        "XCC service",
-        "Firewall",
-        "Logs",
-        "Disconnect from server",
-        "Factory reset",
-        "About",
-        "Help",
-        "Quit",
-    ):
-        assert item in screen
-    assert all(ord(ch) < 128 for ch in screen), "plain ASCII for a serial console"
+def press(app: MenuApp, *keys: str) -> None:
+    for key in keys:
+        if app.top.keypress(SIZE, key) is not None:
+            app.keypress(key)
+
+
+def focused(app: MenuApp) -> list[str]:
+    """The texts drawn in reverse video (the focus), one per row, without the button's < >."""
+    rows = ["".join(text for attr, text in row if attr == "focus") for row in render_attrs(app.top)]
+    return [r.strip().removeprefix("<").removesuffix(">").strip() for r in rows if r.strip()]
+
+
+def screen(app: MenuApp) -> str:
+    return render_text(app.top)
+
+
+async def test_main_menu_fits_80x24_numbered_with_a_header(app):
+    text = screen(app)
+    assert len(text.splitlines()) == 24
+    for item in ("1  Status", "2  Commission / connect", "3  Network", "7  Disconnect from server", "Quit (F10)"):
+        assert item in text
+    assert "not paired" in text.splitlines()[0], "the header says where the admin is"
+    assert all(ord(ch) < 128 for ch in text), "plain ASCII for a serial console"
+
+
+async def test_the_focus_is_reverse_video_and_the_menu_remembers_it(app):
+    assert len(focused(app)) == 1
+    assert "1  Status" in focused(app)[0]
+    press(app, "down", "down")
+    assert "Network" in focused(app)[0]
+    press(app, "enter")
+    await settle(app)
+    assert "satbridge - network" in screen(app)
+    press(app, "esc")
+    assert "Network" in focused(app)[0], "Back returns to the item that was chosen"
+
+
+async def test_number_keys_open_items(app):
+    press(app, "5")
+    await settle(app)
+    assert "satbridge - firewall" in screen(app)
 
 
 async def test_status_and_help_by_name(app):
-    app.status()
+    app.run_action("status")
     await settle(app)
-    assert "Paired:          no" in render_text(app.top)
+    assert "Paired:          no" in screen(app)
     app.run_action("help")
-    assert "log viewer: search for a text" in render_text(app.top)
+    assert "log viewer: search" in screen(app)
     app.run_action("back")
-    assert "Commission / connect" in render_text(app.top)
+    app.run_action("back")
+    assert "Commission / connect" in screen(app)
 
 
 @pytest.mark.parametrize(
@@ -73,53 +102,187 @@ async def test_status_and_help_by_name(app):
         ("factory-reset", "factory reset"),
         ("about", "about"),
         ("help", "help"),
-        ("disconnect", "confirm"),
+        ("disconnect", "disconnect"),
     ],
 )
 async def test_every_screen_is_a_named_action(app, action, title):
     app.run_action(action)
     await settle(app)
-    assert f"satbridge - {title}" in render_text(app.top)
+    assert f"satbridge - {title}" in screen(app)
 
 
-async def test_commission_shows_the_code_and_then_the_pairing(app):
-    app.commission()
+async def test_fields_keep_letters_and_tab_moves(app):
+    app.run_action("network")
     await settle(app)
-    screen = render_text(app.top)
-    assert "Code:" in screen
-    assert "5 attempts" in screen
+    press(app, *"q?")
+    form = app.controller.form
+    assert form.edits["address"].edit_text == "q?", "letters go into the field, not to Back/Help"
+    assert "satbridge - network" in screen(app)
+    press(app, "ctrl u")
+    assert form.edits["address"].edit_text == ""
+    press(app, "tab")
+    press(app, *"192.0.2.1")
+    assert form.edits["gateway"].edit_text == "192.0.2.1"
+    press(app, "shift tab")
+    press(app, *"x")
+    assert form.edits["address"].edit_text == "x"
+    press(app, "enter")
+    press(app, "y")
+    assert "y" in form.edits["gateway"].edit_text, "Enter in a field moves to the next"
 
 
-async def test_network_form_shows_inline_errors(app):
-    app.network()
+async def test_network_errors_ipv6_and_the_keep_modal(app):
+    app.run_action("network")
     await settle(app)
-    app.network_form.edits["address"].set_edit_text("192.0.2.0/24")
-    body = app.body.original_widget.body
-    apply = next(w for w in body.body if "Apply static" in render_text(w, 80, None))
-    apply.original_widget.keypress((80,), "enter")
+    form = app.controller.form
+    form.edits["address"].set_edit_text("2001:db8::5/64")
+    app.controller.apply_static()
     await settle(app)
-    assert "! 192.0.2.0 is the network address of 192.0.2.0/24" in render_text(app.top)
-    app.network_form.edits["address"].set_edit_text("192.0.2.10/24")
-    app.network_form.edits["gateway"].set_edit_text("192.0.2.1")
-    apply.original_widget.keypress((80,), "enter")
+    assert "IPv6" in screen(app)
+    form.edits["address"].set_edit_text("")
+    app.controller.apply_static()
     await settle(app)
-    screen = render_text(app.top)
-    assert "static, 192.0.2.10/24" in screen
-    assert "KEEP THIS SETTING?" in screen
+    assert "! enter an address" in screen(app)
+    form.edits["address"].set_edit_text("192.0.2.10/24")
+    form.edits["gateway"].set_edit_text("192.0.2.1")
+    form.edits["search"].set_edit_text("example.org")
+    app.controller.apply_static()
+    await settle(app)
+    text = screen(app)
+    assert "KEEP THIS SETTING?" in text
+    assert "!" not in text.split("KEEP")[0].split("Address/prefix")[-1], "no stale error"
+    assert focused(app) == ["Keep this setting"]
+    await app.tick()
+    assert "NETWORK CHANGE reverts in" in screen(app).splitlines()[0]
+    press(app, "enter")
+    await settle(app)
+    await app.tick()
+    assert "kept" in screen(app).lower()
+    # a new screen shows the static setting prefilled
+    app.run_action("back")
+    app.run_action("network")
+    await settle(app)
+    form = app.controller.form
+    assert form.values() == {
+        "address": "192.0.2.10/24",
+        "gateway": "192.0.2.1",
+        "dns": "",
+        "search": "example.org",
+    }
+    assert app.controller.view.host.values()["hostname"] == "satellite"
 
 
-async def test_factory_reset_wants_the_word(app):
-    app.factory_reset()
-    app.reset_edit.set_edit_text("reset")
-    body = app.body.original_widget.body
-    go = next(w for w in body.body if "Reset the satellite" in render_text(w, 80, None))
-    go.original_widget.keypress((80,), "enter")
-    assert "Type RESET" in render_text(app.top)
-    app.reset_edit.set_edit_text("RESET")
-    go.original_widget.keypress((80,), "enter")
+async def test_disconnect_when_not_paired_says_so(app):
+    app.run_action("disconnect")
+    await settle(app)
+    text = screen(app)
+    assert "not paired" in text
+    assert "nothing to disconnect" in text
+    assert "Disconnected" not in text
+
+
+async def test_firewall_reset_starts_on_no_and_no_stays(app):
+    await app.bridge.firewall.set(
+        __import__("satbridge.core.firewall", fromlist=["x"]).from_json(
+            {
+                "rules": [
+                    {
+                        "family": "v6",
+                        "protocol": "tcp",
+                        "ports": ["5060"],
+                        "sources": ["2001:db8::/32"],
+                        "action": "accept",
+                    }
+                ],
+                "default_action": "drop",
+            }
+        )
+    )
+    app.run_action("firewall")
+    await settle(app)
+    text = screen(app)
+    assert "IPv6" in text
+    assert "2001:db8::/32" in text
+    assert "Revision 1" in text
+    assert "Last change: set by the server" in text
+    press(app, "tab", "enter")
+    assert "reset the firewall?" in screen(app)
+    assert focused(app) == ["No"]
+    press(app, "enter")
+    assert "satbridge - firewall" in screen(app)
+    assert "reset the firewall?" not in screen(app)
+    assert (await app.bridge.firewall.get()).rules.rules, "No changed nothing"
+
+
+async def test_commission_while_paired_warns_and_starts_on_no(app, monkeypatch):
+    from satbridge.core.status import PairingStatus
+
+    monkeypatch.setattr(app.bridge.pairing, "status", lambda: PairingStatus(True, peer_name="central-1", paired_at=1.0))
+    app.run_action("commission")
+    await settle(app)
+    text = screen(app)
+    assert "REPLACES" in text
+    assert "central-1" in text
+    assert focused(app) == ["No, go back"]
+    assert app.bridge.pairing.current_window() is None, "nothing opened before the answer"
+
+
+async def test_two_consoles_show_one_code_and_leaving_asks(app, tmp_path):
+    other = MenuApp(app.bridge)
+    app.run_action("commission")
+    await settle(app)
+    other.run_action("commission")
+    await settle(other)
+    code = app.bridge.pairing.current_window().code
+    assert f"Code:         {code}" in screen(app)
+    assert f"Code:         {code}" in screen(other)
+    other.controller.new_code()
+    await settle(other)
+    new = app.bridge.pairing.current_window().code
+    await app.tick()
+    assert f"Code:         {new}" in screen(app), "the other console's new code shows within a tick"
+    press(app, "esc")
+    assert "pairing window open" in screen(app)
+    assert focused(app) == ["Close the window"]
+    press(app, "enter")
+    assert app.bridge.pairing.current_window() is None
+
+
+async def test_factory_reset_names_what_goes_and_wants_the_word(app):
+    app.run_action("factory-reset")
+    await settle(app)
+    text = screen(app)
+    for part in ("XCC:", "Pairing:", "Firewall:", "rules", "Network:", "Identity:"):
+        assert part in text
+    assert focused(app) == ["Back (keep everything)"]
+    c = app.controller
+    c.edit.set_edit_text("reset")
+    c.go()
+    assert "Type RESET" in screen(app)
+    c.edit.set_edit_text("RESET")
+    c.go()
     for _ in range(100):
         await asyncio.sleep(0.05)
-        if "Factory reset complete" in render_text(app.top):
+        if "Factory reset complete" in screen(app):
             break
-    screen = render_text(app.top)
-    assert "[done] a new identity and a clean state" in screen
+    assert "[done] a new identity and a clean state" in screen(app)
+    assert all(ord(ch) < 128 for ch in screen(app)), "the bridge's own '...' is spelled in ASCII"
+
+
+async def test_xcc_not_installed_offers_no_controls(app):
+    app.run_action("xcc")
+    await settle(app)
+    text = screen(app)
+    assert "not installed" in text
+    assert "Start" not in text
+
+
+def test_basic_mode_and_plain():
+    assert basic_mode({"TERM": "vt220", "LANG": "C.UTF-8"})
+    assert basic_mode({"TERM": "vt100"})
+    assert basic_mode({"TERM": "xterm", "LANG": "de_DE.ISO-8859-1"})
+    assert basic_mode({"TERM": "xterm", "LANG": "C"})
+    assert not basic_mode({"TERM": "xterm", "LANG": "en_US.UTF-8"})
+    assert not basic_mode({"TERM": "linux", "LC_ALL": "C.UTF-8"})
+    assert plain("id 0123…") == "id 0123..."
+    assert plain("caf\u00e9\x1b[2J") == "caf??[2J"

@@ -1,9 +1,11 @@
-"""The real console, driven through tmux at 80x24 in sandbox mode, with a real bridge
-serving beside it and satctl pairing from the outside."""
+"""The real console, driven through tmux at 80x24 in sandbox mode (its own tmux socket), with a
+real bridge serving beside it and satctl pairing from the outside. `capture-pane -e` shows the
+attributes, so the tests see the reverse-video focus as a terminal draws it."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,35 +18,34 @@ from tests.lab.bridge import serving
 
 PY = sys.executable
 TOP = Path(__file__).resolve().parents[2]
+REVERSE = re.compile(r"\x1b\[[0-9;]*7[0-9;]*m([^\x1b]*)")
 
 
 class Console:
-    def __init__(self, name: str, root: Path) -> None:
-        self.name = name
-        subprocess.run(
-            [
-                "tmux",
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "80",
-                "-y",
-                "24",
-                f"cd {TOP} && {PY} -m satbridge --root {root} --sandbox menu",
-            ],
-            check=True,
-        )
+    def __init__(self, socket: str, name: str, root: Path, term: str = "xterm", log: Path | None = None) -> None:
+        self.socket, self.name = socket, name
+        command = f"cd {TOP} && TERM={term} {PY} -m satbridge --root {root} --sandbox menu"
+        if log is not None:  # the raw bytes the console writes, before tmux interprets them
+            command = f"cd {TOP} && TERM={term} script -qfc '{PY} -m satbridge --root {root} --sandbox menu' {log}"
+        self.tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False).stdout
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def escaped(self) -> str:
+        return self.tmux("capture-pane", "-p", "-e", "-t", self.name)
+
+    def reverse(self) -> list[str]:
+        return [m.strip(" <>\n") for m in REVERSE.findall(self.escaped()) if m.strip(" <>\n")]
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        self.tmux("send-keys", "-t", self.name, *keys)
 
     def text(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-l", "-t", self.name, text], check=True)
+        self.tmux("send-keys", "-l", "-t", self.name, text)
 
     def wait(self, text: str, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout
@@ -55,112 +56,122 @@ class Console:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} never showed; the screen:\n{self.screen()}")
 
-    def open(self, index: int, title: str) -> str:
-        self.keys("q")
-        self.wait("Enter choose")
-        self.keys(*(["Down"] * index), "Enter")
-        return self.wait(f"satbridge - {title}")
-
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
+        self.tmux("kill-session", "-t", self.name)
 
 
 @pytest.fixture
 def satellite(tmp_path):
     if not shutil.which("tmux"):
-        pytest.skip("tmux is not installed")
+        pytest.fail("tmux is not installed")
     root, ctl = tmp_path / "root", tmp_path / "ctl"
+    socket = f"sbt19-{tmp_path.name}"
+    consoles: list[Console] = []
+
+    def console(name: str, **kw) -> Console:
+        consoles.append(Console(socket, name, root, **kw))
+        return consoles[-1]
+
     with serving(root) as bridge:
-        console = Console(f"sbt{bridge.mgmt}", root)
         try:
             yield console, root, ctl, bridge.mgmt, bridge.pairing
         finally:
-            console.close()
+            for c in consoles:
+                c.close()
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
 
 
-def test_every_screen_of_the_console(satellite):
-    console, root, ctl, mgmt, pairing = satellite
-    console.wait("Commission / connect")
-
-    screen = console.open(0, "status")
-    console.wait("Paired:          no")
-
-    screen = console.open(1, "commission / connect")
-    screen = console.wait("Code:")
-    code = next(line.split()[1] for line in screen.splitlines() if "Code:" in line)
+def satctl_pair(ctl: Path, mgmt: int, pairing: int, code: str) -> None:
     done = subprocess.run(
-        [
-            PY,
-            "-m",
-            "satbridge.client",
-            "--config-dir",
-            str(ctl),
-            "pair",
-            "127.0.0.1",
-            code,
-            "--port",
-            str(mgmt),
-            "--pairing-port",
-            str(pairing),
-            "--as",
-            "central-1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=TOP,
-    )
+        [PY, "-m", "satbridge.client", "--config-dir", str(ctl), "pair", "127.0.0.1", code, "--port", str(mgmt),
+         "--pairing-port", str(pairing), "--as", "central-1"],
+        capture_output=True, text=True, cwd=TOP, check=False,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    console.wait("PAIRED with central-1")
 
-    console.open(2, "network")
-    console.wait("sandbox0: DHCP")
-    console.text("192.0.2.0/24")
-    console.keys("Down", "Down", "Down", "Enter")
-    console.wait("! 192.0.2.0 is the network address of 192.0.2.0/24")
-    console.keys("Up", "Up", "Up", *(["BSpace"] * 14))
-    console.text("192.0.2.10/24")
-    console.keys("Down")
-    console.text("192.0.2.1")
-    console.keys("Down", "Down", "Enter")
-    console.wait("KEEP THIS SETTING?")
-    console.wait("static, 192.0.2.10/24")
 
-    console.open(3, "XCC service")
-    console.wait("XCC: not installed")
+def test_focus_is_reverse_video_and_two_consoles_share_one_code(satellite):
+    console, root, ctl, mgmt, pairing = satellite
+    tty1, ttys0 = console("tty1"), console("ttyS0")
+    tty1.wait("Commission / connect")
+    assert tty1.reverse() == ["1  Status"], "the focus is drawn in reverse video"
+    assert "\x1b[?1000h" not in tty1.escaped()
+    tty1.keys("2")
+    code = tty1.wait("Code:").split("Code:")[1].split()[0]
+    ttys0.wait("Commission / connect")
+    ttys0.keys("2")
+    assert ttys0.wait(f"Code:         {code}"), "the second console shows the same code"
+    ttys0.keys("Tab", "Enter")  # New code
+    new = ttys0.wait("no longer works").split("Code:")[1].split()[0]
+    assert new != code
+    tty1.wait(f"Code:         {new}", timeout=3)
+    shown = json.loads(
+        subprocess.run([PY, "-m", "satbridge", "--root", str(root), "pair-window", "show", "--json"],
+                       capture_output=True, text=True, cwd=TOP, check=False).stdout
+    )  # fmt: skip
+    assert shown["code"] == new, "the CLI shows the same code"
+    satctl_pair(ctl, mgmt, pairing, new)
+    tty1.wait("PAIRED with central-1")
+    ttys0.wait("PAIRED with central-1")
+    tty1.keys("Escape")
+    assert "PAIRED with central-1" in tty1.wait("satbridge - menu").splitlines()[0]  # the header
+    tty1.keys("7")
+    tty1.wait("Disconnect from central-1?")
+    assert tty1.reverse() == ["No"], "a destructive question starts on No"
+    tty1.keys("Enter")
+    tty1.wait("Commission / connect")
 
-    console.open(4, "firewall")
-    console.wait("Reset to the factory rules")
-    console.keys("Enter")
-    console.wait("Reset the firewall to the factory rules?")
-    console.keys("Enter")
-    console.wait("Firewall reset")
 
-    console.open(5, "logs")
-    console.wait("satbridge/audit.log")
-    console.keys("Enter")
-    console.wait("pairing-window-opened")
-    console.keys("/")
-    console.text("paired")
-    console.keys("Enter")
-    console.wait("found 'paired'")
+def test_network_form_prefilled_and_firewall_both_families(satellite):
+    console, _root, _ctl, _mgmt, _pairing = satellite
+    c = console("net")
+    c.wait("Commission / connect")
+    c.keys("3")
+    c.wait("sandbox0: DHCP")
+    c.text("2001:db8::5/64")
+    c.keys("Tab", "Tab", "Tab", "Tab", "Enter")
+    c.wait("is an IPv6 address")
+    c.keys("BTab", "BTab", "BTab", "BTab", "C-u")  # back from Apply to the address
+    c.text("192.0.2.10/24")
+    c.keys("Enter")
+    c.text("192.0.2.1")
+    c.keys("Tab", "Tab", "Tab", "Enter")
+    c.wait("KEEP THIS SETTING?")
+    assert c.reverse()[-1] == "Keep this setting"
+    c.keys("Enter")
+    c.wait("Kept: the new network setting stays.", timeout=3)
+    c.keys("Escape")
+    c.wait("satbridge - menu")
+    c.keys("3")
+    screen = c.wait("static, 192.0.2.10/24")
+    assert "[192.0.2.10/24" in screen, screen
+    assert "[192.0.2.1 " in screen
+    c.keys("Escape")
+    c.wait("satbridge - menu")
+    c.keys("5")
+    c.wait("Reset to the factory rules")
+    c.keys("Tab", "NPage", "NPage")
+    c.wait("IPv6 (SATBRIDGE chains):")
+    c.wait("ipv6-icmp")
 
-    console.keys("q")
-    console.open(6, "confirm")
-    console.keys("Enter")
-    console.wait("Disconnected.")
-    status = json.loads(
-        subprocess.run(
-            [PY, "-m", "satbridge", "--root", str(root), "status", "--json"], capture_output=True, text=True, cwd=TOP
-        ).stdout
-    )
-    assert not status["pairing"]["paired"]
 
-    console.open(7, "factory reset")
-    console.text("RESET")
-    console.keys("Down", "Enter")
-    console.wait("Factory reset complete", timeout=20)
-
-    console.open(8, "about")
-    console.wait("Satellite Bridge 0.")
-    console.keys("F1")
-    console.wait("log viewer: search for a text")
+def test_vt220_gets_ascii_and_declared_sequences_only(satellite, tmp_path):
+    console, _root, _ctl, _mgmt, _pairing = satellite
+    raw = tmp_path / "raw.log"
+    c = console("vt", term="vt220", log=raw)
+    c.wait("Commission / connect")
+    c.keys("8")
+    c.wait("Type RESET")
+    c.keys("Down")
+    c.text("RESET")
+    c.keys("Tab", "Enter")
+    c.wait("Factory reset complete", timeout=20)  # its last step reports "new identity 0123..."
+    c.keys("F10")
+    time.sleep(0.5)
+    data = raw.read_bytes()
+    assert data, "nothing captured"
+    assert all(b < 128 for b in data), "nothing but ASCII"
+    sequences = re.findall(rb"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()].|[^\[()])", data)
+    allowed = re.compile(rb"\[[0-9;]*[HJKmABCDPMXL@r]|\[\?25[hl]|\[\?7h|\)0|\(B|[78=>]")
+    bad = {s for s in sequences if not allowed.fullmatch(s)}
+    assert not bad, f"sequences a VT220 does not declare: {bad}"

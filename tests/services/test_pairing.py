@@ -54,13 +54,13 @@ def test_right_code_pairs_and_answers_with_a_verifiable_proof(parts):
     assert audit.names()[-1] == "paired"
 
 
-def test_only_a_key_of_the_code_is_stored(parts):
+def test_the_code_is_kept_private_and_only_while_the_window_is_open(parts):
     service, store, _, _ = parts
     window = service.open_window()
-    stored = store.files[WINDOW_FILE]
-    assert window.code.encode() not in stored
-    assert window.code.replace("-", "").encode() not in stored
+    assert window.code.encode() in store.files[WINDOW_FILE]
     assert WINDOW_FILE in store.private
+    service.close_window()
+    assert WINDOW_FILE not in store.files
 
 
 def test_five_wrong_codes_close_the_window(parts):
@@ -92,18 +92,42 @@ def test_expired_code_fails(parts):
     assert not service.status().paired
 
 
-def test_showing_the_window_issues_a_new_code(parts):
+def test_showing_the_window_shows_the_same_code(parts):
+    """Two consoles and the CLI show one code: showing never issues a new one (issue 19)."""
     service, _, _, _ = parts
     with pytest.raises(FailedPrecondition):
         service.show_window()
+    assert service.current_window() is None
     first = service.open_window()
-    second = service.show_window()
-    assert first.code != second.code
+    assert service.show_window().code == first.code
+    assert service.current_window() == first
     csr_pem, proof = request(service, first.code)
+    service.pair(csr_pem, CHALLENGE, proof)
+    assert service.current_window() is None, "the code goes with the window"
+
+
+def test_a_failed_attempt_keeps_the_shown_code(parts):
+    service, _, _, _ = parts
+    first = service.open_window()
+    csr_pem, proof = request(service, "0000-0000-0000-0000")
     with pytest.raises(PermissionDenied):
         service.pair(csr_pem, CHALLENGE, proof)
-    csr_pem, proof = request(service, second.code)
-    service.pair(csr_pem, CHALLENGE, proof)
+    shown = service.current_window()
+    assert shown is not None
+    assert shown.code == first.code
+    assert shown.attempts_left == first.attempts_left - 1
+
+
+def test_a_window_without_its_code_gets_a_new_one_when_shown(parts):
+    service, store, _, _ = parts
+    service.open_window()
+    data = json.loads(store.read("pairing-window.json"))
+    del data["code"]
+    with store.lock():
+        store.write("pairing-window.json", json.dumps(data).encode(), private=True)
+    assert service.current_window() is None
+    shown = service.show_window()
+    assert service.current_window() == shown
 
 
 def test_auto_open_only_while_unpaired(parts):

@@ -1,0 +1,74 @@
+"""The terminal: rich or basic (ASCII) mode, one switch for the whole console (as subiquity's
+serial console), and a screen that never asks for the mouse.
+
+Basic mode is chosen when TERM is vt100/vt220 (a serial line) or the locale is not UTF-8. It
+then sends nothing but ASCII and the sequences a VT220 declares (cursor moves, erase, SGR
+bold/reverse/underline, show/hide cursor): no alternate screen, no mode queries, no mouse.
+"""
+
+from __future__ import annotations
+
+import codecs
+import locale
+import os
+import re
+from collections.abc import Mapping
+
+import urwid
+
+BASIC_TERMS = ("vt100", "vt102", "vt220", "vt320", "vt52", "dumb", "ansi")
+_TYPOGRAPHY = str.maketrans({"…": "...", "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})
+# What a VT220 does not declare: private modes other than the cursor's (?25) and autowrap (?7),
+# DECRQM queries, OSC strings, and keyboard protocol pushes.
+_UNDECLARED = re.compile(
+    r"\x1b\[\?(?!25[hl]|7h)[0-9;]*[hlu$]p?|\x1b\[[0-9;?]*\$p|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[<>=][0-9;]*[a-zA-Z]"
+)
+
+
+def basic_mode(env: Mapping[str, str] | None = None) -> bool:
+    """True for a terminal that gets ASCII only: TERM vt100/vt220 (and kin), or a non-UTF-8 locale."""
+    env = os.environ if env is None else env
+    term = env.get("TERM", "").lower()
+    if any(term == t or term.startswith(t + "-") for t in BASIC_TERMS):
+        return True
+    lang = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
+    if lang:
+        charset = lang.partition(".")[2].partition("@")[0]
+        if not charset:
+            return lang not in ("C.UTF-8",)  # "C", "POSIX", "de_DE": not UTF-8
+        try:
+            return codecs.lookup(charset).name != "utf-8"
+        except LookupError:
+            return True
+    return locale.getpreferredencoding(False).lower().replace("-", "") != "utf8"
+
+
+def plain(text: str) -> str:
+    """Text for the console: typographic characters spelled in ASCII, anything else outside
+    printable ASCII becomes "?" (a log line, a peer's name, a daemon's message)."""
+    text = text.translate(_TYPOGRAPHY)
+    return "".join(ch if (" " <= ch <= "~") or ch == "\n" else "?" for ch in text)
+
+
+class BasicScreen(urwid.display.raw.Screen):
+    """A raw screen for a VT220: no alternate buffer, no queries, no mouse; a last filter drops
+    any sequence a VT220 does not declare and any byte outside ASCII."""
+
+    def _detect_terminal_modes(self) -> None:
+        return None
+
+    def _mouse_tracking(self, enable: bool) -> None:
+        self._mouse_tracking_enabled = False
+
+    def _start(self, alternate_buffer: bool = True, *args: object, **kwargs: object) -> None:
+        super()._start(False)
+
+    def write(self, data: str) -> None:
+        data = _UNDECLARED.sub("", data)
+        super().write(data.encode("ascii", "replace").decode("ascii"))
+
+
+def make_screen(*, basic: bool) -> urwid.display.raw.Screen:
+    screen = BasicScreen() if basic else urwid.display.raw.Screen()
+    screen.set_terminal_properties(colors=1)  # reverse video and bold only: any terminal has them
+    return screen
