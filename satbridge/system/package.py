@@ -368,11 +368,12 @@ def _extract_members(path: Path, tree: _Tree, manifest: Manifest, limits: Limits
                 raise _bad(f"more than {limits.max_members} members")
             kind = _KINDS.get(member.type, "other")
             planned = check_member(manifest, member.name, kind, member.linkname)
+            # Each path once, directories too (payload/ itself is ""): a path has one kind.
+            if planned.path in seen:
+                raise _bad(f"{PAYLOAD}/{planned.path} is in the package twice".rstrip("/"))
+            seen.add(planned.path)
             if planned.kind == "dir":
                 continue  # created from the manifest already
-            if planned.path in seen:
-                raise _bad(f"{planned.path} is in the package twice")
-            seen.add(planned.path)
             if planned.kind == "link":
                 tree.symlink(planned.path, planned.target)
                 continue

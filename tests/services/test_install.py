@@ -100,7 +100,7 @@ async def test_first_install_writes_the_unit_and_commits(lab, probe_port, fake_s
     ]
     assert lab.releases.current() == "1.0.0"
     unit = (lab.root / "etc/systemd/system/xcc.service").read_text()
-    assert f"ExecStart=/opt/xcc/current/bin/xcc --port {probe_port}" in unit
+    assert f'ExecStart="/opt/xcc/current/bin/xcc" "--port" "{probe_port}"' in unit
     assert ("EnableUnitFiles", "xcc.service") in fake_systemd.behaviour.calls
     assert ("RestartUnit", "xcc.service") in fake_systemd.behaviour.calls
     assert (lab.root / "opt/xcc/releases/1.0.0/bin/xcc").stat().st_mode & 0o111

@@ -316,3 +316,28 @@ def test_headers_that_move_member_boundaries_are_refused(tmp_path):
         path.write_bytes(data + block + xcc.ljust(tarfile.BLOCKSIZE, b"\0") + b"\0" * tarfile.RECORDSIZE)
         with pytest.raises(InvalidArgument, match=r"PAX 'size'|sparse|carries"):
             extract(path, tmp_path / case, m, Limits())
+
+
+def test_a_directory_member_twice_is_refused(tmp_path):
+    """README: "a member twice" is refused; directory members too (red team, issue 14)."""
+    xcc = b"#!/bin/sh\n"
+    m = Manifest("xcc", "1.0.0", ("bin/xcc",), {"bin/xcc": hashlib.sha256(xcc).hexdigest()}, dirs={"bin": 0o755})
+    raw = m.to_bytes()
+    for twice in (["payload/bin", "payload/bin"], ["payload", "payload"]):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in (("manifest.json", raw), ("manifest.sig", b"s" * 64)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            for name in ["payload", "payload/bin", *twice][1 if twice[0] == "payload" else 0 :]:
+                info = tarfile.TarInfo(name)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            info = tarfile.TarInfo("payload/bin/xcc")
+            info.size = len(xcc)
+            tar.addfile(info, io.BytesIO(xcc))
+        path = tmp_path / "twice.tar"
+        path.write_bytes(buffer.getvalue())
+        with pytest.raises(InvalidArgument, match="twice"):
+            extract(path, tmp_path / f"dest-{len(twice[0])}", parse_manifest(raw), Limits())
