@@ -35,7 +35,7 @@ class Lab:
         self.releases = Releases(root / "opt/xcc")
         self.units = SystemdUnits(bus, root)
         self.audit = ListAudit()
-        self.update = UpdateService(self.staging, self.releases)
+        self.update = UpdateService(self.staging, self.releases, PackageIO())
         self.install_service = InstallService(
             self.staging,
             self.releases,
