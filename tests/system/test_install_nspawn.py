@@ -210,13 +210,15 @@ async def test_a_rollback_restores_the_old_releases_unit_on_real_systemd(applian
 
 def test_systemd_reads_the_rendered_argv_back_exactly(appliance):
     """The quoting of core.units.exec_word, once against the real systemd: a unit with odd
-    arguments passes systemd-analyze verify, and the ExecStart property (D-Bus, an array of
-    strings) holds exactly the argv."""
+    arguments passes systemd-analyze verify, its ExecStart property (D-Bus, an array of strings,
+    before variables are substituted at exec) holds the argv with `$` still doubled, and the
+    process started gets exactly the argv (a shell prints its arguments one per line)."""
     import json
 
     from satbridge.core.units import render_xcc_unit
 
-    argv = ["/bin/true", "%n", "$HOME", "${X}", "\\x41", "a b", ";", "'q'", '"dq"', "é€", "-x", "\\", "%%", "$$"]
+    odd = ["%n", "$HOME", "${X}", "\\x41", "a b", ";", "'q'", '"dq"', "é€", "-x", "\\", "%%", "$$", "$(id)"]
+    argv = ["/bin/sh", "-c", 'printf "%s\\n" "$@" > /run/quotetest.out', "sh", *odd]
     unit = appliance.root / "etc/systemd/system/quotetest.service"
     unit.write_text(render_xcc_unit(argv, working_directory="/", log_directory="quotetest"))
     try:
@@ -229,7 +231,13 @@ def test_systemd_reads_the_rendered_argv_back_exactly(appliance):
         )  # fmt: skip
         assert prop.returncode == 0, prop.stderr
         ((path, args, *_),) = json.loads(prop.stdout)["data"]
-        assert (path, args) == (argv[0], argv)
+        assert (path, args) == (argv[0], [a.replace("$", "$$") for a in argv])
+        started = _in_appliance(appliance, "systemctl", "start", "quotetest.service")
+        assert started.returncode == 0, started.stderr
+        printed = _in_appliance(appliance, "cat", "/run/quotetest.out").stdout
+        assert printed.splitlines() == odd
     finally:
+        _in_appliance(appliance, "systemctl", "stop", "quotetest.service")
+        _in_appliance(appliance, "rm", "-f", "/run/quotetest.out")
         unit.unlink(missing_ok=True)
         _in_appliance(appliance, "systemctl", "daemon-reload")
