@@ -127,7 +127,9 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         allow_unsigned=config.allow_unsigned,
         health_gate=config.health_gate_seconds,
     )
-    update = UpdateService(staging, releases, max_size=config.max_package_mib << 20, pinned=install.installing)
+    update = UpdateService(
+        staging, releases, PackageIO(), max_size=config.max_package_mib << 20, pinned=install.installing
+    )
     disconnect = DisconnectService(pairing, xcc)
     factory_reset = FactoryResetService(
         disconnect,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +38,12 @@ DIR_MODE = 0o755
 # A name: lower-case words joined by single hyphens, at most 32 characters.
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 NAME_MAX = 32
-# A version: a SemVer subset. One to four numbers without leading zeros, then an optional
-# pre-release of dot-separated identifiers ([0-9A-Za-z-]); no build metadata, at most 64 chars.
+# A version: SemVer 2.0.0 without build metadata, so one version has one spelling (and one
+# release directory): MAJOR.MINOR.PATCH without leading zeros, then an optional pre-release of
+# dot-separated identifiers, numeric ones without leading zeros (semver.org, items 2 and 9).
 _NUMBER = r"(?:0|[1-9][0-9]{0,8})"
-_IDENT = r"[0-9A-Za-z-]+"
-_VERSION = re.compile(rf"({_NUMBER}(?:\.{_NUMBER}){{0,3}})(?:-({_IDENT}(?:\.{_IDENT})*))?")
+_IDENT = rf"(?:{_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_VERSION = re.compile(rf"({_NUMBER}\.{_NUMBER}\.{_NUMBER})(?:-({_IDENT}(?:\.{_IDENT})*))?")
 VERSION_MAX = 64
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MODE = re.compile(r"0[0-7]{3}")
@@ -54,7 +56,7 @@ def check_version(text: object, *, field: str = "version") -> str:
     """`text` if it is a version of our grammar (2.4.1, 2.5.0-rc.1); InvalidArgument otherwise."""
     if not isinstance(text, str) or len(text) > VERSION_MAX or not _VERSION.fullmatch(text):
         raise InvalidArgument(
-            f"{text!r} is not a version like 2.4.1 or 2.5.0-rc.1 (ASCII digits, dots, one - pre-release)",
+            f"{text!r} is not a version like 2.4.1 or 2.5.0-rc.1 (SemVer: three numbers, no leading zeros)",
             field=field,
         )
     return text
@@ -62,13 +64,14 @@ def check_version(text: object, *, field: str = "version") -> str:
 
 def version_key(text: str) -> tuple[tuple[int, ...], int, tuple[tuple[int, int | str], ...]]:
     """Order versions as SemVer does: numbers first; a pre-release (2.5.0-rc.1) sorts before its
-    release; pre-release identifiers compare numerically when numeric. Raises InvalidArgument."""
+    release; pre-release identifiers compare numerically when numeric. Two versions have equal
+    keys only when they are spelled alike. Raises InvalidArgument."""
     match = _VERSION.fullmatch(check_version(text))
     assert match is not None  # check_version made sure
     numbers = tuple(int(p) for p in match.group(1).split("."))
     pre = match.group(2)
     idents = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else ()
-    return numbers + (0,) * (4 - len(numbers)), 0 if pre else 1, idents
+    return numbers, 0 if pre else 1, idents
 
 
 def is_version(text: str) -> bool:
@@ -114,6 +117,32 @@ def check_path(path: object, *, field: str) -> str:
             f"{path!r} is not a payload path (relative, printable ASCII, no ., .. or empty parts)", field=field
         )
     return path
+
+
+MAX_ARGS = 256
+MAX_ARG = 4095  # UTF-8 bytes of one command argument: systemd's PATH_MAX for a word, less the NUL
+MAX_COMMAND = 32 << 10  # UTF-8 bytes of all arguments: one ExecStart= line, quoted, stays short
+
+
+def check_command(command: object) -> list[str]:
+    """The manifest's `command`: a non-empty list of at most MAX_ARGS non-empty strings of at
+    most MAX_ARG UTF-8 bytes (MAX_COMMAND in all), without control characters (C0, DEL, C1: a newline would end the
+    ExecStart= line of xcc.service) or lone surrogates (not UTF-8). Any other character is
+    quoted for systemd by core.units.render_xcc_unit. InvalidArgument names the argument."""
+    if not isinstance(command, list) or not command or len(command) > MAX_ARGS:
+        raise InvalidArgument(f"a non-empty list of at most {MAX_ARGS} strings", field="manifest.command")
+    for index, arg in enumerate(command):
+        where = f"manifest.command[{index}]"
+        if not isinstance(arg, str) or not arg:
+            raise InvalidArgument("a non-empty string", field=where)
+        bad = next((c for c in arg if unicodedata.category(c) in ("Cc", "Cs")), None)
+        if bad is not None:
+            raise InvalidArgument(f"the control character {bad!r} is not allowed in a command argument", field=where)
+        if len(arg.encode()) > MAX_ARG:
+            raise InvalidArgument(f"longer than {MAX_ARG} bytes (UTF-8)", field=where)
+    if sum(len(arg.encode()) for arg in command) > MAX_COMMAND:
+        raise InvalidArgument(f"longer than {MAX_COMMAND} bytes (UTF-8) in all", field="manifest.command")
+    return command
 
 
 def _parent(path: str) -> str:
@@ -197,6 +226,9 @@ def _mode(value: object, *, field: str, directory: bool) -> int:
     if not isinstance(value, str) or not _MODE.fullmatch(value):
         raise InvalidArgument('a mode like "0755" (octal permission bits, no setuid/setgid/sticky)', field=field)
     mode = int(value, 8)
+    if mode & 0o022:
+        # XCC runs as root from these files: nobody but root may change them.
+        raise InvalidArgument(f"{value} is group- or world-writable; at most 0755", field=field)
     if directory and mode & 0o700 != 0o700:
         raise InvalidArgument("a directory's owner needs rwx (0700 at least)", field=field)
     if not directory and not mode & 0o400:
@@ -257,14 +289,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         raise InvalidArgument(f"unknown keys {unknown}", field="manifest")
     name = check_name(data.get("name"), field="manifest.name")
     version = check_version(data.get("version"), field="manifest.version")
-    command = data.get("command")
-    if (
-        not isinstance(command, list)
-        or not command
-        or len(command) > 256
-        or not all(isinstance(c, str) and c and "\0" not in c and len(c) <= 4096 for c in command)
-    ):
-        raise InvalidArgument("a non-empty list of strings", field="manifest.command")
+    command = check_command(data.get("command"))
     files_in = _dict(data, "files")
     dirs_in = _dict(data, "dirs", required=False) if fmt == FORMAT else {}
     links_in = _dict(data, "links", required=False) if fmt == FORMAT else {}

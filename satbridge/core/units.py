@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shlex
+import unicodedata
 from dataclasses import dataclass
 
 XCC_UNIT = "xcc.service"
@@ -61,8 +61,24 @@ def upgrade_xcc_unit(text: str) -> str | None:
     return "".join("Type=exec\n" if line == "Type=simple\n" else line for line in lines)
 
 
+def exec_word(arg: str) -> str:
+    """One command-line argument as systemd reads it back exactly (systemd.service(5) "Command
+    lines", systemd.syntax(7) "Quoting"): in double quotes, where C escapes are decoded, so `\\`
+    and `"` are backslash-escaped; `%` doubled, as specifiers are expanded in every word; `$`
+    doubled, as $VAR and ${VAR} are substituted. Quoting also keeps a lone `;` (a command
+    separator) and a leading `-`, `@`, `+`, `!` or `:` (prefixes) literal. ValueError for an empty
+    argument or one with a control character or lone surrogate, which no quoting can carry on
+    one unit-file line (core.package.check_command refuses them in manifests)."""
+    if not arg or any(unicodedata.category(c) in ("Cc", "Cs") for c in arg):
+        raise ValueError(f"{arg!r} cannot be an ExecStart= argument")
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
 def render_xcc_unit(exec_start: list[str], *, working_directory: str, log_directory: str) -> str:
-    """xcc.service as the bridge installs it (DESIGN §5): the command lives under /opt/xcc/current."""
+    """xcc.service as the bridge installs it (DESIGN §5): the command lives under /opt/xcc/current.
+    Every word of `exec_start` is quoted by exec_word, so systemd runs exactly that argv.
+    ValueError for an empty command or a word exec_word refuses."""
     if not exec_start:
         raise ValueError("an XCC unit needs a command")
     return (
@@ -76,7 +92,7 @@ def render_xcc_unit(exec_start: list[str], *, working_directory: str, log_direct
         # bad #! fails the job (203/EXEC) instead of "active" for an instant (systemd.service(5);
         # Type=exec exists since systemd 240, Debian 12 ships 252).
         "Type=exec\n"
-        f"ExecStart={shlex.join(exec_start)}\n"
+        f"ExecStart={' '.join(exec_word(arg) for arg in exec_start)}\n"
         f"WorkingDirectory={working_directory}\n"
         f"LogsDirectory={log_directory}\n"
         "Restart=on-failure\n"

@@ -1,8 +1,9 @@
 """Install: a journaled state machine (DESIGN §5) that ends COMMITTED or ROLLED_BACK.
 
-verify -> extract to staging/<v> -> fsync + rename into releases/<v> -> swap `current` -> restart xcc.service
--> health gate (the unit stays active N seconds and the manifest's probe passes) -> commit, or
-roll back to the previous release and say why. The journal (install.json in the state) records
+verify -> extract to staging/<v> -> fsync + rename into releases/<v> -> write xcc.service for <v>
+-> swap `current` -> restart xcc.service -> health gate (the unit loads, stays active N seconds
+and the manifest's probe passes) -> commit, or roll back to the previous release and the unit
+file it ran with, and say why. The journal (install.json in the state) records
 the phase before each step, so a bridge killed anywhere finishes or rolls back at its next start:
 XCC ends on the old or the new release, running, never broken.
 """
@@ -201,24 +202,30 @@ class InstallService:
                 await asyncio.to_thread(self.releases.clear_staging)
                 self._journal()
                 raise
-            self._journal(phase="SWITCHING", upload_id=upload_id, version=version, previous=previous)
+            # The unit belongs to the release: the one the previous release ran with is kept in
+            # the journal before the new one is written, so every rollback (and a recovery after
+            # kill -9 in any later phase) puts it back with `current`.
+            old_unit = await self.units.read_unit_file(XCC_UNIT)
+            entry = {"upload_id": upload_id, "version": version, "previous": previous}
+            entry |= {"unit_saved": "yes", "unit": old_unit or ""}
+            self._journal(phase="SWITCHING", **entry)
             failpoint("SWITCHING")
             yield Event("SWITCHING", f"switching current to {version}", version)
             try:
                 await self._ensure_unit(manifest)
                 await asyncio.to_thread(self.releases.point, "current", version)
-                self._journal(phase="RESTARTING", upload_id=upload_id, version=version, previous=previous)
+                self._journal(phase="RESTARTING", **entry)
                 failpoint("RESTARTING")
                 yield Event("RESTARTING", "restarting xcc.service", version)
                 await self.units.run_job("restart", XCC_UNIT, timeout=90)
-                self._journal(phase="HEALTH_CHECK", upload_id=upload_id, version=version, previous=previous)
+                self._journal(phase="HEALTH_CHECK", **entry)
                 failpoint("HEALTH_CHECK")
                 yield Event("HEALTH_CHECK", f"xcc.service must stay healthy for {gate:g} s", version)
                 await self._health_gate(manifest, gate)
             except (SatbridgeError, JobFailed) as exc:
                 reason = str(exc)
                 yield Event("ROLLING_BACK", f"rolling back: {reason}", version, reason=reason)
-                restored = await self._roll_back(previous, reason)
+                restored = await self._roll_back(previous, reason, old_unit or "")
                 self._journal()
                 self.audit.record("install-rolled-back", version=version, restored=restored, reason=reason)
                 yield Event("ROLLED_BACK", f"back on {restored or 'nothing (first install)'}", version, reason=reason)
@@ -237,6 +244,10 @@ class InstallService:
         probed = manifest.health is None
         while True:
             state = await self.units.state(XCC_UNIT)
+            if not state.loaded:
+                # systemd refused the unit file (LoadState=bad-setting, error): it would not
+                # start again after a crash or a reboot, whatever runs now.
+                raise FailedPrecondition(f"xcc.service does not load (LoadState={state.load_state})")
             if state.active_state != "active":
                 raise FailedPrecondition(
                     f"xcc.service is {state.active_state}/{state.sub_state} "
@@ -254,8 +265,12 @@ class InstallService:
                 f"did not pass within {seconds:g} s"
             )
 
-    async def _roll_back(self, previous: str, reason: str) -> str:
-        """Back to `previous`, running; with none (a first install), XCC stopped and unlinked."""
+    async def _roll_back(self, previous: str, reason: str, unit: str | None) -> str:
+        """Back to `previous` and the unit file it ran with (`unit`; "" when there was none,
+        None when unknown: a journal an older bridge wrote), running; with no previous release
+        (a first install), XCC stopped and unlinked."""
+        if unit is not None:
+            await self._restore_unit(unit)
         if previous and self.releases.has(previous):
             await asyncio.to_thread(self.releases.point, "current", previous)
             try:
@@ -269,6 +284,21 @@ class InstallService:
             log.warning("stopping the failed first install: %s", exc)
         await asyncio.to_thread(self.releases.point, "current", None)
         return ""
+
+    async def _restore_unit(self, text: str) -> None:
+        """xcc.service as it was before the install (written back, or removed when there was
+        none), systemd reloaded. Errors are logged: the rollback goes on to restart XCC."""
+        try:
+            if text:
+                if await self.units.read_unit_file(XCC_UNIT) != text:
+                    await self.units.write_unit_file(XCC_UNIT, text)
+                    await self.units.enable(XCC_UNIT)
+            elif self.units.has_unit_file(XCC_UNIT):
+                await self.units.run_job("stop", XCC_UNIT, timeout=90)
+                await self.units.disable(XCC_UNIT)
+                await self.units.remove_unit_file(XCC_UNIT)
+        except (SatbridgeError, JobFailed, OSError) as exc:
+            log.error("restoring xcc.service as it was before the install: %s", exc)
 
     async def _commit(self, upload_id: str, version: str, previous: str) -> None:
         await asyncio.to_thread(self.releases.point, "previous", previous or None)
@@ -291,7 +321,8 @@ class InstallService:
             self._journal()
             self.audit.record("install-recovered", version=version, action="discarded the half extraction")
             return f"discarded the interrupted extraction of {version}"
-        restored = await self._roll_back(previous, f"the bridge stopped during {phase}")
+        unit = journal.get("unit", "") if journal.get("unit_saved") == "yes" else None
+        restored = await self._roll_back(previous, f"the bridge stopped during {phase}", unit)
         self._journal()
         self.audit.record("install-recovered", version=version, action=f"rolled back to {restored or 'nothing'}")
         return f"rolled back the interrupted install of {version} to {restored or 'nothing'}"

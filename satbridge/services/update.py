@@ -1,9 +1,11 @@
 """Update transfer: announce (BeginUpload), resumable chunked upload, and the versions check.
 
 An upload is identified by its content: its id is the package's sha256, so announcing the same
-file again finds its partial upload and resumes it from the last durable offset. An announcement
-that disagrees with the staged one (another size, name or version for the same bytes) replaces a
-partial upload, or is refused for a whole one: a wrong announcement never sticks.
+file again finds its partial upload and resumes it from the last durable offset. A size that
+disagrees with the staged one restarts a partial upload, or is refused for a whole one. The
+announced name and version are only labels until the bytes are there: once the upload is whole,
+the staged record takes them from the package's own manifest, and later announcements are
+checked against that. A wrong announcement never sticks.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from satbridge.core.package import check_name, check_sha256, check_upload_id, check_version
+from satbridge.core.package import check_name, check_sha256, check_upload_id, check_version, parse_manifest
 from satbridge.errors import Aborted, InvalidArgument, NotFound, ResourceExhausted
-from satbridge.services.ports import ReleasesPort, StagingPort
+from satbridge.services.ports import PackageFiles, ReleasesPort, StagingPort
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class UpdateService:
         self,
         staging: StagingPort,
         releases: ReleasesPort,
+        packages: PackageFiles,
         *,
         max_size: int = 1 << 30,
         max_staged: int = MAX_STAGED,
@@ -58,6 +61,7 @@ class UpdateService:
     ) -> None:
         self.staging = staging
         self.releases = releases
+        self.packages = packages
         self.max_size = max_size
         self.max_staged = max_staged
         self.pinned = pinned if pinned is not None else set()  # in use elsewhere (an install): kept
@@ -77,12 +81,23 @@ class UpdateService:
         await asyncio.to_thread(self.staging.collect_stale, STALE_AFTER)
         announced = {"name": name, "version": version, "size": size, "sha256": sha256}
         meta = self.staging.meta(upload_id)
+        if meta is not None and meta.get("size") == size and (meta.get("name"), meta.get("version")) != (name, version):
+            if meta.get("identified"):
+                # The package's own manifest named it when it was whole: that is what it is.
+                raise InvalidArgument(
+                    f"this file (sha256 {sha256[:16]}...) is {meta.get('name')} {meta.get('version')} by its "
+                    f"manifest, not {name} {version}",
+                    field="version" if meta.get("name") == name else "name",
+                )
+            # Only a label so far (the bytes are not all there): the latest announcement wins.
+            await asyncio.to_thread(self.staging.relabel, upload_id, name, version, identified=False)
+            meta = self.staging.meta(upload_id)
         if meta is not None and any(meta.get(k) != v for k, v in announced.items()):
             if self.staging.complete(upload_id):
                 raise InvalidArgument(
-                    f"this file (sha256 {sha256[:16]}...) is staged as {meta.get('name')} {meta.get('version')} "
-                    f"of {meta.get('size')} bytes; announce it as that",
-                    field="size" if meta.get("size") != size else "version",
+                    f"this file (sha256 {sha256[:16]}...) is staged with {meta.get('size')} bytes; "
+                    f"{size} is not its size",
+                    field="size",
                 )
             if upload_id in self._active:
                 raise Aborted(f"upload {upload_id[:16]}... is being received with another announcement; try again")
@@ -149,6 +164,7 @@ class UpdateService:
                     f"the file's sha256 is {digest}, not the announced one; it was discarded", field="sha256"
                 )
             await asyncio.to_thread(self.staging.promote, upload_id)
+            await asyncio.to_thread(self._identify, upload_id, meta)
             return Uploaded(upload_id, received, digest, complete=True)
         finally:
             if not closed:
@@ -157,6 +173,21 @@ class UpdateService:
                 except Exception as exc:  # noqa: BLE001 - the original error matters more
                     log.warning("closing upload %s: %s", upload_id, exc)
             self._active.discard(upload_id)
+
+    def _identify(self, upload_id: str, meta: dict[str, object]) -> None:
+        """Label a whole upload with the name and version its manifest gives, not the announced
+        ones. A file that is no readable package keeps its labels: the install refuses it."""
+        try:
+            manifest = parse_manifest(self.packages.read_head(self.staging.package(upload_id))[0])
+        except InvalidArgument as exc:
+            log.info("upload %s is not a readable package (%s); the install will say so", upload_id[:16], exc)
+            return
+        if (manifest.name, manifest.version) != (meta.get("name"), meta.get("version")):
+            log.warning(
+                "upload %s was announced as %s %s; its manifest says %s %s",
+                upload_id[:16], meta.get("name"), meta.get("version"), manifest.name, manifest.version,
+            )  # fmt: skip
+        self.staging.relabel(upload_id, manifest.name, manifest.version, identified=True)
 
     def versions(self) -> Versions:
         staged = tuple(sorted({str(m["version"]) for m in self.staging.staged()}))

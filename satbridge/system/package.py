@@ -10,16 +10,20 @@ manifest check is lexical and the creation follows no link.
 
 from __future__ import annotations
 
+import bz2
 import errno
+import gzip
 import hashlib
 import io
+import lzma
 import os
+import re
 import tarfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from satbridge.core.package import (
     DIR_MODE,
@@ -48,21 +52,151 @@ def _bad(why: str) -> InvalidArgument:
     return InvalidArgument(why, field="package")
 
 
+HEADER_LIMIT = 64 << 10  # bytes of one PAX extended header or GNU long name/link
+_EXTENDED = {
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+}
+_PAX = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
+# Members tarfile gives no data blocks to (it does not skip any: data there would be read as the
+# next header, so it is refused rather than followed).
+_DATALESS = {tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE}
+_PAX_RECORD = re.compile(rb"([0-9]{1,20}) ([^=\n]+)=")
+
+
+class _HeaderGuard:
+    """A tar stream, read on tarfile's behalf, that refuses what would make tarfile allocate
+    more than HEADER_LIMIT bytes for one header before it hands out a member.
+
+    tarfile reads a PAX extended header (typeflag x, g, X) or a GNU long name or link (L, K)
+    whole into memory, in one read of its declared size, inside `tar.next()`: a 512 MiB header of
+    zeros costs 512 MiB before any size limit or signature check. This parser follows the same
+    512-byte block structure (POSIX.1-2008 pax "ustar Interchange Format" and "pax Extended
+    Header"; header fields decoded by tarfile's own TarInfo.frombuf, so both read one layout)
+    and raises InvalidArgument on the header block that declares too much, before tarfile sees
+    its data. It also refuses what would change that structure under it: a PAX `size` or
+    `GNU.sparse.*` record, sparse members, data behind a directory, link or device header.
+    At the first block tarfile itself stops at (zeros, a bad checksum) it stops following."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._state = "header"  # header | extended | skip | done
+        self._need = tarfile.BLOCKSIZE
+        self._block = bytearray()
+        self._extended: tarfile.TarInfo | None = None
+        self._padding = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size if size is not None and size > 0 else 1 << 16)
+        if self._state != "done":
+            self._feed(data)
+        return data
+
+    def _feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        at = 0
+        while at < len(view) and self._state != "done":
+            take = min(self._need, len(view) - at)
+            if self._state != "skip":
+                self._block += view[at : at + take]
+            at += take
+            self._need -= take
+            if self._need == 0:
+                self._decide()
+
+    def _next_header(self, skip: int = 0) -> None:
+        self._block.clear()
+        self._state, self._need = ("skip", skip) if skip else ("header", tarfile.BLOCKSIZE)
+
+    def _decide(self) -> None:
+        if self._state == "skip":
+            self._next_header()
+        elif self._state == "extended":
+            assert self._extended is not None
+            if self._extended.type in _PAX:
+                _check_pax_records(bytes(self._block))
+            self._next_header(self._padding)
+        else:
+            self._header(bytes(self._block))
+
+    def _header(self, block: bytes) -> None:
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            self._state = "done"  # end of archive or a damaged header: tarfile stops here too
+            return
+        size = info.size
+        if info.type in _EXTENDED:
+            if size > HEADER_LIMIT:
+                raise _bad(
+                    f"a tar extended header (PAX or GNU long name) of {size} bytes; "
+                    f"at most {HEADER_LIMIT} bytes are read for one header"
+                )
+            self._extended = info
+            self._padding = -size % tarfile.BLOCKSIZE
+            if size:
+                self._block.clear()
+                self._state, self._need = "extended", size
+            else:
+                self._next_header(self._padding)
+        elif info.type == tarfile.GNUTYPE_SPARSE:
+            raise _bad(f"sparse files are not allowed in packages: {info.name}")
+        elif info.type in _DATALESS:
+            if size:
+                raise _bad(f"{info.name}: a directory, link or device member that carries {size} bytes of data")
+            self._next_header()
+        else:
+            self._next_header(size + (-size % tarfile.BLOCKSIZE))
+
+
+def _check_pax_records(raw: bytes) -> None:
+    """Refuse PAX records that would move the member boundaries tarfile and _HeaderGuard follow
+    (`size`, GNU sparse maps), and records malformed enough that the two might split them
+    differently."""
+    at = 0
+    while at < len(raw) and raw[at] != 0:
+        match = _PAX_RECORD.match(raw, at)
+        length = int(match.group(1)) if match else 0
+        if not match or length < match.end() - at or at + length > len(raw) or raw[at + length - 1] != 0x0A:
+            raise _bad("a malformed PAX extended header")
+        keyword = match.group(2)
+        if keyword == b"size" or keyword.startswith(b"GNU.sparse"):
+            raise _bad(f"a PAX {keyword.decode(errors='replace')!r} record (packages need none)")
+        at += length
+
+
+def _decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """The tar bytes of a package file, whatever its compression (gzip, zstd; bzip2 and xz as
+    tarfile's own r|* accepted them), as a stream."""
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
+    if magic[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        return cast("IO[bytes]", zstandard.ZstdDecompressor().stream_reader(raw))
+    if magic[:3] == b"BZh":
+        return cast("IO[bytes]", bz2.BZ2File(raw, mode="rb"))
+    if magic == b"\xfd7zXZ\x00":
+        return cast("IO[bytes]", lzma.LZMAFile(raw, mode="rb"))
+    return raw
+
+
 @contextmanager
 def open_stream(path: Path) -> Iterator[tarfile.TarFile]:
-    """The package as a streaming tar, whatever its compression."""
+    """The package as a streaming tar, whatever its compression, read through _HeaderGuard so no
+    header costs more than HEADER_LIMIT bytes of memory. InvalidArgument for a damaged,
+    truncated or refused archive; ResourceExhausted for a full disk."""
     with open(path, "rb") as raw:
-        magic = raw.read(4)
-        raw.seek(0)
-        source: IO[bytes] = raw
-        if magic[:4] == b"\x28\xb5\x2f\xfd":
-            import zstandard
-
-            source = zstandard.ZstdDecompressor().stream_reader(raw)
         try:
-            with tarfile.open(fileobj=source, mode="r|*") as tar:
+            source = _decompressed(raw)
+            with tarfile.open(fileobj=cast("IO[bytes]", _HeaderGuard(source)), mode="r|") as tar:
                 yield tar
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == 28:
                 raise ResourceExhausted("no space left to extract the package") from exc
             raise _bad(f"the package is damaged or truncated: {exc}") from None
@@ -234,11 +368,12 @@ def _extract_members(path: Path, tree: _Tree, manifest: Manifest, limits: Limits
                 raise _bad(f"more than {limits.max_members} members")
             kind = _KINDS.get(member.type, "other")
             planned = check_member(manifest, member.name, kind, member.linkname)
+            # Each path once, directories too (payload/ itself is ""): a path has one kind.
+            if planned.path in seen:
+                raise _bad(f"{PAYLOAD}/{planned.path} is in the package twice".rstrip("/"))
+            seen.add(planned.path)
             if planned.kind == "dir":
                 continue  # created from the manifest already
-            if planned.path in seen:
-                raise _bad(f"{planned.path} is in the package twice")
-            seen.add(planned.path)
             if planned.kind == "link":
                 tree.symlink(planned.path, planned.target)
                 continue
@@ -282,8 +417,6 @@ def write(out: Path, manifest: bytes, signature: bytes, payload: Path, compressi
             tar.addfile(_info(f"{PAYLOAD}/{name}", tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
     raw = buffer.getvalue()
     if compression == "gzip":
-        import gzip
-
         raw = gzip.compress(raw, mtime=0)
     elif compression == "zstd":
         import zstandard

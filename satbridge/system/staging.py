@@ -99,6 +99,13 @@ class Staging:
                 self._p(upload_id, ".meta.json"), json.dumps({**meta, "created": time.time()}).encode(), mode=0o600
             )
 
+    def relabel(self, upload_id: str, name: str, version: str, *, identified: bool) -> None:
+        """Set the name and version of a staged upload (`identified`: read from its manifest)."""
+        meta = self.meta(upload_id)
+        if meta is not None:
+            meta |= {"name": name, "version": version, "identified": identified}
+            atomic_write(self._p(upload_id, ".meta.json"), json.dumps(meta).encode(), mode=0o600)
+
     def progress(self, upload_id: str) -> int:
         if self.complete(upload_id):
             return int((self.meta(upload_id) or {}).get("size", 0))

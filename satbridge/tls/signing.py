@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +67,34 @@ class TrustedKeys:
     problems: list[str] = field(default_factory=list)
 
 
+def _read_key(path: Path) -> bytes:
+    """The bytes of one key file, read without ever blocking: it must be a regular file (a
+    symlink to one is fine) of at most KEY_LIMIT bytes. stat() first, so a FIFO or a device is
+    never opened; then open(O_NONBLOCK) (a FIFO swapped in meanwhile opens at once instead of
+    waiting for a writer) and fstat() the descriptor, which is what is read. OSError (with
+    strerror) for a file that is not a key file."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(0, "not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        data = os.read(fd, KEY_LIMIT + 1)
+        while len(data) <= KEY_LIMIT and (more := os.read(fd, KEY_LIMIT + 1 - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) > KEY_LIMIT:
+        raise OSError(0, f"larger than {KEY_LIMIT} bytes")
+    return data
+
+
 def load_trusted(directory: Path) -> TrustedKeys:
-    """Every *.pub in the trusted-keys directory. Never raises: a file that cannot be used (a
-    directory, unreadable, a dangling link, too big, not an Ed25519 PEM public key) is named in
-    `problems` and the others still count. No directory: no keys, so nothing verifies."""
+    """Every *.pub in the trusted-keys directory. Never raises and never blocks: a file that
+    cannot be used (a directory, a FIFO or device, or a link to one, unreadable, a dangling
+    link, too big, not an Ed25519 PEM public key) is named in `problems` and the others still
+    count. No directory: no keys, so nothing verifies. Blocking file I/O: callers off the event
+    loop run it in a thread (InstallService.verify does)."""
     trusted = TrustedKeys()
     try:
         paths = sorted(directory.glob("*.pub")) if directory.is_dir() else []
@@ -77,13 +103,9 @@ def load_trusted(directory: Path) -> TrustedKeys:
         return trusted
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                pem = f.read(KEY_LIMIT + 1)
+            pem = _read_key(path)
         except OSError as exc:
             trusted.problems.append(f"{path}: {exc.strerror or exc}")
-            continue
-        if len(pem) > KEY_LIMIT:
-            trusted.problems.append(f"{path}: larger than {KEY_LIMIT} bytes")
             continue
         try:
             trusted.keys.append(load_public(pem, field=str(path)))

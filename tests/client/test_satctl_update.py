@@ -109,7 +109,9 @@ async def test_one_stream_per_upload(running, inventory, tmp_path):
     sat = await pair_with(running, inventory)
     async with connect(sat, inventory) as client:
         stub = update_pb2_grpc.UpdateStub(client.channel)
-        begun = await stub.BeginUpload(update_pb2.BeginUploadRequest(name="xcc", version="1", size=10, sha256="d" * 64))
+        begun = await stub.BeginUpload(
+            update_pb2.BeginUploadRequest(name="xcc", version="1.0.0", size=10, sha256="d" * 64)
+        )
         hold = asyncio.Event()
 
         async def slow():

@@ -11,6 +11,7 @@ from satbridge.core.package import (
     check_name,
     check_path,
     check_version,
+    is_version,
     parse_manifest,
     version_key,
 )
@@ -34,12 +35,13 @@ def v2(**over: object) -> bytes:
 
 
 def test_version_order():
-    assert version_key("2.4.1") < version_key("2.10") < version_key("3.0-rc.1") < version_key("3.0")
-    assert version_key("3") == version_key("3.0.0.0")
+    assert version_key("2.4.1") < version_key("2.10.0") < version_key("3.0.0-rc.1") < version_key("3.0.0")
     assert version_key("1.0.0-rc.2") < version_key("1.0.0-rc.10") < version_key("1.0.0-rc1")
 
 
-@pytest.mark.parametrize("good", ["1", "1.0", "2.4.1", "2.5.0-rc.1", "2.0.0-rc.tmp", "1.2.3.4", "0.0.0-a-b"])
+@pytest.mark.parametrize(
+    "good", ["2.4.1", "2.5.0-rc.1", "2.0.0-rc.tmp", "0.0.0-a-b", "1.0.0-0", "1.0.0-01a", "1.0.0--"]
+)
 def test_versions_of_the_grammar(good):
     assert check_version(good) == good
 
@@ -47,11 +49,44 @@ def test_versions_of_the_grammar(good):
 @pytest.mark.parametrize(
     "bad",
     ["", " 1", "1 ", "v1", "1..2", "1.", ".1", "01", "1.2.3.4.5", "1-", "1-a..b", "1-a.", "1+build", "١", "１",
-     "²", "1~rc1", "1-rc/x", "1\n", "1\x00", "-1", "1" * 10, "1.0-" + "a" * 64, "..", "nan"],
+     "²", "1~rc1", "1-rc/x", "1\n", "1\x00", "-1", "1" * 10, "1.0-" + "a" * 64, "..", "nan",
+     # one version, one spelling (red team, issue 14): SemVer's three numbers, no leading zeros
+     "1", "1.0", "1.2.3.4", "1.0.0.0", "1.0.0-01", "1.0.0-rc.01", "1.0.0-00", "01.0.0", "1.00.0"],
 )  # fmt: skip
 def test_versions_outside_the_grammar(bad):
     with pytest.raises(InvalidArgument):
         check_version(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.from_regex(r"[0-9]{1,3}\.[0-9]{1,2}\.[0-9](-[0-9a-z]{1,3}(\.[0-9a-z]{1,3}){0,2})?", fullmatch=True),
+    b=st.from_regex(r"[0-9]{1,3}\.[0-9]{1,2}\.[0-9](-[0-9a-z]{1,3}(\.[0-9a-z]{1,3}){0,2})?", fullmatch=True),
+)
+def test_versions_that_sort_equal_are_spelled_alike(a, b):
+    """Each version has one spelling, so one release directory: equal keys, equal strings."""
+    if is_version(a) and is_version(b):
+        assert (version_key(a) == version_key(b)) == (a == b)
+
+
+@pytest.mark.parametrize("arg", ["a\nExecStartPre=+/bin/sh", "\r", "\t", "\x7f", "\x85", "\x1b[2J", "\ud800"])
+def test_command_arguments_hold_no_control_characters(arg):
+    with pytest.raises(InvalidArgument) as refused:
+        parse_manifest(v2(command=["bin/xcc", "--x", arg]))
+    assert refused.value.field == "manifest.command[2]"
+
+
+@pytest.mark.parametrize("mode", ["0777", "0775", "0757", "0666", "0646", "0620"])
+@pytest.mark.parametrize("where", ["files", "dirs"])
+def test_group_or_world_writable_modes_are_refused(mode, where):
+    """XCC runs as root from its release: no member may be writable by anyone else."""
+    over = (
+        {"files": {"bin/xcc": {"sha256": SHA, "mode": mode}, "lib/a.so": {"sha256": SHA, "mode": "0644"}}}
+        if where == "files"
+        else {"dirs": {"bin": mode if int(mode, 8) & 0o700 == 0o700 else "0777", "lib": "0755"}}
+    )
+    with pytest.raises(InvalidArgument, match="writable"):
+        parse_manifest(v2(**over))
 
 
 @pytest.mark.parametrize("bad", ["", "XCC", "x_c", "-x", "x-", "x--y", "1x", "xcc ", "ｘcc", "x" * 33, "x.y"])
@@ -80,7 +115,7 @@ def test_manifest_round_trip():
 def test_format_1_lists_files_only_and_implies_their_directories():
     m = parse_manifest(
         json.dumps(
-            {"format": 1, "name": "xcc", "version": "1", "command": ["bin/xcc"], "files": {"bin/xcc": SHA}}
+            {"format": 1, "name": "xcc", "version": "1.0.0", "command": ["bin/xcc"], "files": {"bin/xcc": SHA}}
         ).encode()
     )
     assert (m.format, m.links, m.modes) == (1, {}, {})
@@ -88,7 +123,7 @@ def test_format_1_lists_files_only_and_implies_their_directories():
     with pytest.raises(InvalidArgument):
         parse_manifest(
             json.dumps(
-                {"format": 1, "name": "xcc", "version": "1", "command": ["a"], "files": {"a": SHA}, "links": {}}
+                {"format": 1, "name": "xcc", "version": "1.0.0", "command": ["a"], "files": {"a": SHA}, "links": {}}
             ).encode()
         )
 

@@ -28,7 +28,10 @@ async def test_kill_9_at_every_phase(tmp_path, fake_systemd, probe_port, phase):
     root = tmp_path / "root"
     key = packages.trusted_key(root / "etc/satbridge", tmp_path)
     v1 = packages.good(tmp_path, key, "1.0.0", port=probe_port)
-    v2 = packages.good(tmp_path, key, "2.0.0", port=probe_port)
+    # Another command than 1.0.0's (the fake systemd runs neither): the unit file must follow
+    # `current` back whenever the install is rolled back (red team, issue 14).
+    v2 = packages.good(tmp_path, key, "2.0.0", port=probe_port, variant="bad-health")
+    unit_file = root / "etc/systemd/system/xcc.service"
     (root / "etc/satbridge/satbridge.toml").write_text("[update]\nhealth_gate_seconds = 0.3\n")
     bridge = Bridge(root, fake_systemd.address)
     inv = Inventory.load(tmp_path / "ctl")
@@ -45,6 +48,7 @@ async def test_kill_9_at_every_phase(tmp_path, fake_systemd, probe_port, phase):
             updater = Updater(client.channel)
             assert (await updater.install(await updater.upload(v1, progress=False))).version == "1.0.0"
         await bridge.stop()
+        unit_v1 = unit_file.read_text()
 
         await bridge.start(failpoint=f"install:{phase}")
         async with connect(sat, inv) as client:
@@ -61,6 +65,8 @@ async def test_kill_9_at_every_phase(tmp_path, fake_systemd, probe_port, phase):
         assert (root / "opt/xcc/releases" / releases.current() / "bin/xcc").is_file(), "current is whole"
         assert not list((root / "opt/xcc/releases").glob("*.tmp")), "no half extraction left"
         assert not (root / "var/lib/satbridge/install.json").exists(), "the journal is closed"
+        if releases.current() == "1.0.0":
+            assert unit_file.read_text() == unit_v1, "1.0.0 runs with the unit it was installed with"
         if phase in ("SWITCHING", "RESTARTING", "HEALTH_CHECK"):
             assert fake_systemd.behaviour.calls.count(("RestartUnit", "xcc.service")) > restarts, "XCC restarted"
         async with connect(sat, inv) as client:
@@ -70,6 +76,7 @@ async def test_kill_9_at_every_phase(tmp_path, fake_systemd, probe_port, phase):
             # and the satellite takes the update again, cleanly
             updater = Updater(client.channel)
             final = await updater.install(await updater.upload(v2, progress=False))
-            assert final.version == "2.0.0"
+            assert (final.version, final.phase) == ("2.0.0", final.COMMITTED)
+            assert "--fail-health" in unit_file.read_text()
     finally:
         await bridge.stop()

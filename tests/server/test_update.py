@@ -66,11 +66,11 @@ async def test_announcing_again_is_already_present_and_versions_list_it(updater,
 @pytest.mark.parametrize(
     ("request_", "code", "field"),
     [
-        ({"name": "XCC", "version": "1", "size": 1, "sha256": "a" * 64}, "INVALID_ARGUMENT", "name"),
+        ({"name": "XCC", "version": "1.0.0", "size": 1, "sha256": "a" * 64}, "INVALID_ARGUMENT", "name"),
         ({"name": "xcc", "version": "v1", "size": 1, "sha256": "a" * 64}, "INVALID_ARGUMENT", "version"),
-        ({"name": "xcc", "version": "1", "size": 0, "sha256": "a" * 64}, "INVALID_ARGUMENT", "size"),
-        ({"name": "xcc", "version": "1", "size": 1, "sha256": "zz"}, "INVALID_ARGUMENT", "sha256"),
-        ({"name": "xcc", "version": "1", "size": 1 << 40, "sha256": "a" * 64}, "RESOURCE_EXHAUSTED", ""),
+        ({"name": "xcc", "version": "1.0.0", "size": 0, "sha256": "a" * 64}, "INVALID_ARGUMENT", "size"),
+        ({"name": "xcc", "version": "1.0.0", "size": 1, "sha256": "zz"}, "INVALID_ARGUMENT", "sha256"),
+        ({"name": "xcc", "version": "1.0.0", "size": 1 << 40, "sha256": "a" * 64}, "RESOURCE_EXHAUSTED", ""),
     ],
 )
 async def test_begin_upload_validates(running, inventory, request_, code, field):
@@ -86,7 +86,7 @@ async def test_wrong_offset_and_wrong_hash(updater, running, tmp_path):
     path = tmp_path / "x.pkg"
     path.write_bytes(b"A" * 5000)
     begun = await updater.stub.BeginUpload(
-        update_pb2.BeginUploadRequest(name="xcc", version="9.9", size=5000, sha256="b" * 64)
+        update_pb2.BeginUploadRequest(name="xcc", version="9.9.0", size=5000, sha256="b" * 64)
     )
 
     async def chunks(offset):

@@ -41,11 +41,11 @@ async def test_disk_full_is_resource_exhausted_and_the_bridge_stays_healthy(smal
         stub = update_pb2_grpc.UpdateStub(client.channel)
         with pytest.raises(grpc.aio.AioRpcError) as exc:  # 100 MiB can never fit
             await stub.BeginUpload(
-                update_pb2.BeginUploadRequest(name="xcc", version="1.0", size=100 * MIB, sha256="c" * 64)
+                update_pb2.BeginUploadRequest(name="xcc", version="1.0.0", size=100 * MIB, sha256="c" * 64)
             )
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         begun = await stub.BeginUpload(
-            update_pb2.BeginUploadRequest(name="xcc", version="1.0", size=len(data), sha256=sha)
+            update_pb2.BeginUploadRequest(name="xcc", version="1.0.0", size=len(data), sha256=sha)
         )
         with open(mount / "filler", "wb") as f:  # someone else fills the disk meanwhile
             try:
@@ -67,7 +67,7 @@ async def test_disk_full_is_resource_exhausted_and_the_bridge_stays_healthy(smal
         assert status.disk.free_bytes < MIB
         (mount / "filler").unlink()  # space comes back: the upload resumes where it stopped
         again = await stub.BeginUpload(
-            update_pb2.BeginUploadRequest(name="xcc", version="1.0", size=len(data), sha256=sha)
+            update_pb2.BeginUploadRequest(name="xcc", version="1.0.0", size=len(data), sha256=sha)
         )
         offset = again.resume_offset
 

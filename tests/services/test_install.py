@@ -35,7 +35,7 @@ class Lab:
         self.releases = Releases(root / "opt/xcc")
         self.units = SystemdUnits(bus, root)
         self.audit = ListAudit()
-        self.update = UpdateService(self.staging, self.releases)
+        self.update = UpdateService(self.staging, self.releases, PackageIO())
         self.install_service = InstallService(
             self.staging,
             self.releases,
@@ -100,7 +100,7 @@ async def test_first_install_writes_the_unit_and_commits(lab, probe_port, fake_s
     ]
     assert lab.releases.current() == "1.0.0"
     unit = (lab.root / "etc/systemd/system/xcc.service").read_text()
-    assert f"ExecStart=/opt/xcc/current/bin/xcc --port {probe_port}" in unit
+    assert f'ExecStart="/opt/xcc/current/bin/xcc" "--port" "{probe_port}"' in unit
     assert ("EnableUnitFiles", "xcc.service") in fake_systemd.behaviour.calls
     assert ("RestartUnit", "xcc.service") in fake_systemd.behaviour.calls
     assert (lab.root / "opt/xcc/releases/1.0.0/bin/xcc").stat().st_mode & 0o111
@@ -131,6 +131,48 @@ async def test_failing_restart_rolls_back(lab, probe_port, fake_systemd):
     assert events[-1].phase == "ROLLED_BACK"
     assert "job failed" in events[-1].reason
     assert lab.releases.current() == "1.0.0"
+
+
+async def test_a_rollback_puts_back_the_unit_the_old_release_ran_with(lab, probe_port):
+    """Red team, issue 14: the rollback moved `current` back but kept the failed release's
+    xcc.service, so 1.0.0 ran with 2.0.0's command."""
+    unit_file = lab.root / "etc/systemd/system/xcc.service"
+    await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    before = unit_file.read_text()
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "2.0.0", port=closed_port(), variant="bad-health"))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert unit_file.read_text() == before
+    assert "--fail-health" not in unit_file.read_text()
+
+
+async def test_a_unit_systemd_does_not_load_fails_the_health_gate(lab, probe_port, fake_systemd):
+    """A unit file systemd refuses (LoadState=bad-setting) would not start after a crash or a
+    reboot: the install rolls back, and the old unit file is back."""
+    unit_file = lab.root / "etc/systemd/system/xcc.service"
+    await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    before = unit_file.read_text()
+    unit, _ = fake_systemd.units["xcc.service"]
+    unit.load_state = "bad-setting"
+    stage = lab.install_service._health_gate
+
+    async def gate(manifest, seconds):
+        try:
+            await stage(manifest, seconds)
+        finally:
+            unit.load_state = "loaded"  # the restored unit loads again
+
+    lab.install_service._health_gate = gate
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "2.0.0", port=probe_port, variant="bad-health"))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert "LoadState=bad-setting" in events[-1].reason
+    assert unit_file.read_text() == before
+
+
+async def test_a_failed_first_install_leaves_no_unit(lab, fake_systemd):
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=closed_port()))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert not (lab.root / "etc/systemd/system/xcc.service").exists()
+    assert ("DisableUnitFiles", "xcc.service") in fake_systemd.behaviour.calls
 
 
 async def test_a_failed_first_install_leaves_nothing_running(lab, fake_systemd):

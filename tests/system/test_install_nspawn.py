@@ -4,6 +4,7 @@ probes it inside the container's network; a crashing release is rolled back."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ async def test_install_update_and_rollback_on_real_systemd(appliance, tmp_path):
         tmp_path / "etc/keys",
         health_gate=3,
     )
-    update = UpdateService(staging, releases)
+    update = UpdateService(staging, releases, PackageIO())
     try:
         first = await install(service, update, packages.good(tmp_path / "pkgs", key, "1.0.0", probe="http"))
         assert first[-1].phase == "COMMITTED", first[-1]
@@ -117,7 +118,7 @@ async def test_hostile_packages_on_the_appliance_rootfs(appliance, tmp_path):
         FileLocks(state_dir), ListAudit(), StateService(store, CountingEntropy()), time.time, tmp_path / "etc/keys",
         health_gate=1,
     )  # fmt: skip
-    update = UpdateService(staging, releases)
+    update = UpdateService(staging, releases, PackageIO())
     try:
         good = packages.good(tmp_path / "pkgs", key, "9.0.0", probe="http")
         m = packages.manifest_of(good)
@@ -158,3 +159,85 @@ async def test_hostile_packages_on_the_appliance_rootfs(appliance, tmp_path):
         (lab_dir / "staging").rmdir()
     finally:
         await units.close()
+
+
+def _in_appliance(appliance, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", "-t", str(appliance.leader), "-a", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def _show(appliance, *props: str) -> dict[str, str]:
+    out = _in_appliance(appliance, "systemctl", "show", "xcc.service", *[f"-p{p}" for p in props]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+async def test_a_rollback_restores_the_old_releases_unit_on_real_systemd(appliance, tmp_path):
+    """Red team, issue 14: after ROLLED_BACK the old release ran with the failed release's
+    ExecStart (here: --crash-after 1) and kept crashing. Now systemd runs the old command, and
+    XCC stays active beyond several restarts' time (RestartSec=2)."""
+    import asyncio
+
+    root = appliance.root
+    state_dir = tmp_path / "state"
+    store = DirStore(state_dir)
+    staging, releases = Staging(state_dir / "uploads"), Releases(root / "opt/xcc")
+    units = SystemdUnits(appliance.bus_address, root)
+    key = packages.trusted_key(tmp_path / "etc", tmp_path / "pkgs")
+    service = InstallService(
+        staging, releases, PackageIO(), units, Prober(Path(f"/proc/{appliance.leader}/ns/net")), store,
+        FileLocks(state_dir), ListAudit(), StateService(store, CountingEntropy()), time.time, tmp_path / "etc/keys",
+        health_gate=3,
+    )  # fmt: skip
+    update = UpdateService(staging, releases, PackageIO())
+    try:
+        first = await install(service, update, packages.good(tmp_path / "pkgs", key, "3.0.0", probe="http"))
+        assert first[-1].phase == "COMMITTED", first[-1]
+        before = _show(appliance, "ExecStart")["ExecStart"]
+        broken = await install(
+            service, update, packages.good(tmp_path / "pkgs", key, "4.0.0", variant="crash", probe="http")
+        )
+        assert broken[-1].phase == "ROLLED_BACK", broken[-1]
+        assert releases.current() == "3.0.0"
+        await asyncio.sleep(8)
+        after = _show(appliance, "ExecStart", "NRestarts", "ActiveState", "LoadState")
+        assert "--crash-after" not in after["ExecStart"]
+        assert after["ExecStart"].split(";")[:2] == before.split(";")[:2], (before, after)
+        assert (after["LoadState"], after["ActiveState"], after["NRestarts"]) == ("loaded", "active", "0"), after
+    finally:
+        await units.close()
+
+
+def test_systemd_reads_the_rendered_argv_back_exactly(appliance):
+    """The quoting of core.units.exec_word, once against the real systemd: a unit with odd
+    arguments passes systemd-analyze verify, its ExecStart property (D-Bus, an array of strings,
+    before variables are substituted at exec) holds the argv with `$` still doubled, and the
+    process started gets exactly the argv (a shell prints its arguments one per line)."""
+    import json
+
+    from satbridge.core.units import render_xcc_unit
+
+    odd = ["%n", "$HOME", "${X}", "\\x41", "a b", ";", "'q'", '"dq"', "é€", "-x", "\\", "%%", "$$", "$(id)"]
+    argv = ["/bin/sh", "-c", 'printf "%s\\n" "$@" > /run/quotetest.out', "sh", *odd]
+    unit = appliance.root / "etc/systemd/system/quotetest.service"
+    unit.write_text(render_xcc_unit(argv, working_directory="/", log_directory="quotetest"))
+    try:
+        assert _in_appliance(appliance, "systemctl", "daemon-reload").returncode == 0
+        verify = _in_appliance(appliance, "systemd-analyze", "verify", "/etc/systemd/system/quotetest.service")
+        assert "quotetest" not in verify.stderr, verify.stderr
+        prop = _in_appliance(
+            appliance, "busctl", "--json=short", "get-property", "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1/unit/quotetest_2eservice", "org.freedesktop.systemd1.Service", "ExecStart",
+        )  # fmt: skip
+        assert prop.returncode == 0, prop.stderr
+        ((path, args, *_),) = json.loads(prop.stdout)["data"]
+        assert (path, args) == (argv[0], [a.replace("$", "$$") for a in argv])
+        started = _in_appliance(appliance, "systemctl", "start", "quotetest.service")
+        assert started.returncode == 0, started.stderr
+        printed = _in_appliance(appliance, "cat", "/run/quotetest.out").stdout
+        assert printed.splitlines() == odd
+    finally:
+        _in_appliance(appliance, "systemctl", "stop", "quotetest.service")
+        _in_appliance(appliance, "rm", "-f", "/run/quotetest.out")
+        unit.unlink(missing_ok=True)
+        _in_appliance(appliance, "systemctl", "daemon-reload")

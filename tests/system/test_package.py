@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -197,3 +198,146 @@ def test_the_link_chain_of_issue_14_stays_inside():
             extract(path, dest, m, Limits())
         assert snapshot(root, dest) == before
         assert not any(p.name == "escaped" for p in root.rglob("*"))
+
+
+# -- tar headers that would cost memory before any limit (red team, issue 14 finding 1) -----------
+
+BOMB = 48 << 20  # bytes of one extended header: 48 MiB of zeros, 50 KB gzipped
+
+
+def _header_bomb(out: Path, kind: bytes, where: str, compression: str) -> tuple[Path, Manifest]:
+    """A package whose first member (`where` = head) or first payload member (payload) is an
+    extended header (`kind`: PAX x/g, GNU long name L / link K) declaring BOMB bytes of zeros.
+    Written by hand, streaming, since tarfile would not write such a header."""
+    import gzip
+
+    import zstandard
+
+    xcc = b"#!/bin/sh\n"
+    m = Manifest("xcc", "1.0.0", ("xcc",), {"xcc": hashlib.sha256(xcc).hexdigest()})
+    raw = m.to_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (("manifest.json", raw), ("manifest.sig", b"s" * 64)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    head = buffer.getvalue()[: -tarfile.RECORDSIZE].rstrip(b"\0")
+    head += b"\0" * (-len(head) % tarfile.BLOCKSIZE)
+    bomb = tarfile.TarInfo("././@LongLink" if kind in (b"L", b"K") else "././@PaxHeader")
+    bomb.type = kind
+    bomb.size = BOMB
+    path = out / f"bomb-{kind.decode()}-{where}.{compression}"
+    with open(path, "wb") as raw_out:
+        sink = (
+            gzip.GzipFile(fileobj=raw_out, mode="wb", compresslevel=1)
+            if compression == "gz"
+            else zstandard.ZstdCompressor(level=1).stream_writer(raw_out)
+            if compression == "zst"
+            else raw_out
+        )
+        if where == "payload":
+            sink.write(head)
+        sink.write(bomb.tobuf(tarfile.USTAR_FORMAT))
+        for _ in range(BOMB >> 20):
+            sink.write(b"\0" * (1 << 20))
+        if where == "head":
+            sink.write(head)
+        sink.write(b"\0" * tarfile.RECORDSIZE)
+        sink.flush()
+        if sink is not raw_out:
+            sink.close()
+    return path, m
+
+
+@pytest.mark.parametrize(
+    ("kind", "where", "compression"),
+    [(b"x", "head", "gz"), (b"x", "head", "zst"), (b"g", "head", "tar"), (b"L", "head", "gz"),
+     (b"K", "payload", "gz"), (b"x", "payload", "zst")],
+)  # fmt: skip
+def test_an_oversized_tar_header_is_refused_before_it_is_read(tmp_path, kind, where, compression):
+    """tarfile reads an extended header whole inside tar.next(), before any size limit and (at
+    the head) before the signature is checked: the header is refused from its 512-byte block,
+    naming the limit, with memory flat and time short (the bridge's read_head and extract, and
+    satctl's describe)."""
+    import time
+    import tracemalloc
+
+    from satbridge.client.update import describe
+    from satbridge.system.package import HEADER_LIMIT
+
+    path, m = _header_bomb(tmp_path, kind, where, compression)
+    calls = (
+        [lambda: read_head(path), lambda: describe(path)]
+        if where == "head"
+        else [lambda: extract(path, tmp_path / "dest", m, Limits())]
+    )
+    for call in calls:
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(InvalidArgument) as refused:
+                call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert time.monotonic() - started < 10
+        assert peak < 4 << 20, f"{peak} bytes allocated for a {path.stat().st_size}-byte package"
+        assert str(HEADER_LIMIT) in str(refused.value)
+        assert refused.value.field == "package"
+
+
+def test_headers_that_move_member_boundaries_are_refused(tmp_path):
+    """A PAX `size` record, a sparse member, data behind a directory header: what would make the
+    header guard and tarfile disagree on where the next header starts is refused outright."""
+    xcc = b"#!/bin/sh\n"
+    m = Manifest("xcc", "1.0.0", ("xcc",), {"xcc": hashlib.sha256(xcc).hexdigest()})
+    cases = {
+        "pax-size": tarfile.TarInfo("payload/xcc"),
+        "sparse": tarfile.TarInfo("payload/xcc"),
+        "dir-data": tarfile.TarInfo("payload"),
+    }
+    cases["pax-size"].pax_headers = {"size": str(len(xcc))}
+    cases["sparse"].type = tarfile.GNUTYPE_SPARSE
+    cases["dir-data"].type = tarfile.DIRTYPE
+    for case, info in cases.items():
+        raw = m.to_bytes()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in (("manifest.json", raw), ("manifest.sig", b"s" * 64)):
+                head = tarfile.TarInfo(name)
+                head.size = len(data)
+                tar.addfile(head, io.BytesIO(data))
+            info.size = len(xcc)
+            block = info.tobuf(tarfile.PAX_FORMAT)
+        data = buffer.getvalue()[: -tarfile.RECORDSIZE].rstrip(b"\0")
+        data += b"\0" * (-len(data) % tarfile.BLOCKSIZE)
+        path = tmp_path / f"{case}.tar"
+        path.write_bytes(data + block + xcc.ljust(tarfile.BLOCKSIZE, b"\0") + b"\0" * tarfile.RECORDSIZE)
+        with pytest.raises(InvalidArgument, match=r"PAX 'size'|sparse|carries"):
+            extract(path, tmp_path / case, m, Limits())
+
+
+def test_a_directory_member_twice_is_refused(tmp_path):
+    """README: "a member twice" is refused; directory members too (red team, issue 14)."""
+    xcc = b"#!/bin/sh\n"
+    m = Manifest("xcc", "1.0.0", ("bin/xcc",), {"bin/xcc": hashlib.sha256(xcc).hexdigest()}, dirs={"bin": 0o755})
+    raw = m.to_bytes()
+    for twice in (["payload/bin", "payload/bin"], ["payload", "payload"]):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in (("manifest.json", raw), ("manifest.sig", b"s" * 64)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            for name in ["payload", "payload/bin", *twice][1 if twice[0] == "payload" else 0 :]:
+                info = tarfile.TarInfo(name)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            info = tarfile.TarInfo("payload/bin/xcc")
+            info.size = len(xcc)
+            tar.addfile(info, io.BytesIO(xcc))
+        path = tmp_path / "twice.tar"
+        path.write_bytes(buffer.getvalue())
+        with pytest.raises(InvalidArgument, match="twice"):
+            extract(path, tmp_path / f"dest-{len(twice[0])}", parse_manifest(raw), Limits())
