@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from satbridge import __version__
-from satbridge.errors import EXIT_CODES, SatbridgeError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (2 ms); mypy knows the idiom
 
@@ -29,26 +28,44 @@ if TYPE_CHECKING:
     from satbridge.wiring import Bridge
 
 
-def _parser() -> argparse.ArgumentParser:
+def _globals(p: argparse.ArgumentParser, top: bool) -> None:
+    """The options every subcommand accepts too, before or after its name."""
     import argparse
 
-    p = argparse.ArgumentParser(
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=default(Path(os.environ.get("SATBRIDGE_ROOT", "/"))),
+        help="prefix of every path (default: / or $SATBRIDGE_ROOT)",
+    )
+    p.add_argument(
+        "--config", type=Path, default=default(None), help="config file (default: ROOT/etc/satbridge/satbridge.toml)"
+    )
+    p.add_argument(
+        "--sandbox", action="store_true", default=default(False), help="run without root, systemd or NetworkManager"
+    )
+    p.add_argument(
+        "--serve", action="store_true", default=default(False), help="run the gRPC server (the satbridge.service mode)"
+    )
+    p.add_argument("--listen", metavar="HOST:PORT", default=default(None), help="management port (default [::]:50051)")
+    p.add_argument(
+        "--pairing-listen", metavar="HOST:PORT", default=default(None), help="pairing port (default [::]:50052)"
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default(None))
+    p.add_argument("--version", action="version", version=f"satbridge {__version__}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from satbridge.client.terminal import Parser, globals_everywhere
+
+    p = Parser(
         prog="satbridge",
         description="Satellite Bridge: serves the central server over gRPC (--serve) and "
         "administers this satellite from its console.",
     )
-    p.add_argument(
-        "--root",
-        type=Path,
-        default=Path(os.environ.get("SATBRIDGE_ROOT", "/")),
-        help="prefix of every path (default: / or $SATBRIDGE_ROOT)",
-    )
-    p.add_argument("--config", type=Path, help="config file (default: ROOT/etc/satbridge/satbridge.toml)")
-    p.add_argument("--sandbox", action="store_true", help="run without root, systemd or NetworkManager")
-    p.add_argument("--serve", action="store_true", help="run the gRPC server (the satbridge.service mode)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="management port (default [::]:50051)")
-    p.add_argument("--pairing-listen", metavar="HOST:PORT", help="pairing port (default [::]:50052)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     st = sub.add_parser("status", help="show the satellite's status")
     st.add_argument("--json", action="store_true")
@@ -67,11 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     xc.add_argument("--timeout", default="", metavar="S", help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
-    fwp.add_argument("action", choices=["show", "reset"])
+    fwp.add_argument("action", choices=["show", "reset", "get"], help="show (or its alias get), reset")
     fwp.add_argument("--json", action="store_true")
     net = sub.add_parser("network", help="show the network, or set DHCP / a static address / the hostname")
     nets = net.add_subparsers(dest="action", required=True, metavar="ACTION")
-    nets.add_parser("show", help="the configuration in force").add_argument("--json", action="store_true")
+    nets.add_parser("show", aliases=["get"], help="the configuration in force").add_argument(
+        "--json", action="store_true"
+    )
     for name, helptext in (("dhcp", "get the address by DHCP"), ("static", "set a static IPv4 address")):
         one = nets.add_parser(name, help=helptext)
         if name == "static":
@@ -86,13 +105,22 @@ def _parser() -> argparse.ArgumentParser:
             metavar="S",
             help="NetworkManager undoes the change unless `network confirm` runs within S s (30)",
         )
-        how.add_argument("--no-confirm", action="store_true", help="apply for good at once")
+        how.add_argument(
+            "--no-confirm", action="store_true", help="apply for good at once: no rollback window, nothing to confirm"
+        )
     nets.add_parser("confirm", help="keep the change made last")
     nets.add_parser("hostname", help="set the hostname").add_argument("name")
     sub.add_parser("menu", help="the console menu (the default on a terminal)")
     sub.add_parser("version", help="print the bridge version")
     sub.add_parser("init-config", help="write the default config file if there is none")
+    globals_everywhere(p, _globals)
     return p
+
+
+def _print_json(document: object) -> None:
+    import json
+
+    print(json.dumps(document, indent=2))
 
 
 def _config(opts: argparse.Namespace) -> Config:
@@ -134,11 +162,14 @@ def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
     server = bridge.config.server
     addresses = reachable_addresses([server.pairing_listen, server.listen], bridge.status.host.addresses())
     if as_json:
+        from satbridge.client.schema import SCHEMA_VERSION, when
+
         print(
             json.dumps(
                 {
+                    "schema_version": SCHEMA_VERSION,
                     "code": window.code,
-                    "expires_at": window.expires_at,
+                    "expires_at": when(window.expires_at),
                     "attempts_left": window.attempts_left,
                     "fingerprint": window.fingerprint,
                     "addresses": addresses,
@@ -174,8 +205,6 @@ def _pair_command(address: str, code: str, port: int, pairing_port: int) -> str:
 
 def _status(bridge: Bridge, as_json: bool) -> int:
     import asyncio
-    import json
-    from dataclasses import asdict
 
     async def get() -> Status:
         try:
@@ -185,7 +214,10 @@ def _status(bridge: Bridge, as_json: bool) -> int:
 
     s = asyncio.run(get())
     if as_json:
-        print(json.dumps(asdict(s), indent=2))
+        from satbridge.client import schema
+        from satbridge.server import convert
+
+        _print_json(schema.status(convert.status(s)))
         return 0
     p = s.pairing
     print(f"Hostname:          {s.hostname}")
@@ -219,8 +251,6 @@ def _xcc_line(x: XccStatus) -> str:
 
 def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
     import asyncio
-    import json
-    from dataclasses import asdict
 
     xcc = bridge.xcc
 
@@ -231,7 +261,13 @@ def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
             await bridge.aclose()
 
     status = asyncio.run(run())
-    print(json.dumps(asdict(status), indent=2) if as_json else f"XCC: {_xcc_line(status)}")
+    if as_json:
+        from satbridge.client import schema
+        from satbridge.server import convert
+
+        _print_json(schema.xcc_document(convert.xcc_state(status)))
+    else:
+        print(f"XCC: {_xcc_line(status)}")
     return 0
 
 
@@ -259,9 +295,8 @@ def _disconnect(bridge: Bridge) -> int:
 
 def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
     import asyncio
-    import json
 
-    from satbridge.core.firewall import plan, to_json
+    from satbridge.core.firewall import plan
 
     async def run() -> FirewallState:
         try:
@@ -273,17 +308,10 @@ def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
 
     state = asyncio.run(run())
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "revision": state.revision,
-                    "pending_revision": state.pending_revision,
-                    "warnings": list(state.warnings),
-                    **to_json(state.rules),
-                },
-                indent=2,
-            )
-        )
+        from satbridge.client import schema
+        from satbridge.server import convert
+
+        _print_json(schema.firewall(convert.firewall_state(state)))
         return 0
     if action == "reset":
         print(f"firewall reset to the factory rule set (revision {state.revision})")
@@ -303,8 +331,6 @@ def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
 
 def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     import asyncio
-    import json
-    from dataclasses import asdict
 
     from satbridge.core.grammar import parse_uint
 
@@ -329,7 +355,10 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
 
     state = asyncio.run(run())
     if getattr(opts, "json", False):
-        print(json.dumps(asdict(state), indent=2))
+        from satbridge.client import schema
+        from satbridge.server import convert
+
+        _print_json(schema.network_document(convert.network_state(state)))
         return 0
     method = {"auto": "DHCP", "manual": "static"}.get(state.method, state.method or "not managed by satbridge")
     print(f"{state.interface}: {method}, {', '.join(state.addresses) or 'no address'}")
@@ -473,9 +502,6 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "network":
         return _network(bridge, opts)
     if opts.command in (None, "menu"):
-        if opts.command is None and not sys.stdin.isatty():
-            _parser().print_help(sys.stderr)
-            return 2
         from satbridge.menu.app import run
 
         return run(bridge)
@@ -483,17 +509,33 @@ def _run(opts: argparse.Namespace) -> int:
     return 2
 
 
+def _check_terminal(opts: argparse.Namespace) -> None:
+    """The menu draws on a terminal: without one it is one line and an exit code, before anything
+    is wired (a traceback from urwid, or a silent screen, helps nobody)."""
+    from satbridge.errors import FailedPrecondition, InvalidArgument
+
+    if opts.serve or opts.command not in (None, "menu"):
+        return
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return
+    if opts.command is None:
+        raise InvalidArgument("no command given, and no terminal for the menu; see satbridge --help", field="COMMAND")
+    raise FailedPrecondition("the menu needs a terminal on standard input and output")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args == ["version"]:
+    if args in (["version"], ["--version"]):
         # Scripts ask this often; building the argparse tree would double its start-up time.
         print(f"satbridge {__version__}")
         return 0
-    opts = _parser().parse_args(args)
-    try:
+    from satbridge.client.terminal import run
+
+    def body() -> int:
+        opts = _parser().parse_args(args)
+        if getattr(opts, "action", None) == "get":  # `show` is the verb; `get` its alias
+            opts.action = "show"
+        _check_terminal(opts)
         return _run(opts)
-    except SatbridgeError as exc:
-        print(f"satbridge: error: {exc}", file=sys.stderr)
-        return EXIT_CODES[exc.kind]
-    except KeyboardInterrupt:
-        return 130
+
+    return run("satbridge", body)

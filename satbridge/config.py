@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -262,11 +263,19 @@ def load_config(
     path = config_file or paths.config_file
     data: dict[str, Any] = {}
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        # never a blocking open (a FIFO would wait for a writer), and only a regular file is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"config file {path} is not a regular file", field="config")
+            data = tomllib.loads(fh.read(CONFIG_LIMIT + 1).decode())
     except FileNotFoundError:
         if config_file is not None:
             raise ConfigError(f"config file {path} does not exist", field="config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}", field="config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", field="config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", field="config") from None
     for name, (table, key) in ENV_KEYS.items():
@@ -278,6 +287,9 @@ def load_config(
             data[table][key] = value
     return replace(parse_config(data, paths), sandbox=sandbox)
 
+
+CONFIG_LIMIT = 1 << 20
+"""Bytes of a config file read at most (it is a few hundred)."""
 
 DEFAULT_TOML = """\
 # satbridge configuration. Every key is optional; these are the defaults.

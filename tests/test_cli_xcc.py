@@ -38,7 +38,7 @@ async def test_xcc_commands(tmp_path, fake_systemd):
     assert code == 0, err
     assert "active/running" in out
     code, out, _ = await satbridge(tmp_path, fake_systemd.address, "xcc", "status", "--json")
-    assert json.loads(out)["unit"]["main_pid"] == 4242
+    assert json.loads(out)["main_pid"] == 4242
     fake_systemd.behaviour.fail_jobs = True
     code, _, err = await satbridge(tmp_path, fake_systemd.address, "xcc", "restart")
     assert code == EXIT_CODES[Kind.ABORTED]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from satbridge.api.v1 import firewall_pb2, xcc_pb2
+from satbridge.client import quiet  # noqa: F401 - before grpc loads: no C-core log lines
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.client.session import (
     DEFAULT_PAIRING_PORT,
@@ -34,10 +35,19 @@ def _default_config_dir() -> Path:
 
 
 def _pair_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("host")
-    p.add_argument("code", help="the pairing code the satellite's console shows")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="management port (default 50051)")
-    p.add_argument("--pairing-port", type=int, default=DEFAULT_PAIRING_PORT, help="pairing port (default 50052)")
+    from satbridge.client.terminal import uint
+
+    p.add_argument("host", metavar="HOST", help="the satellite's address (the ports go in --port, --pairing-port)")
+    p.add_argument("code", metavar="CODE", help="the pairing code the satellite's console shows")
+    p.add_argument(
+        "--port", type=uint("--port", lo=1, hi=65535), default=DEFAULT_PORT, help="management port (default 50051)"
+    )
+    p.add_argument(
+        "--pairing-port",
+        type=uint("--pairing-port", lo=1, hi=65535),
+        default=DEFAULT_PAIRING_PORT,
+        help="pairing port (default 50052)",
+    )
     p.add_argument("--name", help="inventory name for the satellite (default: its hostname)")
     p.add_argument(
         "--as",
@@ -47,16 +57,42 @@ def _pair_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="satctl", description="Manage XCC satellites (the central server's side).")
+DEFAULT_TIMEOUT = 15.0
+"""Seconds per call when --timeout is not given."""
+
+
+def _globals(p: argparse.ArgumentParser, top: bool) -> None:
+    """The options every subcommand accepts too, before or after its name."""
+    from satbridge import __version__
+    from satbridge.client.terminal import seconds
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
     p.add_argument(
         "--config-dir",
         type=Path,
-        default=_default_config_dir(),
+        default=default(_default_config_dir()),
         help="where satctl keeps its key and inventory (default ~/.config/satctl)",
     )
-    p.add_argument("-s", "--satellite", help="inventory name of the satellite (default: the first paired)")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds per call (default 15)")
+    p.add_argument(
+        "-s", "--satellite", default=default(None), help="inventory name of the satellite (default: the first paired)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds("--timeout", hi=3600),
+        default=default(None),
+        metavar="S",
+        help=f"seconds a call may take (default {DEFAULT_TIMEOUT:g}); for xcc start/stop/restart, how long the "
+        "satellite waits for systemd (default 90, at most 600)",
+    )
+    p.add_argument("--version", action="version", version=f"satctl {__version__}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from satbridge.client.terminal import Parser, globals_everywhere, seconds, uint
+
+    p = Parser(prog="satctl", description="Manage XCC satellites (the central server's side).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pr = sub.add_parser("pair", help="pair with a satellite whose pairing window is open")
     _pair_arguments(pr)
@@ -66,74 +102,111 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("unpair", help="disconnect this server from the satellite (it stops XCC)")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--wait", type=float, default=0, help="seconds the satellite waits for systemd (default 90)")
+    # the old spelling of --timeout, kept working
+    xc.add_argument(
+        "--wait", dest="timeout", type=seconds("--wait", hi=3600), default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     xc.add_argument("--json", action="store_true")
-    sub.add_parser("list", help="the paired satellites")
+    sub.add_parser("list", help="the paired satellites").add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="the satellite's firewall rules for XCC")
     fws = fwp.add_subparsers(dest="action", required=True, metavar="ACTION")
-    fws.add_parser("get", help="the rules in force").add_argument("--json", action="store_true")
-    fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
-    fset.add_argument("file", type=Path)
-    fset.add_argument(
-        "--confirm-timeout",
-        type=int,
-        default=30,
-        help="seconds before the satellite rolls the change back unless confirmed (default 30)",
+    fws.add_parser("show", aliases=["get"], help="the rules in force (get: the same)").add_argument(
+        "--json", action="store_true"
     )
-    fset.add_argument(
-        "--no-confirm", action="store_true", help="do not confirm: the change rolls back after the timeout (a dry run)"
+    fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
+    fset.add_argument("file", type=Path, metavar="FILE")
+    how = fset.add_mutually_exclusive_group()
+    how.add_argument(
+        "--confirm-timeout",
+        type=uint("--confirm-timeout", lo=1, hi=3600),
+        default=30,
+        metavar="S",
+        help="seconds before the satellite rolls the change back unless confirmed (default 30); satctl confirms "
+        "over a new connection at once",
+    )
+    how.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="apply for good at once: no rollback window, nothing to confirm (as `satbridge network --no-confirm`)",
+    )
+    how.add_argument(
+        "--leave-pending",
+        action="store_true",
+        help="do not confirm: the change rolls back after --confirm-timeout unless `firewall confirm` runs",
     )
     fconf = fws.add_parser("confirm", help="confirm a pending change")
-    fconf.add_argument("revision", type=int, nargs="?", help="default: the one pending")
-    fws.add_parser("reset", help="back to the factory rule set")
+    fconf.add_argument(
+        "revision",
+        type=uint("REVISION", lo=1, hi=2**63 - 1),
+        nargs="?",
+        metavar="REVISION",
+        help="default: the one pending",
+    )
+    fws.add_parser("reset", help="back to the factory rule set").add_argument("--json", action="store_true")
     lg = sub.add_parser("logs", help="list and download the satellite's logs, or a support bundle")
     lgs = lg.add_subparsers(dest="action", required=True, metavar="ACTION")
     lgs.add_parser("list", help="the logs there are").add_argument("--json", action="store_true")
     get = lgs.add_parser("get", help="download one log")
-    get.add_argument("name")
+    get.add_argument("name", metavar="NAME")
     get.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     get.add_argument("--follow", "-f", action="store_true", help="keep printing new lines, like tail -F")
     get.add_argument("--since", help="journal logs: from this time on (ISO 8601, e.g. 2026-11-28T10:00)")
-    get.add_argument("--lines", "-n", type=int, default=0, help="journal logs: only the last N lines")
+    get.add_argument(
+        "--lines", "-n", type=uint("--lines", lo=0, hi=1_000_000), default=0, help="journal logs: only the last N lines"
+    )
     get.add_argument("--resume", action="store_true", help="continue a partial -o FILE from its end")
     get.add_argument(
-        "--compress",
+        "--compression",
         choices=["none", "gzip", "zstd"],
         default="none",
         help="compress on the wire (the file written is plain)",
     )
+    get.add_argument("--compress", dest="compression", choices=["none", "gzip", "zstd"], help=argparse.SUPPRESS)
     up = sub.add_parser("update", help="transfer and install an XCC package (resumes, can be re-run)")
-    up.add_argument("package", type=Path)
+    up.add_argument("package", type=Path, metavar="PKG")
     up.add_argument("--allow-downgrade", action="store_true")
-    up.add_argument("--health-gate", type=int, default=0, metavar="S", help="seconds XCC must stay healthy")
+    up.add_argument(
+        "--health-gate",
+        type=uint("--health-gate", lo=0, hi=600),
+        default=0,
+        metavar="S",
+        help="seconds XCC must stay healthy",
+    )
     sy = sub.add_parser("sync", help="the central server's start check: update only if the version differs")
-    sy.add_argument("package", type=Path)
+    sy.add_argument("package", type=Path, metavar="PKG")
     cm = sub.add_parser("commission", help="pair, install XCC for the first time and start it")
     _pair_arguments(cm)
     cm.add_argument("--xcc", type=Path, required=True, metavar="PKG")
     pk = sub.add_parser("package", help="the vendor's side: keys and signed packages")
     pks = pk.add_subparsers(dest="action", required=True, metavar="ACTION")
-    pks.add_parser("keygen", help="make an Ed25519 signing key").add_argument("--out", type=Path, default=Path("."))
+    kg = pks.add_parser("keygen", help="make an Ed25519 signing key")
+    kg.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR", help="directory (default .)")
+    kg.add_argument("--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     pb = pks.add_parser("build", help="build a signed package from DIR (package.json + payload/)")
-    pb.add_argument("dir", type=Path)
+    pb.add_argument("dir", type=Path, metavar="DIR")
     pb.add_argument("--key", type=Path, required=True)
     pb.add_argument("-o", "--output", type=Path)
     pb.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     bundle = lgs.add_parser("bundle", help="a tar.gz of all logs, status and redacted config")
     bundle.add_argument("-o", "--output", type=Path, default=Path("satellite-bundle.tar.gz"))
+    globals_everywhere(p, _globals)
     return p
 
 
-def _port(value: int, field: str) -> int:
-    if not 1 <= value <= 65535:
-        raise InvalidArgument(f"must be 1..65535, got {value}", field=field)
-    return value
-
-
 async def _run(opts: argparse.Namespace) -> int:
+    opts.call_timeout = opts.timeout or DEFAULT_TIMEOUT
+    if getattr(opts, "action", None) == "get" and opts.command == "firewall":
+        opts.action = "show"  # `show` is the verb; `get` its alias
     if opts.command == "package":
         return _package(opts)
     inv = Inventory.load(opts.config_dir)
+    # Preconditions first: nothing changes on a satellite for a command that cannot finish.
+    if opts.command == "commission":
+        await asyncio.to_thread(_check_package, opts.xcc, "--xcc")
+    if opts.command in ("update", "sync"):
+        await asyncio.to_thread(_check_package, opts.package, "PKG")
+    if opts.command == "firewall" and opts.action == "set":
+        opts.rules = _rules_from_file(opts.file)  # a bad file fails here: nothing is sent
     if opts.command in ("pair", "commission"):
         sat = await pair(
             opts.host,
@@ -141,24 +214,19 @@ async def _run(opts: argparse.Namespace) -> int:
             inventory=inv,
             server_name=opts.server_name,
             name=opts.name,
-            port=_port(opts.port, "--port"),
-            pairing_port=_port(opts.pairing_port, "--pairing-port"),
-            timeout=opts.timeout,
+            port=opts.port,
+            pairing_port=opts.pairing_port,
+            timeout=opts.call_timeout,
         )
         print(f"paired with {sat.name} ({sat.host}); identity {sat.fingerprint}")
         if opts.command == "pair":
             return 0
-        async with connect(sat, inv, timeout=opts.timeout) as client:
+        async with connect(sat, inv, timeout=opts.call_timeout) as client:
             return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
     if opts.command == "list":
-        for sat in inv.satellites.values():
-            mark = "*" if sat.name == inv.default else " "
-            print(f"{mark} {sat.name}\t{sat.host}:{sat.port}\t{sat.fingerprint[:16]}…\tgeneration {sat.max_generation}")
-        return 0
-    if opts.command == "firewall" and opts.action == "set":
-        opts.rules = _rules_from_file(opts.file)  # a bad file fails here: nothing is sent
+        return _list(inv, opts.json)
     sat = inv.get(opts.satellite)
-    async with connect(sat, inv, timeout=opts.timeout) as client:
+    async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":
             await client.unpair()
             del inv.satellites[sat.name]
@@ -185,11 +253,11 @@ async def _run(opts: argparse.Namespace) -> int:
     for warning in found.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     if opts.json:
-        from google.protobuf import json_format
+        from satbridge.client import schema
 
-        data = json_format.MessageToDict(status, preserving_proto_field_name=True)
-        data["satctl_warnings"] = found.warnings
-        print(json.dumps(data, indent=2))
+        document = schema.status(status)
+        document["warnings"] += found.warnings  # satctl's own findings, in the one schema's list
+        _print_json(document)
     else:
         p = status.pairing
         print(f"{sat.name}: {status.hostname}, bridge {status.bridge_version}")
@@ -200,6 +268,63 @@ async def _run(opts: argparse.Namespace) -> int:
         for w in status.warnings:
             print(f"  warning:     {w}")
     return EXIT_WARNING if opts.strict and found.warnings else 0
+
+
+def _print_json(document: object) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def _list(inv: Inventory, as_json: bool) -> int:
+    from satbridge.client.schema import SCHEMA_VERSION, when
+
+    if as_json:
+        _print_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "default": inv.default,
+                "satellites": [
+                    {
+                        "name": sat.name,
+                        "host": sat.host,
+                        "port": sat.port,
+                        "pairing_port": sat.pairing_port,
+                        "fingerprint": sat.fingerprint,
+                        "instance_id": sat.instance_id,
+                        "max_generation": sat.max_generation,
+                        "paired_at": when(sat.paired_at or None),
+                        "default": sat.name == inv.default,
+                    }
+                    for sat in inv.satellites.values()
+                ],
+            }
+        )
+        return 0
+    for sat in inv.satellites.values():
+        mark = "*" if sat.name == inv.default else " "
+        print(f"{mark} {sat.name}\t{sat.host}:{sat.port}\t{sat.fingerprint[:16]}…\tgeneration {sat.max_generation}")
+    return 0
+
+
+def _check_package(path: Path, field: str) -> None:
+    """A package file that can be read and carries a manifest, checked before anything is sent
+    or paired: a regular file (never a FIFO that blocks, or a device), read through the one
+    reader (client.update.describe)."""
+    import stat
+
+    from satbridge.client.update import describe
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: {exc.strerror or exc}", field=field) from None
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument(f"{path} is not a regular file", field=field)
+    try:
+        describe(path)
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: {exc.strerror or exc}", field=field) from None
+    except SatbridgeError as exc:
+        raise InvalidArgument(f"{path}: {exc}", field=field) from None
 
 
 def _xcc_line(state: xcc_pb2.XccState) -> str:
@@ -216,13 +341,14 @@ async def _xcc(client: SatelliteClient, opts: argparse.Namespace) -> int:
     if opts.action == "status":
         state = await client.xcc_state()
     else:
-        if not 0 <= opts.wait <= 600:
-            raise InvalidArgument(f"must be 0..600 seconds, got {opts.wait:g}", field="--wait")
-        state = await client.xcc_control(opts.action, wait=opts.wait)
+        wait = opts.timeout or 0  # 0: the satellite's default (90 s)
+        if wait > 600:
+            raise InvalidArgument(f"systemd is waited for at most 600 seconds, got {wait:g}", field="--timeout")
+        state = await client.xcc_control(opts.action, wait=wait)
     if opts.json:
-        from google.protobuf import json_format
+        from satbridge.client import schema
 
-        print(json.dumps(json_format.MessageToDict(state, preserving_proto_field_name=True), indent=2))
+        _print_json(schema.xcc_document(state))
     else:
         print(f"XCC: {_xcc_line(state)}")
     return 0
@@ -245,26 +371,26 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
 
 
 def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
-    from google.protobuf import json_format
-
     if as_json:
-        print(json.dumps(json_format.MessageToDict(state, preserving_proto_field_name=True), indent=2))
+        from satbridge.client import schema
+
+        _print_json(schema.firewall(state))
         return
     pending = f", revision {state.pending_revision} pending (rolls back in {state.rollback_in_seconds} s)"
     print(
         f"revision {state.revision}{pending if state.pending_revision else ''}; "
-        f"{len(state.rules.rules)} rules; default {firewall_pb2.Action.Name(state.rules.default_action)}"
+        f"{len(state.rules.rules)} rules; default {firewall_pb2.Action.Name(state.rules.default_action).lower()}"
     )
     for w in state.warnings:
         print(f"warning: {w}")
 
 
 async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opts: argparse.Namespace) -> int:
-    if opts.action == "get":
+    if opts.action == "show":
         _print_firewall(await client.firewall_call("Get", firewall_pb2.GetFirewallRequest()), opts.json)
         return 0
     if opts.action == "reset":
-        _print_firewall(await client.firewall_call("Reset", firewall_pb2.ResetFirewallRequest()), False)
+        _print_firewall(await client.firewall_call("Reset", firewall_pb2.ResetFirewallRequest()), opts.json)
         return 0
     if opts.action == "confirm":
         revision = opts.revision
@@ -276,8 +402,17 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
             await client.firewall_call("Confirm", firewall_pb2.ConfirmFirewallRequest(revision=revision)), False
         )
         return 0
-    if not 0 < opts.confirm_timeout <= 3600:
-        raise InvalidArgument("must be 1..3600 seconds", field="--confirm-timeout")
+    if opts.no_confirm:  # for good: the satellite keeps no rollback window
+        before = await client.firewall_call("Get", firewall_pb2.GetFirewallRequest())
+        request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=0)
+        state = await client.firewall_call("Set", request)
+        if state.revision == before.revision:
+            print(f"no change: these rules are revision {state.revision}, already in force")
+        else:
+            print(f"applied for good as revision {state.revision} (no rollback window)")
+        for w in state.warnings:
+            print(f"warning: {w}")
+        return 0
     request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=opts.confirm_timeout)
     state = await client.firewall_call("Set", request)
     if not state.pending_revision:  # the set in force already: nothing to confirm
@@ -286,10 +421,10 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
             print(f"warning: {w}")
         return 0
     print(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
-    if opts.no_confirm:
+    if opts.leave_pending:
         return 0
     # Confirm over a NEW connection: proof that the new rules still let this server in.
-    async with connect(sat, inv, timeout=opts.timeout) as fresh:
+    async with connect(sat, inv, timeout=opts.call_timeout) as fresh:
         done = await fresh.firewall_call(
             "Confirm", firewall_pb2.ConfirmFirewallRequest(revision=state.pending_revision)
         )
@@ -309,12 +444,9 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     if opts.action == "list":
         sources = await client.logs_list()
         if opts.json:
-            print(
-                json.dumps(
-                    [{"name": s.name, "size": s.size, "kind": logs_pb2.LogSource.Kind.Name(s.kind)} for s in sources],
-                    indent=2,
-                )
-            )
+            from satbridge.client import schema
+
+            _print_json(schema.logs(sources))
         for s in [] if opts.json else sources:
             kind = "journal" if s.kind == logs_pb2.LogSource.JOURNAL else f"{s.size} bytes"
             print(f"{s.name}\t{kind}")
@@ -339,15 +471,13 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             since = dt.datetime.fromisoformat(opts.since)
         except ValueError:
             raise InvalidArgument(f"not an ISO 8601 time: {opts.since!r}", field="--since") from None
-    if opts.lines < 0:
-        raise InvalidArgument("must be 0 or more", field="--lines")
     kinds = {
         "none": logs_pb2.DownloadLogRequest.COMPRESSION_UNSPECIFIED,
         "gzip": logs_pb2.DownloadLogRequest.GZIP,
         "zstd": logs_pb2.DownloadLogRequest.ZSTD,
     }
     request = logs_pb2.DownloadLogRequest(
-        name=opts.name, offset=offset, compression=kinds[opts.compress], follow=opts.follow, lines=opts.lines
+        name=opts.name, offset=offset, compression=kinds[opts.compression], follow=opts.follow, lines=opts.lines
     )
     if since is not None:
         request.since.FromDatetime(since if since.tzinfo else since.astimezone())
@@ -356,7 +486,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     to_terminal = not opts.output and sys.stdout.isatty()
     progress = Progress(0 if opts.follow or to_terminal else size, label=opts.name, start=offset)
     progress.enabled = progress.enabled and bool(progress.total)
-    unpack = decompressor(opts.compress if opts.compress != "none" else "")
+    unpack = decompressor(opts.compression if opts.compression != "none" else "")
     digest = hashlib.sha256()
     out: BinaryIO = (
         open(opts.output, "ab" if opts.resume else "wb")  # noqa: SIM115, ASYNC230 - closed below; a CLI
@@ -391,7 +521,7 @@ def _package(opts: argparse.Namespace) -> int:
     from satbridge.client import package
 
     if opts.action == "keygen":
-        made, pub = package.keygen(opts.out)
+        made, pub = package.keygen(opts.output)
         print(f"wrote {made} (keep it secret) and {pub} (install it in /etc/satbridge/keys/ on satellites)")
         return 0
     from satbridge.system.files import read_regular
@@ -445,11 +575,10 @@ async def _sync(client: SatelliteClient, path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = _parser().parse_args(argv)
-    try:
+    from satbridge.client.terminal import run
+
+    def body() -> int:
+        opts = _parser().parse_args(argv)
         return asyncio.run(_run(opts))
-    except SatbridgeError as exc:
-        print(f"satctl: error: {exc}", file=sys.stderr)
-        return EXIT_CODES[exc.kind]
-    except KeyboardInterrupt:
-        return 130
+
+    return run("satctl", body)

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from satbridge.errors import NotFound
+from satbridge.errors import FailedPrecondition, InvalidArgument, NotFound
 from satbridge.system.files import atomic_write
 
 
@@ -42,18 +42,43 @@ class Inventory:
     @classmethod
     def load(cls, directory: Path) -> Inventory:
         inv = cls(directory)
+        path = directory / "inventory.json"
         try:
-            data = json.loads((directory / "inventory.json").read_text())
+            raw = path.read_bytes()
         except FileNotFoundError:
             return inv
-        inv.default = data.get("default", "")
-        inv.satellites = {name: Satellite(**entry) for name, entry in data.get("satellites", {}).items()}
+        except OSError as exc:  # --config-dir is a file, unreadable, ...
+            raise InvalidArgument(f"{path}: {exc.strerror or exc}", field="--config-dir") from None
+        try:
+            data = json.loads(raw)
+            inv.default = str(data.get("default", ""))
+            inv.satellites = {str(name): Satellite(**entry) for name, entry in data.get("satellites", {}).items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise FailedPrecondition(
+                f"{path} is damaged ({type(exc).__name__}: {exc}); fix it, or move it aside and pair again"
+            ) from None
         return inv
 
     def save(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"default": self.default, "satellites": {n: asdict(s) for n, s in sorted(self.satellites.items())}}
         atomic_write(self.path, json.dumps(data, indent=2).encode(), mode=0o600)
+
+    def replace(self, sat: Satellite) -> list[str]:
+        """Record a new pairing. Like ssh's known_hosts, one address (host and port) has one
+        entry: earlier entries for it (or of that name) are removed, and if one of them was the
+        default, the new one is. Returns the names removed."""
+        gone = [
+            other.name
+            for other in self.satellites.values()
+            if other.name == sat.name or (other.host, other.port) == (sat.host, sat.port)
+        ]
+        for name in gone:
+            del self.satellites[name]
+        self.satellites[sat.name] = sat
+        if not self.default or self.default in gone or self.default not in self.satellites:
+            self.default = sat.name
+        return [name for name in gone if name != sat.name]
 
     def get(self, name: str | None) -> Satellite:
         key = name or self.default

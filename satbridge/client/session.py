@@ -30,7 +30,7 @@ from satbridge.api.v1 import (
 from satbridge.client.errors import call, from_rpc_error
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.core.names import TLS_SERVER_NAME, check_peer_name
-from satbridge.errors import PermissionDenied, Unavailable
+from satbridge.errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
 
 DEFAULT_PORT = 50051
 DEFAULT_PAIRING_PORT = 50052
@@ -48,6 +48,48 @@ def _options() -> list[tuple[str, object]]:
         # channel is one session with one satellite, and a pairing challenge is bound to it.
         ("grpc.use_local_subchannel_pool", 1),
     ]
+
+
+def check_host(host: str) -> str:
+    """The satellite's address as typed: a name or an IPv4/IPv6 address, without a port (the
+    ports have their own flags, so `HOST:PORT` is refused rather than guessed at)."""
+    import re
+
+    if not host or len(host) > 253 or not host.isascii() or not host.isprintable() or " " in host:
+        raise InvalidArgument("a host name or an IP address, in ASCII", field="HOST")
+    if re.fullmatch(r"\[[^\]]*\]:[0-9]*|[^:]*:[0-9]*", host):
+        raise InvalidArgument(
+            f"{host!r} carries a port: give the address alone, and the ports as --port (management, default "
+            f"{DEFAULT_PORT}) and --pairing-port (default {DEFAULT_PAIRING_PORT})",
+            field="HOST",
+        )
+    return host
+
+
+IDENTITY_CHANGED = "REMOTE IDENTITY CHANGED"
+
+
+async def explain_unreachable(sat: Satellite, timeout: float) -> None:
+    """After a call failed as UNAVAILABLE: read the identity the address presents now, and when
+    it is not the pinned one, say so the way ssh does (it was factory-reset, or someone is in
+    the middle), with what to do. Returns when the identity is the same or cannot be read."""
+    import hashlib
+
+    from satbridge.tls.handshake import fetch_server_certificate
+
+    try:
+        der = await fetch_server_certificate(sat.host, sat.port, timeout=min(timeout, 5.0))
+    except Unavailable:
+        return
+    now = hashlib.sha256(der).hexdigest()
+    if now == sat.fingerprint:
+        return
+    raise Unauthenticated(
+        f"{IDENTITY_CHANGED}: {sat.name} at {target(sat.host, sat.port)} presents identity {now[:16]}…, not the "
+        f"{sat.fingerprint[:16]}… paired with. It was factory-reset, or someone is in the middle. If you reset it: "
+        f"open a pairing window on its console and run `satctl pair {sat.host} CODE` (it replaces this entry); "
+        "if not, do not trust it"
+    )
 
 
 def pairing_channel(host: str, port: int, identity_pem: bytes) -> grpc.aio.Channel:
@@ -83,6 +125,7 @@ async def pair(
     from satbridge.tls.handshake import fetch_server_certificate
 
     # Validate every input before any network traffic.
+    check_host(host)
     key = proofs.code_key(code)
     check_peer_name(server_name, field="server_name")
     der = await fetch_server_certificate(host, pairing_port, timeout=timeout)
@@ -121,9 +164,7 @@ async def pair(
         instance_id=answer.instance_id,
         paired_at=time.time(),
     )
-    inventory.satellites[sat.name] = sat
-    if not inventory.default:
-        inventory.default = sat.name
+    inventory.replace(sat)
     inventory.save()
     return sat
 
@@ -228,4 +269,13 @@ async def connect(sat: Satellite, inventory: Inventory, *, timeout: float = 15.0
     except ValueError as exc:
         raise Unavailable(f"cannot set up TLS for {sat.name}: {exc}") from None
     async with channel:
-        yield SatelliteClient(channel, timeout)
+        try:
+            yield SatelliteClient(channel, timeout)
+        except Unavailable:
+            await explain_unreachable(sat, timeout)
+            raise
+        except Unauthenticated as exc:
+            raise Unauthenticated(
+                f"{exc}: {sat.name} no longer trusts this server's certificate (disconnected on its console, "
+                "or paired with another server since); pair again to manage it"
+            ) from None

@@ -28,6 +28,7 @@ def pairing_state(p: PairingStatus) -> system_pb2.PairingState:
         paired_at=timestamp(p.paired_at),
         window_open=p.window_open,
         window_expires_at=timestamp(p.window_expires_at),
+        attempts_left=p.attempts_left if p.window_open else 0,
     )
 
 

@@ -63,7 +63,14 @@ class LogsServicer:
 
     def Download(self, request, context):
         """Server stream of chunks; the last chunk carries the sha256 of the bytes
-        sent (before compression). NOT_FOUND for a name List does not return.
+        sent (before compression). Errors (docs/PROTOCOL.md, section 3):
+        INVALID_ARGUMENT   a name that cannot be a log name: empty, over 255
+        bytes, a NUL, absolute, or a ".." component; also a
+        bad compression, offset or since/lines;
+        NOT_FOUND          a well-formed name that names no log (no such file,
+        a journal unit that is not configured);
+        PERMISSION_DENIED  a name that exists but is no regular file inside the
+        log directory (a link out of it, a directory, a FIFO).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

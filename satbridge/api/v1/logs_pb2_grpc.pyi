@@ -35,7 +35,14 @@ class LogsStub:
     List: _grpc.UnaryUnaryMultiCallable[_logs_pb2.ListLogsRequest, _logs_pb2.ListLogsResponse]
     Download: _grpc.UnaryStreamMultiCallable[_logs_pb2.DownloadLogRequest, _logs_pb2.LogChunk]
     """Server stream of chunks; the last chunk carries the sha256 of the bytes
-    sent (before compression). NOT_FOUND for a name List does not return.
+    sent (before compression). Errors (docs/PROTOCOL.md, section 3):
+      INVALID_ARGUMENT   a name that cannot be a log name: empty, over 255
+                         bytes, a NUL, absolute, or a ".." component; also a
+                         bad compression, offset or since/lines;
+      NOT_FOUND          a well-formed name that names no log (no such file,
+                         a journal unit that is not configured);
+      PERMISSION_DENIED  a name that exists but is no regular file inside the
+                         log directory (a link out of it, a directory, a FIFO).
     """
     SupportBundle: _grpc.UnaryStreamMultiCallable[_logs_pb2.SupportBundleRequest, _logs_pb2.LogChunk]
     """A tar.gz of all logs, the status and the redacted config, built on the fly."""
@@ -46,7 +53,14 @@ class LogsAsyncStub(LogsStub):
     List: _aio.UnaryUnaryMultiCallable[_logs_pb2.ListLogsRequest, _logs_pb2.ListLogsResponse]  # type: ignore[assignment]
     Download: _aio.UnaryStreamMultiCallable[_logs_pb2.DownloadLogRequest, _logs_pb2.LogChunk]  # type: ignore[assignment]
     """Server stream of chunks; the last chunk carries the sha256 of the bytes
-    sent (before compression). NOT_FOUND for a name List does not return.
+    sent (before compression). Errors (docs/PROTOCOL.md, section 3):
+      INVALID_ARGUMENT   a name that cannot be a log name: empty, over 255
+                         bytes, a NUL, absolute, or a ".." component; also a
+                         bad compression, offset or since/lines;
+      NOT_FOUND          a well-formed name that names no log (no such file,
+                         a journal unit that is not configured);
+      PERMISSION_DENIED  a name that exists but is no regular file inside the
+                         log directory (a link out of it, a directory, a FIFO).
     """
     SupportBundle: _aio.UnaryStreamMultiCallable[_logs_pb2.SupportBundleRequest, _logs_pb2.LogChunk]  # type: ignore[assignment]
     """A tar.gz of all logs, the status and the redacted config, built on the fly."""
@@ -66,7 +80,14 @@ class LogsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_logs_pb2.LogChunk], _abc.AsyncIterator[_logs_pb2.LogChunk]]:
         """Server stream of chunks; the last chunk carries the sha256 of the bytes
-        sent (before compression). NOT_FOUND for a name List does not return.
+        sent (before compression). Errors (docs/PROTOCOL.md, section 3):
+          INVALID_ARGUMENT   a name that cannot be a log name: empty, over 255
+                             bytes, a NUL, absolute, or a ".." component; also a
+                             bad compression, offset or since/lines;
+          NOT_FOUND          a well-formed name that names no log (no such file,
+                             a journal unit that is not configured);
+          PERMISSION_DENIED  a name that exists but is no regular file inside the
+                             log directory (a link out of it, a directory, a FIFO).
         """
 
     @_abc_1.abstractmethod

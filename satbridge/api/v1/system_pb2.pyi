@@ -44,20 +44,22 @@ class MemoryUsage(_message.Message):
     def __init__(self, total_bytes: _Optional[int] = ..., available_bytes: _Optional[int] = ...) -> None: ...
 
 class PairingState(_message.Message):
-    __slots__ = ("paired", "peer_name", "peer_fingerprint", "paired_at", "window_open", "window_expires_at")
+    __slots__ = ("paired", "peer_name", "peer_fingerprint", "paired_at", "window_open", "window_expires_at", "attempts_left")
     PAIRED_FIELD_NUMBER: _ClassVar[int]
     PEER_NAME_FIELD_NUMBER: _ClassVar[int]
     PEER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PAIRED_AT_FIELD_NUMBER: _ClassVar[int]
     WINDOW_OPEN_FIELD_NUMBER: _ClassVar[int]
     WINDOW_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_LEFT_FIELD_NUMBER: _ClassVar[int]
     paired: bool
     peer_name: str
     peer_fingerprint: str
     paired_at: _timestamp_pb2.Timestamp
     window_open: bool
     window_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, paired: _Optional[bool] = ..., peer_name: _Optional[str] = ..., peer_fingerprint: _Optional[str] = ..., paired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_open: _Optional[bool] = ..., window_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    attempts_left: int
+    def __init__(self, paired: _Optional[bool] = ..., peer_name: _Optional[str] = ..., peer_fingerprint: _Optional[str] = ..., paired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_open: _Optional[bool] = ..., window_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts_left: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("hostname", "addresses", "uptime_seconds", "disk", "memory", "bridge_version", "pairing", "state_generation", "instance_id", "boot_id", "xcc", "firewall_revision", "warnings", "time", "network")

@@ -1,0 +1,267 @@
+"""One JSON schema per object, shared by both CLIs (`satbridge ... --json`, `satctl ... --json`).
+
+Both build their JSON from the wire messages here: satctl from what the bridge answered,
+`satbridge` from the same messages the server would send (server/convert.py). So the two
+outputs have one shape by construction, and `SCHEMAS` says what that shape is (the README's
+"JSON output" section, checked by tests/client/test_schema.py):
+
+* every key is always present, with one type (a message the bridge left unset is its empty
+  value, never a missing key);
+* enums are lower-case words (`drop`, `journal`, `tcp`);
+* times are RFC 3339 in UTC with a `Z` (`2026-11-28T10:00:00Z`), or null for "none";
+* durations are whole seconds (`uptime_seconds`, `rollback_in_seconds`);
+* every top-level object carries `schema_version`; a change that removes or retypes a key
+  raises it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from satbridge.api.v1 import firewall_pb2, logs_pb2, system_pb2, xcc_pb2
+
+SCHEMA_VERSION = 1
+
+TIME = "time"
+"""A schema type: an RFC 3339 UTC string, or null."""
+
+
+def when(seconds: float | None) -> str | None:
+    """Seconds since the epoch as RFC 3339 UTC (`2026-11-28T10:00:00Z`); None stays None."""
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ts(msg: Any, name: str) -> str | None:
+    if not msg.HasField(name):
+        return None
+    stamp: Timestamp = getattr(msg, name)
+    return when(stamp.seconds)
+
+
+def xcc(x: xcc_pb2.XccState) -> dict[str, Any]:
+    return {
+        "installed": x.installed,
+        "version": x.version,
+        "active_state": x.active_state,
+        "sub_state": x.sub_state,
+        "since": _ts(x, "since"),
+        "main_pid": x.main_pid,
+        "exec_main_status": x.exec_main_status,
+        "result": x.result,
+        "enabled": x.enabled,
+    }
+
+
+def network(n: system_pb2.NetworkState) -> dict[str, Any]:
+    return {
+        "interface": n.interface,
+        "method": n.method,
+        "addresses": list(n.addresses),
+        "gateway": n.gateway,
+        "dns": list(n.dns),
+        "search_domains": list(n.search_domains),
+        "dhcp_lease": dict(sorted(n.dhcp_lease.items())),
+        "hostname": n.hostname,
+        "rollback_in_seconds": n.rollback_in_seconds,
+    }
+
+
+def status(s: system_pb2.GetStatusResponse) -> dict[str, Any]:
+    p = s.pairing
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "hostname": s.hostname,
+        "time": _ts(s, "time"),
+        "bridge_version": s.bridge_version,
+        "instance_id": s.instance_id,
+        "state_generation": s.state_generation,
+        "boot_id": s.boot_id,
+        "uptime_seconds": s.uptime_seconds,
+        "addresses": [
+            {"interface": a.interface, "address": a.address, "prefix_length": a.prefix_length} for a in s.addresses
+        ],
+        "disk": {"path": s.disk.path, "total_bytes": s.disk.total_bytes, "free_bytes": s.disk.free_bytes},
+        "memory": {"total_bytes": s.memory.total_bytes, "available_bytes": s.memory.available_bytes},
+        "pairing": {
+            "paired": p.paired,
+            "peer_name": p.peer_name,
+            "peer_fingerprint": p.peer_fingerprint,
+            "paired_at": _ts(p, "paired_at"),
+            "window_open": p.window_open,
+            "window_expires_at": _ts(p, "window_expires_at"),
+            "attempts_left": p.attempts_left,
+        },
+        "xcc": xcc(s.xcc),
+        "firewall_revision": s.firewall_revision,
+        "network": network(s.network),
+        "warnings": list(s.warnings),
+    }
+
+
+def xcc_document(x: xcc_pb2.XccState) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, **xcc(x)}
+
+
+def network_document(n: system_pb2.NetworkState) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, **network(n)}
+
+
+def firewall(state: firewall_pb2.FirewallState) -> dict[str, Any]:
+    """The rule set in the form `satctl firewall set FILE` reads, with the revision around it."""
+    from satbridge.core.firewall import to_json
+    from satbridge.protocol import rule_set
+
+    rules: dict[str, Any] = (
+        to_json(rule_set(state.rules)) if state.rules.default_action else {"default_action": "", "rules": []}
+    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "revision": state.revision,
+        "pending_revision": state.pending_revision,
+        "rollback_in_seconds": state.rollback_in_seconds,
+        "default_action": rules["default_action"],
+        "rules": rules["rules"],
+        "warnings": list(state.warnings),
+    }
+
+
+def logs(sources: list[logs_pb2.LogSource]) -> dict[str, Any]:
+    kinds = {logs_pb2.LogSource.FILE: "file", logs_pb2.LogSource.JOURNAL: "journal"}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "logs": [
+            {"name": s.name, "kind": kinds.get(s.kind, ""), "size": s.size, "mtime": _ts(s, "mtime")} for s in sources
+        ],
+    }
+
+
+# The schemas: a key's type is a Python type, TIME, a nested schema (dict), or a one-item list
+# (a list of that). `SCHEMAS[name]` is what the README documents for each object.
+XCC: dict[str, Any] = {
+    "installed": bool,
+    "version": str,
+    "active_state": str,
+    "sub_state": str,
+    "since": TIME,
+    "main_pid": int,
+    "exec_main_status": int,
+    "result": str,
+    "enabled": bool,
+}
+NETWORK: dict[str, Any] = {
+    "interface": str,
+    "method": str,
+    "addresses": [str],
+    "gateway": str,
+    "dns": [str],
+    "search_domains": [str],
+    "dhcp_lease": {str: str},
+    "hostname": str,
+    "rollback_in_seconds": int,
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "status": {
+        "schema_version": int,
+        "hostname": str,
+        "time": TIME,
+        "bridge_version": str,
+        "instance_id": str,
+        "state_generation": int,
+        "boot_id": str,
+        "uptime_seconds": int,
+        "addresses": [{"interface": str, "address": str, "prefix_length": int}],
+        "disk": {"path": str, "total_bytes": int, "free_bytes": int},
+        "memory": {"total_bytes": int, "available_bytes": int},
+        "pairing": {
+            "paired": bool,
+            "peer_name": str,
+            "peer_fingerprint": str,
+            "paired_at": TIME,
+            "window_open": bool,
+            "window_expires_at": TIME,
+            "attempts_left": int,
+        },
+        "xcc": XCC,
+        "firewall_revision": int,
+        "network": NETWORK,
+        "warnings": [str],
+    },
+    "xcc": {"schema_version": int, **XCC},
+    "network": {"schema_version": int, **NETWORK},
+    "firewall": {
+        "schema_version": int,
+        "revision": int,
+        "pending_revision": int,
+        "rollback_in_seconds": int,
+        "default_action": str,
+        "rules": [{"family": str, "protocol": str, "action": str, "ports": [[int]], "sources": [str], "comment": str}],
+        "warnings": [str],
+    },
+    "logs": {"schema_version": int, "logs": [{"name": str, "kind": str, "size": int, "mtime": TIME}]},
+    "satellites": {
+        "schema_version": int,
+        "default": str,
+        "satellites": [
+            {
+                "name": str,
+                "host": str,
+                "port": int,
+                "pairing_port": int,
+                "fingerprint": str,
+                "instance_id": str,
+                "max_generation": int,
+                "paired_at": TIME,
+                "default": bool,
+            }
+        ],
+    },
+    "pair-window": {
+        "schema_version": int,
+        "code": str,
+        "expires_at": TIME,
+        "attempts_left": int,
+        "fingerprint": str,
+        "addresses": [str],
+        "pairing_port": int,
+        "management_port": int,
+    },
+}
+
+
+def problems(value: Any, schema: Any, at: str = "$") -> list[str]:
+    """Where `value` departs from `schema` (an empty list when it conforms): a missing or extra
+    key, or a value of another type."""
+    if schema is TIME:
+        ok = value is None or (isinstance(value, str) and _is_rfc3339(value))
+        return [] if ok else [f"{at}: expected an RFC 3339 UTC time or null, got {value!r}"]
+    if isinstance(schema, dict) and len(schema) == 1 and next(iter(schema)) is str:
+        if not isinstance(value, dict):
+            return [f"{at}: expected an object, got {type(value).__name__}"]
+        return [p for k, v in value.items() for p in problems(v, schema[str], f"{at}.{k}")]
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return [f"{at}: expected an object, got {type(value).__name__}"]
+        found = [f"{at}.{k}: missing" for k in schema if k not in value]
+        found += [f"{at}.{k}: not in the schema" for k in value if k not in schema]
+        return found + [p for k in schema if k in value for p in problems(value[k], schema[k], f"{at}.{k}")]
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return [f"{at}: expected a list, got {type(value).__name__}"]
+        return [p for i, v in enumerate(value) for p in problems(v, schema[0], f"{at}[{i}]")]
+    if schema is int and isinstance(value, int) and not isinstance(value, bool):
+        return []
+    if schema is not int and isinstance(value, schema):
+        return []
+    return [f"{at}: expected {schema.__name__}, got {type(value).__name__} {value!r}"]
+
+
+def _is_rfc3339(text: str) -> bool:
+    try:
+        return text.endswith("Z") and dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ") is not None
+    except ValueError:
+        return False
