@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.core.network import NetworkState, StaticIPv4, check_hostname, validate_static
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from satbridge.services.ports import AuditLog, Clock, Locks, Network, Store
@@ -27,11 +28,14 @@ class Pending:
 
 
 def _pending(data: Any) -> Pending:
-    """network-pending.json. Damage drops it: NetworkManager rolls its checkpoint back by itself."""
-    checkpoint, deadline, what = data["checkpoint"], data["deadline"], data["what"]
-    if not isinstance(checkpoint, str) or not isinstance(what, str) or not isinstance(deadline, int | float):
-        raise TypeError("not a pending network change")
-    return Pending(checkpoint, float(deadline), what)
+    """network-pending.json's schema. Damage drops it: NetworkManager rolls its checkpoint back
+    by itself (or, when NM lost it, the change simply stays, as confirmed)."""
+    data = schema.obj(data, "pending network change", required=("checkpoint", "deadline", "what"))
+    return Pending(
+        schema.text(data, "checkpoint", limit=255),
+        schema.timestamp(data, "deadline"),
+        schema.text(data, "what", limit=255),
+    )
 
 
 class NetworkService:
