@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--timeout", default="", metavar="S", help="seconds to wait for systemd (default 90)")
+    xc.add_argument("--timeout", metavar="S", help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset"])
@@ -466,7 +466,7 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "xcc":
         from satbridge.core.grammar import parse_seconds
 
-        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout else 0.0
+        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout is not None else 0.0
         return _xcc(bridge, opts.action, timeout, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)

@@ -225,3 +225,19 @@ def test_a_root_that_is_a_file_is_one_line_naming_root(tmp_path):
             assert "Traceback" not in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert afile.read_text() == "x"
+
+
+def test_an_empty_or_spaced_value_is_refused_naming_its_flag(tmp_path):
+    """Red team 18, finding 9: `xcc start --timeout ''` was the default, `--gateway ''` no
+    gateway, and `--address $'192.0.2.10/2\\n'` a /2."""
+    for args, field in (
+        (["xcc", "start", "--timeout", ""], "--timeout"),
+        (["network", "static", "--address", "192.0.2.10/24", "--gateway", "", "--no-confirm"], "gateway"),
+        (["network", "static", "--address", "192.0.2.10/2\n", "--no-confirm"], "address"),
+        (["network", "static", "--address", "192.0.2.10/24", "--dns", " 192.0.2.53", "--no-confirm"], "dns[0]"),
+        (["network", "dhcp", "--confirm-timeout", "030"], "--confirm-timeout"),
+    ):
+        result = satbridge(tmp_path, "--sandbox", *args)
+        assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT], (args, result.stderr)
+        assert field in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

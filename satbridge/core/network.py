@@ -44,7 +44,7 @@ class NetworkState:
 
 def _ip(text: str, field: str) -> ipaddress.IPv4Address:
     try:
-        return ipaddress.IPv4Address(text.strip())
+        return ipaddress.IPv4Address(text)  # no strip(): surrounding whitespace is refused (grammar.py)
     except ValueError:
         raise InvalidArgument(f"{text!r} is not an IPv4 address", field=field) from None
 
@@ -61,8 +61,11 @@ def _unicast(ip: ipaddress.IPv4Address, field: str) -> None:
 
 
 def validate_static(address: str, gateway: str | None, dns: list[str], search: list[str] | None = None) -> StaticIPv4:
-    """Check a static IPv4 configuration; every error names its field."""
-    text = address.strip()
+    """Check a static IPv4 configuration; every error names its field. `gateway` None is no
+    gateway; an empty one is refused, as is surrounding whitespace anywhere (grammar.py)."""
+    text = address
+    if not text:
+        raise InvalidArgument("empty: give an address and prefix, e.g. 192.0.2.10/24", field="address")
     if "/" not in text:
         raise InvalidArgument("give the prefix too, e.g. 192.0.2.10/24", field="address")
     addr, _, prefix_text = text.partition("/")
@@ -75,7 +78,9 @@ def validate_static(address: str, gateway: str | None, dns: list[str], search: l
         which = "network" if ip == net.network_address else "broadcast"
         raise InvalidArgument(f"{ip} is the {which} address of {net}", field="address")
     gw = None
-    if gateway:
+    if gateway == "":
+        raise InvalidArgument("empty: give an address, or no gateway at all", field="gateway")
+    if gateway is not None:
         gw = _ip(gateway, "gateway")
         _unicast(gw, "gateway")
         if gw not in net:
