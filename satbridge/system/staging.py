@@ -24,14 +24,14 @@ IN_FLIGHT = 4
 
 def _meta(data: Any) -> dict[str, Any]:
     """<id>.meta.json's schema: the announcement (name, version, size, sha256) and when."""
-    data = schema.obj(data, "upload announcement", required=("name", "version", "size", "sha256"))
-    schema.text(data, "name", limit=255)
-    schema.text(data, "version", limit=255)
-    schema.integer(data, "size", lo=1)
-    schema.hexbytes(data, "sha256", size=32)
-    if "created" in data:
-        schema.timestamp(data, "created")
-    return data
+    meta = schema.obj(data, "upload announcement", required=("name", "version", "size", "sha256"))
+    schema.text(meta, "name", limit=255)
+    schema.text(meta, "version", limit=255)
+    schema.integer(meta, "size", lo=1)
+    schema.hexbytes(meta, "sha256", size=32)
+    if "created" in meta:
+        schema.timestamp(meta, "created")
+    return meta
 
 
 class UploadWriter:
