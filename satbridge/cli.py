@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         how.add_argument("--no-confirm", action="store_true", help="apply for good at once")
     nets.add_parser("confirm", help="keep the change made last")
+    nets.add_parser("revert", help="put the settings from before the pending change back")
     nets.add_parser("hostname", help="set the hostname").add_argument("name")
     sub.add_parser("menu", help="the console menu (the default on a terminal)")
     sub.add_parser("version", help="print the bridge version")
@@ -316,6 +317,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.show()
             if opts.action == "confirm":
                 return await net.confirm()
+            if opts.action == "revert":
+                return await net.revert()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
             timeout = 0
@@ -346,6 +349,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
             f"KEEP THIS SETTING? It is reverted in {state.pending_rollback_in:.0f} s unless you run "
             "`satbridge network confirm`."
         )
+    if state.pending_lost:
+        print(f"WARNING: {state.pending_lost}")
     return 0
 
 

@@ -39,6 +39,7 @@ class NetworkState:
     dhcp: dict[str, str] = field(default_factory=dict)  # lease options
     hostname: str = ""
     pending_rollback_in: float = 0.0
+    pending_lost: str = ""  # a change whose checkpoint NetworkManager lost (restarted): what to do
     settled_in: float = 0.0  # how long the change just made took to take effect (0: none made)
 
 
