@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--timeout", default="", metavar="S", help="seconds to wait for systemd (default 90)")
+    xc.add_argument("--timeout", metavar="S", help="seconds to wait for systemd (default 90)")
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset", "get"], help="show (or its alias get), reset")
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
             "--no-confirm", action="store_true", help="apply for good at once: no rollback window, nothing to confirm"
         )
     nets.add_parser("confirm", help="keep the change made last")
+    nets.add_parser("revert", help="put the settings from before the pending change back")
     nets.add_parser("hostname", help="set the hostname").add_argument("name")
     sub.add_parser("menu", help="the console menu (the default on a terminal)")
     sub.add_parser("version", help="print the bridge version")
@@ -342,6 +343,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.show()
             if opts.action == "confirm":
                 return await net.confirm()
+            if opts.action == "revert":
+                return await net.revert()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
             timeout = 0
@@ -375,6 +378,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
             f"KEEP THIS SETTING? It is reverted in {state.pending_rollback_in:.0f} s unless you run "
             "`satbridge network confirm`."
         )
+    if state.pending_lost:
+        print(f"WARNING: {state.pending_lost}")
     return 0
 
 
@@ -495,7 +500,7 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "xcc":
         from satbridge.core.grammar import parse_seconds
 
-        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout else 0.0
+        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout is not None else 0.0
         return _xcc(bridge, opts.action, timeout, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)

@@ -251,6 +251,19 @@ ENV_KEYS = {
 }
 
 
+def _check_root(root: Path) -> None:
+    """Every path hangs off the root: a file there (or in its way) would surface later as a
+    NotADirectoryError traceback. A root that does not exist yet is fine (created on start)."""
+    for path in (root, *root.absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "" if path == root else f" ({path} is not a directory)"
+                raise ConfigError(f"{root} cannot be the root directory{where}: give a directory", field="--root")
+            return
+        if path.is_symlink():
+            raise ConfigError(f"{root} cannot be the root directory ({path} is a dangling symlink)", field="--root")
+
+
 def load_config(
     root: Path,
     *,
@@ -259,6 +272,7 @@ def load_config(
     sandbox: bool = False,
 ) -> Config:
     """Read `<root>/etc/satbridge/satbridge.toml` (absent = defaults), then the environment."""
+    _check_root(root)
     paths = Paths(root.resolve())
     path = config_file or paths.config_file
     data: dict[str, Any] = {}

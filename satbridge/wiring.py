@@ -6,6 +6,7 @@ adapters.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from satbridge import __version__
 from satbridge.config import Config
+from satbridge.errors import FailedPrecondition
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.factory import FactoryResetService
 from satbridge.services.firewall import FirewallService
@@ -41,6 +43,8 @@ from satbridge.system.releases import Releases
 from satbridge.system.sandbox import SandboxNetwork
 from satbridge.system.staging import Staging
 from satbridge.system.systemd import SystemdUnits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
     def damaged(name: str, kept_as: str, problem: str) -> None:
         audit.record("state-file-damaged", file=name, kept_as=kept_as, problem=problem[:200])
 
-    store = DirStore(paths.state_dir, on_damaged=damaged)
+    # A read-only command never changes state: damage is reported (a warning naming the file),
+    # and the service or the next command that writes sets the file aside.
+    store = DirStore(paths.state_dir, on_damaged=damaged, repair=not read_only)
     host = LinuxHost(paths.state_dir)
     identity = IdentityService(store, clock, host)
     state = StateService(store, secrets.token_bytes)
@@ -89,7 +95,7 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
     releases = Releases(paths.xcc_dir)
     xcc = XccService(units, JournalLogs(journal_dir), locks, releases)
     backend: IptcFirewall | SandboxFirewall = (
-        SandboxFirewall(paths.state_dir / "sandbox-firewall.json", on_damaged=damaged)
+        SandboxFirewall(paths.state_dir / "sandbox-firewall.json", on_damaged=damaged, repair=not read_only)
         if config.sandbox
         else IptcFirewall(paths.root, lab_netns=os.environ.get(LAB_NETNS_ENV))
     )
@@ -97,7 +103,7 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
     config_files = ConfigDir(paths.config_dir)
     firewall = FirewallService(backend, store, locks, audit, state, clock, config_files, ports)
     net_backend: NmNetwork | SandboxNetwork = (
-        SandboxNetwork(paths.state_dir / "sandbox-network.json", on_damaged=damaged)
+        SandboxNetwork(paths.state_dir / "sandbox-network.json", on_damaged=damaged, repair=not read_only)
         if config.sandbox
         else NmNetwork(config.dbus_address or None, config.network_interface)
     )
@@ -109,7 +115,12 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
     )
     if not read_only:
         with store.lock():
-            identity.ensure()
+            try:
+                identity.ensure()
+            except FailedPrecondition as exc:
+                # A damaged identity: the commands that need it say so (naming the file and the
+                # fix), and a factory reset, which must work from any state, makes a new one.
+                log.warning("%s", exc)
             state.ensure()
     staging = Staging(paths.state_dir / "uploads")
     install = InstallService(

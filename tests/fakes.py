@@ -19,7 +19,7 @@ class MemStore:
         self._lock = threading.Lock()
         self.locked = False
 
-    def read(self, name: str) -> bytes | None:
+    def read(self, name: str, *, limit: int = 0, fix: str = "") -> bytes | None:
         return self.files.get(name)
 
     def read_json(self, name, parse, *, rebuild=True, fix=""):
@@ -28,7 +28,7 @@ class MemStore:
             return None
         try:
             return parse(json.loads(raw))
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
             if not rebuild:
                 raise FailedPrecondition(f"{name} is damaged; {fix}") from None
             self.files[f"{name}.damaged"] = self.files.pop(name)

@@ -210,3 +210,34 @@ def test_port_zero_prints_no_line_that_cannot_work(tmp_path):
     assert opened.returncode == 0, opened.stderr
     assert "--port 0" not in opened.stdout
     assert "with the ports the bridge listens on" in opened.stdout
+
+
+def test_a_root_that_is_a_file_is_one_line_naming_root(tmp_path):
+    """Red team 18, finding 8: `--root FILE` (or a path through a file) was a NotADirectoryError
+    traceback from load_config."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for root in (afile, afile / "x"):
+        for command in (["status"], ["firewall", "reset"], ["factory-reset", "--yes"]):
+            result = satbridge(root, "--sandbox", *command)
+            assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT], (root, command, result.stderr)
+            assert "--root" in result.stderr
+            assert "Traceback" not in result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert afile.read_text() == "x"
+
+
+def test_an_empty_or_spaced_value_is_refused_naming_its_flag(tmp_path):
+    """Red team 18, finding 9: `xcc start --timeout ''` was the default, `--gateway ''` no
+    gateway, and `--address $'192.0.2.10/2\\n'` a /2."""
+    for args, field in (
+        (["xcc", "start", "--timeout", ""], "--timeout"),
+        (["network", "static", "--address", "192.0.2.10/24", "--gateway", "", "--no-confirm"], "gateway"),
+        (["network", "static", "--address", "192.0.2.10/2\n", "--no-confirm"], "address"),
+        (["network", "static", "--address", "192.0.2.10/24", "--dns", " 192.0.2.53", "--no-confirm"], "dns[0]"),
+        (["network", "dhcp", "--confirm-timeout", "030"], "--confirm-timeout"),
+    ):
+        result = satbridge(tmp_path, "--sandbox", *args)
+        assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT], (args, result.stderr)
+        assert field in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

@@ -22,7 +22,9 @@ class ListenAddress:
 
 def parse_listen(text: str, *, field: str) -> ListenAddress:
     """Parse `HOST:PORT`; HOST is an IP literal (v6 in brackets) or a name; port 0 picks one."""
-    text = text.strip()
+    # Never strip(): whitespace is refused like in every typed value (grammar.py).
+    if not text or any(ch.isspace() for ch in text):
+        raise InvalidArgument(f"expected HOST:PORT without spaces, got {text!r}", field=field)
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
         if not sep:

@@ -5,6 +5,12 @@ Python's own parsers are too generous for input a person types: `int()` takes Ar
 and fullwidth digits, `1_000`, signs and surrounding whitespace; `str.isdigit()` is true for
 `²`, which `int()` then refuses with a ValueError (a traceback, not an answer). Every parser
 here takes plain ASCII and raises InvalidArgument naming the field.
+
+One rule for every value: it is taken exactly as typed. Surrounding whitespace (a space, a
+tab, a newline from `$'...\\n'` or a here-string, a Unicode space) is refused, never stripped,
+so `192.0.2.10/2\\n` is not quietly /2 and a name and an address behave alike; an empty value
+is refused naming its field (it never means "the default"). Numbers have no leading zeros
+(`0` itself is fine), as in the firewall's rule grammar: `00080` is refused everywhere.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import re
 
 from satbridge.errors import InvalidArgument
 
-_DIGITS = re.compile(r"[0-9]{1,20}", re.ASCII)
-_DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?", re.ASCII)
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,19}", re.ASCII)
+_DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,8})(?:\.[0-9]{1,9})?", re.ASCII)
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
 
 HOST_NAME_MAX = 64
@@ -25,7 +31,8 @@ DOMAIN_MAX = 253
 
 
 def parse_uint(text: str, *, field: str, lo: int, hi: int, what: str = "a number") -> int:
-    """`text` as an integer lo..hi written in ASCII decimal digits (no sign, space or `_`)."""
+    """`text` as an integer lo..hi written in ASCII decimal digits (no sign, space, `_` or
+    leading zero)."""
     if not _DIGITS.fullmatch(text) or not lo <= int(text) <= hi:
         raise InvalidArgument(f"{what} must be {lo}..{hi} in digits 0-9, got {text!r}", field=field)
     return int(text)

@@ -39,16 +39,17 @@ class NetworkState:
     dhcp: dict[str, str] = field(default_factory=dict)  # lease options
     hostname: str = ""
     pending_rollback_in: float = 0.0
+    pending_lost: str = ""  # a change whose checkpoint NetworkManager lost (restarted): what to do
     settled_in: float = 0.0  # how long the change just made took to take effect (0: none made)
 
 
 def _ip(text: str, field: str) -> ipaddress.IPv4Address:
     if ":" in text:
         raise InvalidArgument(
-            f"{text.strip()!r} is an IPv6 address: only IPv4 is set here (IPv6 configures itself)", field=field
+            f"{text!r} is an IPv6 address: only IPv4 is set here (IPv6 configures itself)", field=field
         )
     try:
-        return ipaddress.IPv4Address(text.strip())
+        return ipaddress.IPv4Address(text)  # no strip(): surrounding whitespace is refused (grammar.py)
     except ValueError:
         raise InvalidArgument(f"{text!r} is not an IPv4 address", field=field) from None
 
@@ -65,8 +66,9 @@ def _unicast(ip: ipaddress.IPv4Address, field: str) -> None:
 
 
 def validate_static(address: str, gateway: str | None, dns: list[str], search: list[str] | None = None) -> StaticIPv4:
-    """Check a static IPv4 configuration; every error names its field."""
-    text = address.strip()
+    """Check a static IPv4 configuration; every error names its field. `gateway` None is no
+    gateway; an empty one is refused, as is surrounding whitespace anywhere (grammar.py)."""
+    text = address
     if not text:
         raise InvalidArgument("enter an address with its prefix, e.g. 192.0.2.10/24", field="address")
     if ":" in text:
@@ -83,7 +85,9 @@ def validate_static(address: str, gateway: str | None, dns: list[str], search: l
         which = "network" if ip == net.network_address else "broadcast"
         raise InvalidArgument(f"{ip} is the {which} address of {net}", field="address")
     gw = None
-    if gateway:
+    if gateway == "":
+        raise InvalidArgument("empty: give an address, or no gateway at all", field="gateway")
+    if gateway is not None:
         gw = _ip(gateway, "gateway")
         _unicast(gw, "gateway")
         if gw not in net:

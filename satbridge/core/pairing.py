@@ -15,6 +15,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.errors import InvalidArgument
 
 # Crockford's base32: no I, L, O, U, so a code read aloud or off a console is unambiguous.
@@ -91,12 +92,14 @@ class PairingWindow:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PairingWindow:
+    def from_json(cls, data: Any) -> PairingWindow:
+        """pairing-window.json's schema: the 32-byte key, time stamps, 0..1000 attempts."""
+        data = schema.obj(data, "pairing window", required=("key", "opened_at", "expires_at", "attempts_left"))
         return cls(
-            key=bytes.fromhex(data["key"]),
-            opened_at=float(data["opened_at"]),
-            expires_at=float(data["expires_at"]),
-            attempts_left=int(data["attempts_left"]),
+            key=schema.hexbytes(data, "key", size=32),
+            opened_at=schema.timestamp(data, "opened_at"),
+            expires_at=schema.timestamp(data, "expires_at"),
+            attempts_left=schema.integer(data, "attempts_left", hi=1000),
         )
 
 

@@ -76,6 +76,11 @@ class FactoryResetService:
                 log.warning("factory reset: %s failed: %s", name, exc)
                 yield Step(name, False, str(exc))
                 continue
+            except Exception as exc:  # a reset must go on from any state
+                failed += 1
+                log.exception("factory reset: %s failed", name)
+                yield Step(name, False, f"unexpected error {type(exc).__name__}: {exc}")
+                continue
             yield Step(name, True, detail)
         self.audit.record(
             "factory-reset-finished" if not failed else "factory-reset-incomplete", by=by, failed_steps=failed

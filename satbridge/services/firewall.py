@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from satbridge.core import firewall as fw
+from satbridge.core import schema
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument
 from satbridge.services.ports import AuditLog, Clock, ConfigFiles, Firewall, Locks, Store
 from satbridge.services.state import StateService
@@ -35,17 +36,33 @@ class FirewallState:
     warnings: tuple[str, ...] = ()
 
 
-def _state(data: Any) -> dict[str, Any]:
-    """firewall.json: {revision, rules, pending, last_revision}; damage rebuilds from the factory
-    set at revision 0 (the kernel keeps its rules until the next Set or Reset)."""
-    if not isinstance(data, dict) or type(data.get("revision", 0)) is not int:
-        raise TypeError("not a firewall state object")
-    if data.get("rules") is not None:
+def _rules(data: Any) -> Any:
+    if data is not None:
         try:
-            fw.from_json(data["rules"])  # rules the bridge cannot read are damage too
+            fw.from_json(data)  # rules the bridge cannot read are damage too
         except InvalidArgument as exc:
             raise ValueError(str(exc)) from None
     return data
+
+
+def _state(data: Any) -> dict[str, Any]:
+    """firewall.json's schema: {revision, rules (null: the factory set), pending (null or
+    {revision, rules, deadline}), last_revision}; revision and rules required (pending and
+    last_revision came later: absent means none and `revision`), revisions whole numbers with
+    revision <= last_revision. Damage rebuilds from the factory set at revision 0 (the
+    kernel keeps its rules until the next Set or Reset)."""
+    data = schema.obj(data, "firewall state", required=("revision", "rules"))
+    revision = schema.integer(data, "revision")
+    last = schema.integer(data, "last_revision", lo=revision) if "last_revision" in data else revision
+    pending = data.get("pending")
+    if pending is not None:
+        pending = schema.obj(pending, "pending firewall change", required=("revision", "rules", "deadline"))
+        pending = {
+            "revision": schema.integer(pending, "revision", lo=1, hi=last),
+            "rules": _rules(schema.obj(pending["rules"], "pending rules")),
+            "deadline": schema.timestamp(pending, "deadline"),
+        }
+    return {"revision": revision, "rules": _rules(data["rules"]), "pending": pending, "last_revision": last}
 
 
 class FirewallService:

@@ -11,6 +11,9 @@ from satbridge.tls.certs import KeyPair, create_identity
 
 KEY_FILE = "identity.key"
 CERT_FILE = "identity.crt"
+MAX_PEM = 64 << 10
+"""An identity file is a few hundred bytes; more is damage."""
+FIX = "run `satbridge factory-reset --yes` to make a new identity (the paired server must then pair again)"
 
 
 class IdentityService:
@@ -21,7 +24,9 @@ class IdentityService:
         self._cached: tuple[Hashable, KeyPair] | None = None
 
     def ensure(self) -> KeyPair:
-        """Load the identity, creating it when there is none. Call with the store locked."""
+        """Load the identity, creating it when there is none. Call with the store locked.
+        A damaged one is FailedPrecondition: only a factory reset replaces it (discard, then
+        ensure), since every paired server pinned it."""
         existing = self._load()
         if existing:
             return existing
@@ -45,7 +50,10 @@ class IdentityService:
         version = self.store.version(CERT_FILE)
         if self._cached and self._cached[0] == version:
             return self._cached[1]
-        cert, key = self.store.read(CERT_FILE), self.store.read(KEY_FILE)
+        # Through the checked open: a directory or a FIFO in a file's place is FailedPrecondition
+        # naming the file and the fix, never a traceback or a hang.
+        cert = self.store.read(CERT_FILE, limit=MAX_PEM, fix=FIX)
+        key = self.store.read(KEY_FILE, limit=MAX_PEM, fix=FIX)
         if not cert or not key:
             return None
         pair = KeyPair(key, cert)

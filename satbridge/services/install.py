@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.core.package import Limits, Manifest, check_upload_id, is_version, parse_manifest, version_key
 from satbridge.core.units import XCC_UNIT, JobFailed, render_xcc_unit
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SatbridgeError
@@ -62,8 +63,9 @@ def failpoint(phase: str) -> None:
 
 def _journal(data: Any) -> dict[str, str]:
     """install.json: a flat object of strings (the install's phase, versions, upload id)."""
-    if not isinstance(data, dict) or not isinstance(data["phase"], str) or not isinstance(data["version"], str):
-        raise TypeError("not an install journal")
+    data = schema.obj(data, "install journal", required=("phase", "version"))
+    for key in data:
+        schema.text(data, key)
     return {str(k): v for k, v in data.items()}
 
 

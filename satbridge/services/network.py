@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.core.network import NetworkState, StaticIPv4, check_hostname, validate_static
 from satbridge.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from satbridge.services.ports import AuditLog, Clock, Locks, Network, Store
@@ -24,14 +25,35 @@ class Pending:
     checkpoint: str
     deadline: float
     what: str
+    previous: dict[str, Any] | None = None  # the settings before the change, to revert to
+
+
+LOST = (
+    "NetworkManager restarted (or dropped its checkpoint): the change ({what}) was NOT rolled back"
+    " and stays in force; keep it (`satbridge network confirm`) or revert it (`satbridge network revert`)"
+)
+
+
+def _previous(data: Any) -> dict[str, Any]:
+    settings = schema.obj(data, "previous settings", required=("method", "addresses", "gateway", "dns", "search"))
+    schema.text(settings, "method", limit=16)
+    schema.text(settings, "gateway", limit=64)
+    for key in ("addresses", "dns", "search"):
+        schema.strings(settings, key)
+    return settings
 
 
 def _pending(data: Any) -> Pending:
-    """network-pending.json. Damage drops it: NetworkManager rolls its checkpoint back by itself."""
-    checkpoint, deadline, what = data["checkpoint"], data["deadline"], data["what"]
-    if not isinstance(checkpoint, str) or not isinstance(what, str) or not isinstance(deadline, int | float):
-        raise TypeError("not a pending network change")
-    return Pending(checkpoint, float(deadline), what)
+    """network-pending.json's schema. Damage drops it: NetworkManager rolls its checkpoint back
+    by itself (or, when NM lost it, the change simply stays, as confirmed)."""
+    data = schema.obj(data, "pending network change", required=("checkpoint", "deadline", "what"))
+    previous = data.get("previous")
+    return Pending(
+        schema.text(data, "checkpoint", limit=255),
+        schema.timestamp(data, "deadline"),
+        schema.text(data, "what", limit=255),
+        _previous(previous) if previous is not None else None,
+    )
 
 
 class NetworkService:
@@ -45,39 +67,66 @@ class NetworkService:
         self.state = state
         self.clock = clock
 
-    def _pending(self) -> Pending | None:
+    async def _pending(self) -> tuple[Pending | None, bool]:
+        """The pending change and whether NetworkManager lost its checkpoint.
+
+        Checked against the daemon on every read, never the file alone: a checkpoint dies with
+        NetworkManager, and then nothing rolls the change back. Its deadline is NM's own. When the
+        checkpoint is gone and the settings in force are the previous ones, NM rolled it back:
+        nothing is pending. When they are not, the change was lost, not reverted: reported as
+        such until the admin keeps or reverts it (a file without the previous settings, from
+        before this check, cannot tell: nothing is pending)."""
         pending = self.store.read_json(PENDING_FILE, _pending)
         if pending is None:
-            return None
-        if pending.deadline > self.clock():
-            return pending
-        # Its time is up: NetworkManager has put the previous setting back by itself. The first
-        # reader to notice says so in the audit log, once (the file goes under the lock).
+            return None, False
+        try:
+            deadline = await self.network.rollback_deadline(pending.checkpoint)
+        except NotFound:
+            if pending.previous is not None and not _same(await self.network.state(), pending.previous):
+                return pending, True
+            self._rolled_back(pending)
+            return None, False
+        return replace(pending, deadline=deadline), False
+
+    def _rolled_back(self, pending: Pending) -> None:
+        """NetworkManager put the previous setting back: the first reader to notice removes the
+        file and says so in the audit log, once (under the lock)."""
         with self.store.lock():
             again = self.store.read_json(PENDING_FILE, _pending)
             if again is not None and again.checkpoint == pending.checkpoint:
                 self.store.remove(PENDING_FILE)
                 self.state.bump()
                 self.audit.record("network-reverted", what=pending.what, reason="not confirmed in time")
-        return None
 
     def pending(self) -> Pending | None:
-        """The change awaiting confirmation, as every console and the CLI see it (a file)."""
-        return self._pending()
+        """The change awaiting confirmation as every console sees it, from the shared file alone
+        (the console's header reads it every second without asking NetworkManager; show() and
+        status() check it against NetworkManager's checkpoints). Past its deadline it is gone."""
+        pending = self.store.read_json(PENDING_FILE, _pending)
+        if pending is None or pending.deadline > self.clock():
+            return pending
+        self._rolled_back(pending)
+        return None
 
     async def show(self) -> NetworkState:
         state = await self.network.state()
-        pending = self._pending()
-        if pending:
-            state = replace(state, pending_rollback_in=pending.deadline - self.clock())
+        pending, lost = await self._pending()
+        if pending and lost:
+            state = replace(state, pending_lost=LOST.format(what=pending.what))
+        elif pending:
+            state = replace(state, pending_rollback_in=max(0.0, pending.deadline - self.clock()))
         return state
 
     async def _apply(self, static: StaticIPv4 | None, confirm_timeout: int, what: str) -> NetworkState:
         if not 0 <= confirm_timeout <= MAX_CONFIRM_TIMEOUT:
             raise InvalidArgument(f"must be 0..{MAX_CONFIRM_TIMEOUT} seconds", field="confirm_timeout")
         async with self.locks.hold("network", timeout=60):
-            if self._pending():
+            pending, lost = await self._pending()
+            if lost and pending:
+                raise FailedPrecondition(LOST.format(what=pending.what))
+            if pending:
                 raise FailedPrecondition("a change awaits confirmation; confirm it or let it roll back first")
+            before = _settings(await self.network.state())
             began = self.clock()
             checkpoint = await self.network.apply(static, confirm_timeout=confirm_timeout)
             settled_in = self.clock() - began
@@ -96,7 +145,9 @@ class NetworkService:
                 if checkpoint:
                     self.store.write(
                         PENDING_FILE,
-                        json.dumps({"checkpoint": checkpoint, "deadline": deadline, "what": what}).encode(),
+                        json.dumps(
+                            {"checkpoint": checkpoint, "deadline": deadline, "what": what, "previous": before}
+                        ).encode(),
                     )
                 else:
                     self.store.remove(PENDING_FILE)
@@ -122,14 +173,36 @@ class NetworkService:
         return await self._apply(static, confirm_timeout, f"static {static.address}")
 
     async def confirm(self) -> NetworkState:
+        """Keep the pending change (also one whose checkpoint NetworkManager lost)."""
         async with self.locks.hold("network", timeout=60):
-            pending = self._pending()
+            pending, lost = await self._pending()
             if not pending:
                 raise FailedPrecondition("no network change awaits confirmation")
-            await self.network.confirm(pending.checkpoint)
+            if not lost:
+                await self.network.confirm(pending.checkpoint)
             with self.store.lock():
                 self.store.remove(PENDING_FILE)
-            self.audit.record("network-confirmed", what=pending.what)
+            self.audit.record("network-confirmed", what=pending.what, checkpoint_lost=int(lost))
+        return await self.show()
+
+    async def revert(self) -> NetworkState:
+        """Put the settings from before the pending change back, at once and for good (they
+        worked before it). What an admin expects after NetworkManager lost the checkpoint; for
+        a change still pending, the same as letting its timer run out, without the wait."""
+        async with self.locks.hold("network", timeout=60):
+            pending, lost = await self._pending()
+            if not pending:
+                raise FailedPrecondition("no network change awaits confirmation or revert")
+            if pending.previous is None:
+                raise FailedPrecondition("the settings before the change were not recorded; set them again")
+            previous = _static(pending.previous)
+            if not lost:
+                await self.network.confirm(pending.checkpoint)  # its timer must not fire over the revert
+            await self.network.apply(previous, confirm_timeout=0)
+            with self.store.lock():
+                self.store.remove(PENDING_FILE)
+                self.state.bump()
+            self.audit.record("network-reverted", what=pending.what, checkpoint_lost=int(lost))
         return await self.show()
 
     async def set_hostname(self, name: str) -> NetworkState:
@@ -139,3 +212,26 @@ class NetworkService:
         # SaveHostname returns once the name is written; NM's Hostname property follows only
         # when its file monitor fires, so report what was saved.
         return replace(await self.show(), hostname=name)
+
+
+def _settings(state: NetworkState) -> dict[str, Any]:
+    """What is in force, as kept in network-pending.json to revert to."""
+    return {
+        "method": state.method,
+        "addresses": list(state.addresses),
+        "gateway": state.gateway,
+        "dns": list(state.dns),
+        "search": list(state.search),
+    }
+
+
+def _same(state: NetworkState, settings: dict[str, Any]) -> bool:
+    return bool(state.method == settings["method"] and list(state.addresses) == settings["addresses"])
+
+
+def _static(settings: dict[str, Any]) -> StaticIPv4 | None:
+    if settings["method"] != "manual":
+        return None  # DHCP (or what NM does by default)
+    if not settings["addresses"]:
+        raise FailedPrecondition("the settings before the change had no address; set them again")
+    return validate_static(settings["addresses"][0], settings["gateway"] or None, settings["dns"], settings["search"])

@@ -16,6 +16,7 @@ from typing import Any
 
 from satbridge.config import PairingConfig
 from satbridge.core import pairing as core
+from satbridge.core import schema
 from satbridge.core.status import PairingStatus
 from satbridge.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from satbridge.services.identity import IdentityService
@@ -51,10 +52,14 @@ class Trust:
 
 
 def _trust(data: Any) -> Trust:
-    """trust.json as written by to_json (the loader treats what this refuses as damage)."""
-    trust = Trust(str(data["peer_fingerprint"]), str(data["peer_name"]), float(data["paired_at"]))
-    bytes.fromhex(trust.peer_fingerprint)
-    return trust
+    """trust.json's schema, as written by to_json (the loader treats what this refuses as damage):
+    a SHA-256 fingerprint in hex, a name, the time of pairing."""
+    data = schema.obj(data, "trust", required=("peer_fingerprint", "peer_name", "paired_at"))
+    return Trust(
+        schema.hexbytes(data, "peer_fingerprint", size=32).hex(),
+        schema.text(data, "peer_name", limit=255),
+        schema.timestamp(data, "paired_at"),
+    )
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,22 @@ class Store(Protocol):
     sequences across processes.
     """
 
-    def read(self, name: str) -> bytes | None: ...
+    def read(self, name: str, *, limit: int = ..., fix: str = ...) -> bytes | None:
+        """A state file's bytes (None when missing), through a checked open that never blocks and
+        reads only a regular file of at most `limit` bytes; anything else in its place is
+        FailedPrecondition naming the file and `fix`."""
+        ...
 
     def read_json(self, name: str, parse: Callable[[Any], T], *, rebuild: bool = True, fix: str = "") -> T | None:
         """The one loader of JSON state files: `parse(data)`, or None when the file is missing.
 
-        A damaged file (empty, truncated, binary, the wrong JSON type, or what `parse` refuses
-        with ValueError/TypeError/KeyError/AttributeError, a directory in its place) is moved
-        aside, kept and audited, and None returned when `rebuild` (defaults are safe); otherwise
-        FailedPrecondition names the file and `fix`.
+        `parse` is the file's schema (core/schema.py). A damaged file (empty, truncated, binary,
+        NaN or out-of-range numbers, the wrong JSON type, or what `parse` refuses with
+        ValueError/TypeError/KeyError/AttributeError/OverflowError, a directory, FIFO or symlink
+        in its place) is moved aside, kept and audited, and None returned when `rebuild`
+        (defaults are safe); otherwise FailedPrecondition names the file and `fix`. A store
+        opened for a read-only command never moves a file: damage is FailedPrecondition naming
+        it. An unreadable file (permissions) is FailedPrecondition, never damage.
         """
         ...
 

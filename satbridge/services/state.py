@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.services.ports import Entropy, Store
 
 STATE_FILE = "state.json"
 
 
 def _parse(data: Any) -> dict[str, int | str]:
-    """state.json: {"instance_id": 32 hex digits, "generation": int >= 0}."""
-    instance_id, generation = data["instance_id"], data["generation"]
-    if not isinstance(instance_id, str) or len(instance_id) != 32 or not instance_id.isascii():
-        raise ValueError("instance_id is not 32 hex digits")
-    bytes.fromhex(instance_id)
-    if type(generation) is not int or generation < 0:
-        raise ValueError("generation is not a whole number")
-    return {"instance_id": instance_id, "generation": generation}
+    """state.json's schema: {"instance_id": 32 hex digits, "generation": 0..2**53}."""
+    data = schema.obj(data, "state", required=("instance_id", "generation"))
+    instance_id = schema.hexbytes(data, "instance_id", size=16).hex()
+    return {"instance_id": instance_id, "generation": schema.integer(data, "generation")}
 
 
 class StateService:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -17,6 +18,7 @@ from satbridge.services.state import StateService
 from satbridge.services.xcc import XccService
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 PART_DEADLINE = 2.0
@@ -62,12 +64,14 @@ class StatusService:
         without asking a daemon, then one more part each time one answers. The last one carries
         a warning for each part that failed or missed its deadline."""
         warnings: list[str] = []
-        host_part, local_part = await asyncio.gather(
+        host_part, pairing_part, state_part = await asyncio.gather(
             self._part("host information", asyncio.to_thread(self._host)),
-            self._part("bridge state files", asyncio.to_thread(self._local)),
+            self._part("pairing state", asyncio.to_thread(self.pairing.status)),
+            self._part("instance state", asyncio.to_thread(self.state.current)),
         )
         host = host_part if isinstance(host_part, _Host) else None
-        local = local_part if isinstance(local_part, tuple) else None
+        pairing = pairing_part if isinstance(pairing_part, PairingStatus) else None
+        instance = state_part if isinstance(state_part, tuple) else None
         status = Status(
             hostname=host.hostname if host else "",
             addresses=host.addresses if host else [],
@@ -75,13 +79,13 @@ class StatusService:
             disk=host.disk if host else DiskUsage("", 0, 0),
             memory=host.memory if host else MemoryUsage(0, 0),
             bridge_version=self.version,
-            pairing=local[0] if local else PairingStatus(False),
-            state_generation=local[2] if local else 0,
-            instance_id=local[1] if local else "",
+            pairing=pairing or PairingStatus(False),
+            state_generation=instance[1] if instance else 0,
+            instance_id=instance[0] if instance else "",
             boot_id=host.boot_id if host else "",
             time=self.clock(),
         )
-        for part in (host_part, local_part):
+        for part in (host_part, pairing_part, state_part):
             if isinstance(part, str):
                 warnings.append(part)
         yield replace(status, warnings=list(warnings))
@@ -123,14 +127,13 @@ class StatusService:
             return f"{name} unavailable: no answer within {self.part_deadline:g} s"
         except SatbridgeError as exc:
             return f"{name} unavailable: {exc}"
+        except Exception as exc:  # a bug in one part must not sink the whole status
+            log.exception("status: %s failed", name)
+            return f"{name} unavailable: unexpected error {type(exc).__name__}: {exc}"
 
     def _host(self) -> _Host:
         h = self.host
         return _Host(h.hostname(), h.addresses(), h.uptime_seconds(), h.disk(), h.memory(), h.boot_id())
-
-    def _local(self) -> tuple[PairingStatus, str, int]:
-        instance_id, generation = self.state.current()
-        return self.pairing.status(), instance_id, generation
 
 
 @dataclass(frozen=True)

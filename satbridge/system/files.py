@@ -4,9 +4,11 @@ adapter over a directory."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import stat
@@ -80,51 +82,122 @@ def set_aside(path: Path) -> Path:
     return kept
 
 
+class _Damaged(Exception):
+    """What is wrong with a state file that is there but is not a sound file."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e309 reads as inf
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_state_file(path: Path, *, limit: int = MAX_STATE_FILE) -> bytes:
+    """The bytes of a state file the bridge wrote, through a checked open: never blocks
+    (O_NONBLOCK: a FIFO swapped in waits for no writer), never follows a symlink (O_NOFOLLOW),
+    and what was opened is what is checked (fstat of the descriptor, so nothing can be swapped in
+    between a check and the open): only a regular file of at most `limit` bytes is read.
+
+    Raises FileNotFoundError when it is missing, _Damaged when something else is in its place,
+    and FailedPrecondition when it cannot be read (a permission, an I/O error): that is not
+    damage, and nothing is changed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Damaged("a symlink, not a regular file") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket
+            raise _Damaged("not a regular file") from None
+        raise FailedPrecondition(
+            f"cannot read {path}: {exc.strerror}; it was left as it is (run as root, the bridge's user)"
+        ) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _Damaged("a directory in its place")
+        if not stat.S_ISREG(st.st_mode):
+            raise _Damaged("not a regular file (a FIFO, device or socket)")
+        if st.st_size > limit:
+            raise _Damaged(f"over {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _Damaged(f"grew over {limit} bytes while read")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot read {path}: {exc.strerror}; it was left as it is") from None
+    finally:
+        os.close(fd)
+
+
 def load_json(
     path: Path,
     parse: Callable[[Any], T],
     *,
     rebuild: bool = True,
+    repair: bool = True,
     fix: str = "run a factory reset",
     on_damaged: DamageHook | None = None,
 ) -> T | None:
     """The one loader of JSON state files: `parse(json)` for a sound file, None for a missing one.
 
+    `parse` is the file's schema (built from core/schema.py): it returns the typed value and
+    refuses, with ValueError, TypeError, KeyError, AttributeError or OverflowError, any other
+    shape, a missing key, a number out of its range. JSON's NaN and Infinity, and numbers too
+    big for a float (1e309), are refused here for every file.
+
     Damage is a file that is empty, not UTF-8, not JSON, too deeply nested or over
-    MAX_STATE_FILE, a directory (or anything unreadable) in its place, or JSON that `parse`
-    refuses with ValueError, TypeError, KeyError or AttributeError (the wrong type or shape).
-    With `rebuild`, the file is set aside (kept beside it, `on_damaged` told, so it is audited)
-    and None returned: the caller starts again from its defaults. Without it (where defaults
-    are not safe), FailedPrecondition names the file and `fix`, and the file stays as it is.
+    MAX_STATE_FILE, anything but a regular file in its place (a directory, a FIFO, a symlink),
+    or JSON its schema refuses. With `rebuild` and `repair`, the file is set aside (kept beside
+    it, `on_damaged` told, so it is audited) and None returned: the caller starts again from its
+    defaults. Without `rebuild` (where defaults are not safe), FailedPrecondition names the file
+    and `fix`, and the file stays as it is. Without `repair` (a read-only command: it never
+    changes state), FailedPrecondition names the file and the file stays as it is: the bridge
+    service, or the next command that writes, sets it aside.
+
+    A file that cannot be read (EACCES: not root) is not damage: FailedPrecondition, nothing
+    changed.
     """
-    problem = ""
     try:
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            problem = "not a regular file"
-        else:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_STATE_FILE + 1)
+        raw = read_state_file(path)
+        if not raw.strip():
+            raise _Damaged("empty")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_float=_finite, parse_constant=_no_constant)
+            return parse(data)
+        except UnicodeDecodeError:
+            raise _Damaged("not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise _Damaged(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise _Damaged("nested too deeply") from None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise _Damaged(f"unexpected content: {type(exc).__name__}: {exc}") from None
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        problem = f"unreadable: {exc.strerror}"
-    if not problem:
-        try:
-            if len(raw) > MAX_STATE_FILE:
-                raise ValueError(f"over {MAX_STATE_FILE >> 20} MiB")
-            if not raw.strip():
-                raise ValueError("empty")
-            return parse(json.loads(raw.decode("utf-8")))
-        except UnicodeDecodeError:
-            problem = "not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            problem = f"not JSON: {exc}"
-        except RecursionError:
-            problem = "nested too deeply"
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            problem = f"unexpected content: {type(exc).__name__}: {exc}"
+    except _Damaged as exc:
+        problem = str(exc)
     if not rebuild:
         raise FailedPrecondition(f"state file {path} is damaged ({problem}); {fix}")
+    if not repair:
+        raise FailedPrecondition(
+            f"state file {path} is damaged ({problem}); left as it is: the bridge service sets it aside"
+            f" when it next reads it (or {fix})"
+        )
     kept = set_aside(path)
     log.warning("state file %s was damaged (%s): kept as %s, starting again from defaults", path, problem, kept)
     if on_damaged is not None:
@@ -220,9 +293,10 @@ class OwnedDirectory:
 class DirStore:
     """The Store port over one directory (the state directory)."""
 
-    def __init__(self, directory: Path, *, on_damaged: DamageHook | None = None) -> None:
+    def __init__(self, directory: Path, *, on_damaged: DamageHook | None = None, repair: bool = True) -> None:
         self.directory = directory
         self.on_damaged = on_damaged
+        self.repair = repair  # False for read-only commands: damage is reported, never moved
         self._thread_lock = threading.Lock()
 
     def _path(self, name: str) -> Path:
@@ -230,16 +304,27 @@ class DirStore:
             raise ValueError(f"bad state file name {name!r}")
         return self.directory / name
 
-    def read(self, name: str) -> bytes | None:
+    def read(self, name: str, *, limit: int = MAX_STATE_FILE, fix: str = "run a factory reset") -> bytes | None:
+        """A state file's bytes through the checked open (read_state_file); None when missing.
+        Anything else in its place (a directory, a FIFO, a symlink, too big) is
+        FailedPrecondition naming the file and `fix`; nothing is changed."""
+        path = self._path(name)
         try:
-            return self._path(name).read_bytes()
+            return read_state_file(path, limit=limit)
         except FileNotFoundError:
             return None
+        except _Damaged as exc:
+            raise FailedPrecondition(f"state file {path} is damaged ({exc}); {fix}") from None
 
     def read_json(self, name: str, parse: Callable[[Any], T], *, rebuild: bool = True, fix: str = "") -> T | None:
         """`name` through the one loader (load_json): damaged -> set aside and None, or refused."""
         return load_json(
-            self._path(name), parse, rebuild=rebuild, fix=fix or "run a factory reset", on_damaged=self.on_damaged
+            self._path(name),
+            parse,
+            rebuild=rebuild,
+            repair=self.repair,
+            fix=fix or "run a factory reset",
+            on_damaged=self.on_damaged,
         )
 
     def write(self, name: str, data: bytes, *, private: bool = False) -> None:

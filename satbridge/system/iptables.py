@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.core.firewall import (
     EARLY_CHAINS,
     IN_CHAIN,
@@ -349,21 +350,22 @@ class IptcFirewall:
 
 def _sandbox_rules(data: Any) -> dict[str, list[str]]:
     """sandbox-firewall.json: {family: [rule line, ...]}."""
-    rules = {str(f): list(data[f]) for f in FAMILIES}
-    if not all(isinstance(line, str) for lines in rules.values() for line in lines):
-        raise TypeError("a rule line is not text")
-    return rules
+    data = schema.obj(data, "sandbox firewall", required=FAMILIES)
+    return {str(f): schema.strings(data, f, limit=100_000) for f in FAMILIES}
 
 
 class SandboxFirewall:
     """The Firewall port in --sandbox mode: the plan is kept in a file, the kernel untouched."""
 
-    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None) -> None:
+    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None, repair: bool = True) -> None:
         self.path = path
         self.on_damaged = on_damaged
+        self.repair = repair  # False for a read-only command: damage is reported, not moved
 
     async def read(self) -> dict[str, list[str]]:
-        data = await asyncio.to_thread(load_json, self.path, _sandbox_rules, on_damaged=self.on_damaged)
+        data = await asyncio.to_thread(
+            load_json, self.path, _sandbox_rules, repair=self.repair, on_damaged=self.on_damaged
+        )
         return data if data is not None else {f: [] for f in FAMILIES}
 
     async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:

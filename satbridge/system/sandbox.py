@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from satbridge.core import schema
 from satbridge.core.network import NetworkState, StaticIPv4
 from satbridge.errors import FailedPrecondition, NotFound
 from satbridge.system.files import DamageHook, atomic_write, load_json
@@ -21,33 +22,37 @@ _DHCP = {"addresses": ["198.51.100.100/24"], "gateway": "198.51.100.1", "dns": [
 
 def _parse(data: Any) -> dict[str, object]:
     """sandbox-network.json: {"current": {...}, "hostname": str, "pending": {...} | null}."""
-    current = data["current"]
-    for key in ("method", "gateway"):
-        if not isinstance(current[key], str):
-            raise TypeError(key)
-    for key in ("addresses", "dns", "search"):
-        if not isinstance(current[key], list):
-            raise TypeError(key)
-    if not isinstance(data["hostname"], str):
-        raise TypeError("hostname")
+    data = schema.obj(data, "sandbox network", required=("current", "hostname"))
+    _settings(data["current"])
+    schema.text(data, "hostname", limit=255)
     pending = data.get("pending")
     if pending is not None:
-        float(pending["deadline"])
-        str(pending["checkpoint"])
-        dict(pending["previous"])
+        pending = schema.obj(pending, "pending", required=("deadline", "checkpoint", "previous"))
+        schema.timestamp(pending, "deadline")
+        schema.text(pending, "checkpoint", limit=255)
+        _settings(pending["previous"])
     return dict(data)
+
+
+def _settings(data: Any) -> None:
+    data = schema.obj(data, "settings", required=("method", "gateway", "addresses", "dns", "search"))
+    for key in ("method", "gateway"):
+        schema.text(data, key, limit=255)
+    for key in ("addresses", "dns", "search"):
+        schema.strings(data, key)
 
 
 class SandboxNetwork:
     """The Network port over a JSON file: one pretend wired device, sandbox0, and a DHCP
     server that always offers 198.51.100.100/24."""
 
-    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None) -> None:
+    def __init__(self, path: Path, *, on_damaged: DamageHook | None = None, repair: bool = True) -> None:
         self.path = path
         self.on_damaged = on_damaged
+        self.repair = repair  # False for a read-only command: damage is reported, not moved
 
     def _load(self) -> dict[str, object]:
-        data = load_json(self.path, _parse, on_damaged=self.on_damaged)
+        data = load_json(self.path, _parse, repair=self.repair, on_damaged=self.on_damaged)
         if data is None:
             data = {"current": {"method": "auto", **_DHCP}, "hostname": "satellite"}
         pending = data.get("pending")

@@ -15,10 +15,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from satbridge.errors import ResourceExhausted
-from satbridge.system.files import atomic_write, fsync_dir
+from satbridge.core import schema
+from satbridge.errors import FailedPrecondition, ResourceExhausted
+from satbridge.system.files import atomic_write, fsync_dir, load_json
 
 IN_FLIGHT = 4
+
+
+def _meta(data: Any) -> dict[str, Any]:
+    """<id>.meta.json's schema: the announcement (name, version, size, sha256) and when."""
+    meta = schema.obj(data, "upload announcement", required=("name", "version", "size", "sha256"))
+    schema.text(meta, "name", limit=255)
+    schema.text(meta, "version", limit=255)
+    schema.integer(meta, "size", lo=1)
+    schema.hexbytes(meta, "sha256", size=32)
+    if "created" in meta:
+        schema.timestamp(meta, "created")
+    return meta
 
 
 class UploadWriter:
@@ -85,12 +98,13 @@ class Staging:
 
     def meta(self, upload_id: str) -> dict[str, Any] | None:
         """The announcement of `upload_id`; None when there is none or it is damaged (a new
-        announcement then replaces it)."""
+        announcement then replaces it). Read through the one checked loader: a FIFO in its place
+        is refused at once (the open never blocks the event loop), and JSON of the wrong shape is
+        damage, not a KeyError later."""
         try:
-            data = json.loads(self._p(upload_id, ".meta.json").read_bytes())
-        except (OSError, ValueError, RecursionError):
+            return load_json(self._p(upload_id, ".meta.json"), _meta, rebuild=False)
+        except FailedPrecondition:
             return None
-        return data if isinstance(data, dict) else None
 
     def begin(self, upload_id: str, meta: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -144,10 +158,10 @@ class Staging:
     def installed(self) -> tuple[str, str]:
         """(upload id, version) the last install committed; ("", "") when none or unreadable."""
         try:
-            data = json.loads((self.directory / "installed.json").read_bytes())
-        except (OSError, ValueError, RecursionError):
+            data = load_json(self.directory / "installed.json", lambda d: schema.obj(d, "installed"), rebuild=False)
+        except FailedPrecondition:
             return "", ""
-        if not isinstance(data, dict):
+        if data is None:
             return "", ""
         return str(data.get("upload_id", "")), str(data.get("version", ""))
 

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from satbridge.core import firewall as fw
 from satbridge.core.addresses import parse_listen
 from satbridge.core.grammar import (
     HOST_NAME_MAX,
@@ -119,3 +120,54 @@ def test_check_hostname_result_is_ascii_and_short(text):
         assert name.isascii()
         assert 1 <= len(name) <= HOST_NAME_MAX
         assert not name.startswith("-")
+
+
+# Red team 18, finding 9: addresses, the gateway and DNS took surrounding whitespace through
+# .strip() (`$'192.0.2.10/2\n'` was accepted as /2) while host names refused it. One rule now:
+# a value is taken as typed; surrounding whitespace, ASCII or Unicode, is refused naming the field.
+SPACE = st.text(alphabet=st.characters(categories=("Zs", "Zl", "Zp", "Cc")).filter(str.isspace), min_size=1, max_size=3)
+VALID = [
+    ("address", lambda v: validate_static(v, None, []), "192.0.2.10/24"),
+    ("gateway", lambda v: validate_static("192.0.2.10/24", v, []), "192.0.2.1"),
+    ("dns[0]", lambda v: validate_static("192.0.2.10/24", None, [v]), "192.0.2.53"),
+    ("search[0]", lambda v: validate_static("192.0.2.10/24", None, [], [v]), "example.com"),
+    ("hostname", check_hostname, "satellite"),
+    ("n", lambda v: parse_uint(v, field="n", lo=0, hi=100), "80"),
+    ("s", lambda v: parse_seconds(v, field="s", lo=0, hi=100), "2.5"),
+    ("--listen", lambda v: parse_listen(v, field="--listen"), "[::]:50051"),
+]
+
+
+@pytest.mark.parametrize(("field", "parse", "good"), VALID, ids=[v[0] for v in VALID])
+@given(before=SPACE | st.just(""), after=SPACE | st.just(""))
+def test_surrounding_whitespace_is_refused_everywhere_naming_the_field(field, parse, good, before, after):
+    parse(good)  # the value itself is fine
+    if not before and not after:
+        return
+    with pytest.raises(InvalidArgument) as exc:
+        parse(before + good + after)
+    assert exc.value.field == field
+
+
+@pytest.mark.parametrize(("field", "parse", "good"), VALID, ids=[v[0] for v in VALID])
+def test_an_empty_value_is_refused_naming_the_field(field, parse, good):
+    with pytest.raises(InvalidArgument) as exc:
+        parse("")
+    assert exc.value.field == field
+
+
+def test_the_address_with_a_newline_after_the_prefix_is_not_slash_2():
+    with pytest.raises(InvalidArgument) as exc:
+        validate_static("192.0.2.10/2\n", None, [])
+    assert exc.value.field == "address"
+
+
+@given(st.integers(min_value=0, max_value=65535), st.integers(min_value=1, max_value=3))
+def test_numbers_have_no_leading_zeros_like_the_firewall_grammar(n, zeros):
+    # parse_uint took "00080" while the firewall's rule grammar refused it.
+    text = "0" * zeros + str(n)
+    with pytest.raises(InvalidArgument):
+        parse_port(text, field="port")
+    with pytest.raises(InvalidArgument):
+        fw.from_json({"rules": [{"protocol": "tcp", "action": "accept", "ports": [text]}]})
+    assert parse_port(str(n), field="port") == n

@@ -156,3 +156,23 @@ async def test_factory_reset_needs_yes(tmp_path):
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"--yes" in err
+
+
+async def test_a_reset_goes_on_past_a_step_that_raises_anything(tmp_path, monkeypatch):
+    """Red team 18, finding 1: a step that fails with an unexpected error (KeyError) is reported
+    as failed, naming it, and every other step still runs."""
+    bridge = wire(loopback_config(tmp_path / "root"))
+    try:
+
+        async def broken(*args, **kwargs):
+            raise KeyError("revision")
+
+        monkeypatch.setattr(bridge.firewall, "reset", broken)
+        steps = [step async for step in bridge.factory_reset.run(by="test")]
+    finally:
+        await bridge.aclose()
+    failed = [s for s in steps if not s.done]
+    assert [s.name for s in failed] == ["restore the factory firewall"]
+    assert "KeyError" in failed[0].detail
+    assert steps[-1].done
+    assert steps[-1].name == "a new identity and a clean state"

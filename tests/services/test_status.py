@@ -102,3 +102,27 @@ async def test_each_part_has_its_own_deadline(root):
         "firewall state",
         "network state",
     ]
+
+
+async def test_a_bug_in_any_part_is_a_warning_naming_it(tmp_path, monkeypatch):
+    """Red team 18, finding 1: a part that raises anything (KeyError from a state file, a bug)
+    becomes a warning that names it; the rest of the status still answers."""
+    bridge = wire(loopback_config(tmp_path / "root"))
+    try:
+
+        def broken(*args, **kwargs):
+            raise KeyError("revision")
+
+        async def broken_async(*args, **kwargs):
+            raise OverflowError("timestamp out of range for platform time_t")
+
+        monkeypatch.setattr(bridge.pairing, "status", broken)
+        monkeypatch.setattr(bridge.firewall, "get", broken_async)
+        status = await bridge.status.get()
+    finally:
+        await bridge.aclose()
+    assert any(w.startswith("pairing state unavailable") and "KeyError" in w for w in status.warnings), status.warnings
+    assert any(w.startswith("firewall state unavailable") and "OverflowError" in w for w in status.warnings)
+    assert status.hostname
+    assert status.instance_id
+    assert status.network is not None
