@@ -106,7 +106,7 @@ async def test_a_damaged_state_file_never_bricks(tmp_path, name, how):
 
         menu = MenuApp(bridge)
         try:
-            menu.status()
+            menu.open("status")
             for _ in range(100):
                 await asyncio.sleep(0.02)
                 if not menu.tasks:
