@@ -23,7 +23,7 @@ from satbridge.client.session import (
     connect,
     pair,
 )
-from satbridge.errors import EXIT_CODES, InvalidArgument, Kind, SatbridgeError
+from satbridge.errors import EXIT_CODES, Aborted, InvalidArgument, Kind, SatbridgeError
 
 EXIT_WARNING = 10
 """--strict: the call worked, but a snapshot revert or a clone was seen."""
@@ -432,6 +432,20 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
     return 0
 
 
+RESUME_OVERLAP = 64 << 10  # bytes of a partial download fetched again to prove it is the same file
+
+
+def _utf8_terminal() -> bool:
+    """Whether the terminal takes UTF-8 (else only ASCII is sent to it): the locale's encoding,
+    and TERM for the serial consoles that know no UTF-8 (vt100, vt220)."""
+    import locale
+
+    term = os.environ.get("TERM", "")
+    return locale.getpreferredencoding(False).lower().replace("-", "") == "utf8" and not term.startswith(
+        ("vt1", "vt2", "dumb")
+    )
+
+
 async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     import datetime as dt
     import hashlib
@@ -449,7 +463,8 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             _print_json(schema.logs(sources))
         for s in [] if opts.json else sources:
             kind = "journal" if s.kind == logs_pb2.LogSource.JOURNAL else f"{s.size} bytes"
-            print(f"{s.name}\t{kind}")
+            name = TerminalFilter(ascii_only=not _utf8_terminal()).feed(s.name.encode()).decode()
+            print(f"{name}\t{kind}")  # a name cannot retitle the terminal or forge a line
         return 0
     if opts.action == "bundle":
         progress = Progress(0, label="bundle")
@@ -460,17 +475,31 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         progress.close()
         print(f"wrote {opts.output}")
         return 0
-    offset = 0
+    offset, overlap = 0, b""
     if opts.resume:
         if not opts.output:
             raise InvalidArgument("resuming needs the partial file", field="--output")
         offset = opts.output.stat().st_size if opts.output.exists() else 0
+        # The last bytes of the partial file are asked for again and must come back the same:
+        # otherwise the log was rotated or rewritten since, and appending would splice two files.
+        if offset:
+            with open(opts.output, "rb") as partial:  # noqa: ASYNC230 - a CLI with nothing else on its loop
+                partial.seek(max(0, offset - RESUME_OVERLAP))
+                overlap = partial.read()
+            offset -= len(overlap)
     since = None
     if opts.since:
         try:
             since = dt.datetime.fromisoformat(opts.since)
-        except ValueError:
-            raise InvalidArgument(f"not an ISO 8601 time: {opts.since!r}", field="--since") from None
+            if not since.tzinfo:
+                since = since.astimezone()
+            since.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            raise InvalidArgument(
+                f"not an ISO 8601 time from year 1 to 9999: {opts.since!r}", field="--since"
+            ) from None
+    if not 0 <= opts.lines <= 1_000_000:
+        raise InvalidArgument("must be 0..1000000", field="--lines")
     kinds = {
         "none": logs_pb2.DownloadLogRequest.COMPRESSION_UNSPECIFIED,
         "gzip": logs_pb2.DownloadLogRequest.GZIP,
@@ -480,7 +509,10 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         name=opts.name, offset=offset, compression=kinds[opts.compression], follow=opts.follow, lines=opts.lines
     )
     if since is not None:
-        request.since.FromDatetime(since if since.tzinfo else since.astimezone())
+        try:
+            request.since.FromDatetime(since)
+        except (ValueError, OverflowError):
+            raise InvalidArgument(f"not a time the satellite can read: {opts.since!r}", field="--since") from None
     size = next((s.size for s in await client.logs_list() if s.name == opts.name), 0)
     # A bar only for a download with a known end, and never onto the terminal the text goes to.
     to_terminal = not opts.output and sys.stdout.isatty()
@@ -494,11 +526,19 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         else sys.stdout.buffer
     )
     expected = ""
-    shown = TerminalFilter()
+    shown = TerminalFilter(ascii_only=not _utf8_terminal())
     try:
         async for chunk in client.logs_stream(request):
             data = unpack.decompress(chunk.data)
             digest.update(data)
+            if overlap:  # resuming: the repeated bytes are checked, not written again
+                seen, data = data[: len(overlap)], data[len(overlap) :]
+                if not overlap.startswith(seen):
+                    raise Aborted(
+                        f"{opts.name} changed since {opts.output} was written (rotated or rewritten): "
+                        "get it again without --resume"
+                    )
+                overlap = overlap[len(seen) :]
             # a log may hold escape sequences: a terminal gets them shown, a file or pipe the bytes
             out.write(shown.feed(data) if to_terminal else data)
             if opts.follow:

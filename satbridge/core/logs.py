@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 from satbridge.errors import InvalidArgument
 
-MAX_NAME = 255
+MAX_NAME = 4096  # a whole name: PATH_MAX (limits.h); each component at most NAME_MAX, 255 bytes
 _SECRET_KEY = re.compile(r"key|secret|password|passphrase|token|code|private", re.I)
 
 
@@ -22,7 +23,13 @@ class LogSource:
 
 
 def check_name(name: str) -> str:
-    if not name or len(name) > MAX_NAME or name.startswith("/") or "\0" in name:
+    if (
+        not name
+        or len(name.encode(errors="replace")) > MAX_NAME
+        or any(len(part.encode(errors="replace")) > 255 for part in name.split("/"))
+        or name.startswith("/")
+        or "\0" in name
+    ):
         raise InvalidArgument("a log name as `satctl logs list` shows it", field="name")
     if ".." in name.split("/"):
         raise InvalidArgument("`..` is not part of any log name", field="name")
@@ -30,8 +37,17 @@ def check_name(name: str) -> str:
 
 
 # C0 controls but tab and newline, DEL and C1: what a terminal may act on (ECMA-48), shown as \xNN
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _INDENT = "    "  # continuation lines of a multi-line message, as journalctl's short output does
+
+# Bidirectional formatting controls (Unicode UAX #9): they reorder what the terminal shows
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\udc80-\udcff]")
+_UNSAFE_ASCII = re.compile("[^\t\n\x20-\x7e]")
+
+
+def _shown(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def field_text(value: Any) -> str:
@@ -55,7 +71,7 @@ def field_text(value: Any) -> str:
 
 def printable(text: str) -> str:
     """`text` safe for a terminal: controls escaped as \\xNN (tab kept), newlines indented."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.rstrip("\n"))
+    text = _UNSAFE.sub(lambda m: _shown(m.group()), text.rstrip("\n"))
     return text.replace("\n", "\n" + _INDENT)
 
 
@@ -105,24 +121,31 @@ def redact(value: Any, key: str = "") -> Any:
     return "<redacted>" if key and _SECRET_KEY.search(key) else value
 
 
-_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
-
-
 class TerminalFilter:
-    """Bytes of a log made safe for a terminal, chunk by chunk: C0 controls but tab and newline,
-    DEL, and C1 controls (UTF-8 encoded: C2 80..9F) shown as \\xNN, so a log cannot move the
-    cursor, retitle the window or answer back (ECMA-48). Everything else passes unchanged."""
+    """Bytes of a log made safe for a terminal, chunk by chunk (ECMA-48; UAX #9).
 
-    def __init__(self) -> None:
-        self._held = b""
+    The bytes are decoded as UTF-8 across chunk boundaries. Shown as `\\xNN` (or `\\uNNNN`),
+    never sent: C0 controls but tab and newline, DEL, C1 controls (U+0080..U+009F), bidi
+    formatting controls, and any byte that is not UTF-8 (a lone 0x9B is CSI to an 8-bit
+    terminal). With `ascii_only` (a non-UTF-8 locale, a vt220), everything but printable ASCII
+    is shown escaped, since such a terminal reads UTF-8's bytes 0x80..0x9F as C1 controls.
+    """
+
+    def __init__(self, *, ascii_only: bool = False) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self._unsafe = _UNSAFE_ASCII if ascii_only else _UNSAFE
+
+    def _render(self, text: str) -> bytes:
+        def shown(m: re.Match[str]) -> str:
+            c = m.group()
+            if 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that was not UTF-8 (PEP 383)
+                return f"\\x{ord(c) - 0xDC00:02x}"
+            return _shown(c)
+
+        return self._unsafe.sub(shown, text).encode()
 
     def feed(self, data: bytes) -> bytes:
-        data = self._held + data
-        self._held = b""
-        if data.endswith(b"\xc2"):  # may start a C1 control that the next chunk ends
-            data, self._held = data[:-1], b"\xc2"
-        return _CONTROL_BYTES.sub(lambda m: b"".join(b"\\x%02x" % b for b in m.group()[-1:]), data)
+        return self._render(self._decoder.decode(data))
 
     def flush(self) -> bytes:
-        held, self._held = self._held, b""
-        return held
+        return self._render(self._decoder.decode(b"", final=True))

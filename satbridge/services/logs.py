@@ -2,6 +2,8 @@
 
 Only names that list() returns can be read. The bundle is a tar.gz built on the fly, chunk by
 chunk: no temporary file, and nothing from the state directory (keys, trust, pairing) is in it.
+Its logs and config have secrets masked by value (core/redact.py) as well as config keys by name;
+a hard-linked file (possibly another name of a secret) is left out (the checked open refuses it).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +20,7 @@ from typing import Any
 
 from satbridge.core import firewall as fw
 from satbridge.core import logs as core
+from satbridge.core.redact import Redactor, redact_text
 from satbridge.errors import Aborted, InvalidArgument, NotFound, SatbridgeError
 from satbridge.services.firewall import FirewallService
 from satbridge.services.ports import Compressor, ConfigFiles, JournalPort, LogFilesPort
@@ -82,6 +86,8 @@ class LogsService:
         kind, what = self._source(name)
         if compression not in COMPRESSIONS:
             raise InvalidArgument("choose one of none, gzip, zstd", field="compression")
+        if since is not None and not (math.isfinite(since) and 0 <= since < 2**40):
+            raise InvalidArgument("a time from 1970 on", field="since")
         if kind == "file" and (since or lines):
             raise InvalidArgument("since and lines apply to journal sources only", field="since")
         if kind == "journal" and offset:
@@ -142,7 +148,8 @@ class LogsService:
                 async for data in self.journal.lines(source.name.split("/", 1)[1], lines=JOURNAL_BUNDLE_LINES):
                     text += data
             except SatbridgeError as exc:
-                text = f"(journal unavailable: {exc})\n".encode()
+                text += f"(journal unavailable: {exc})\n".encode()
+            text = redact_text(text.decode(errors="surrogateescape")).encode(errors="surrogateescape")
             yield core.tar_header(member, len(text), now) + text + core.tar_padding(len(text))
             return
         prefix, _, relative = source.name.partition("/")
@@ -154,13 +161,17 @@ class LogsService:
             size = log.size  # the header needs the size first: take the file as it is now
             yield core.tar_header(member, size, source.mtime)
             sent = 0
+            redactor = Redactor()  # secrets masked by value, each with as many bytes as it had
             try:
                 async for data in log.chunks(0, size):
-                    sent += len(data)
-                    yield data
+                    out = redactor.feed(data)
+                    sent += len(out)
+                    yield out
             except Aborted:
                 pass  # it shrank or was rewritten meanwhile: the member is padded to its size
-            yield b"\0" * (size - sent) + core.tar_padding(size)
+            rest = redactor.flush()
+            sent += len(rest)
+            yield rest + b"\0" * (size - sent) + core.tar_padding(size)
         finally:
             log.close()
 
@@ -184,5 +195,5 @@ class LogsService:
             config = tomllib.loads(text) if text is not None else {"note": "no config file: the defaults apply"}
         except (OSError, tomllib.TOMLDecodeError) as exc:
             config = {"error": f"unreadable: {exc}"}
-        docs["config.json"] = dump(core.redact(config))
+        docs["config.json"] = redact_text(dump(core.redact(config)).decode()).encode()
         return docs

@@ -38,6 +38,9 @@ from satbridge.errors import Aborted, NotFound, PermissionDenied, SatbridgeError
 CHUNK = 1 << 20
 TAIL = 64  # bytes kept from just before the position, to notice a file rewritten under it
 POLL_SECONDS = 1.0  # behind inotify: file systems without it, and a full watch table
+INOTIFY_BUDGET = 16  # followers woken by inotify; more poll (fs.inotify.max_user_instances is 128)
+_inotify_users = 0
+NAME_MAX = 255  # bytes per path component (limits.h)
 COPY_SECONDS = 60.0  # how recent a copytruncate copy must be to be looked at
 COPY_CANDIDATES = 8  # at most this many files opened to find it
 _DIR_EVENTS = flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE | flags.ATTRIB
@@ -84,18 +87,21 @@ class LogFiles:
     """Files under named roots: {"xcc": /var/log/xcc, "satbridge": /var/log/satbridge}."""
 
     def __init__(self, roots: dict[str, Path]) -> None:
-        self.roots = roots
+        # Resolved once, here: a log directory swapped for a link later is refused (its open
+        # does not follow links), not followed to wherever it points.
+        self.roots = {prefix: root.resolve() for prefix, root in roots.items()}
 
     def list(self) -> list[LogSource]:
         found = []
-        for prefix, root in self.roots.items():
-            if not root.is_dir():
+        for prefix, base in self.roots.items():
+            if base.is_symlink() or not base.is_dir():
                 continue
-            base = root.resolve()
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames[:] = sorted(d for d in dirnames if not (Path(dirpath) / d).is_symlink())
                 for name in sorted(filenames):
                     relative = str((Path(dirpath) / name).relative_to(base))
+                    if not nameable(relative):
+                        continue
                     try:
                         st = self._stat(prefix, relative)
                     except (SatbridgeError, OSError):
@@ -108,11 +114,13 @@ class LogFiles:
 
         Raises NotFound (no such root or file) or PermissionDenied (it leads outside the root).
         """
-        root = self.roots.get(prefix)
-        if root is None:
+        base = self.roots.get(prefix)
+        if base is None:
             raise NotFound(f"no log source {prefix}/{relative}")
-        base = root.resolve()
-        real = (base / relative).resolve()
+        try:
+            real = (base / relative).resolve()
+        except RuntimeError:  # Python 3.11's Path.resolve on a loop of links
+            raise PermissionDenied(f"{prefix}/{relative} is a loop of links") from None
         if not real.is_relative_to(base):
             raise PermissionDenied(f"{prefix}/{relative} points outside the log directory")
         parts = real.relative_to(base).parts
@@ -131,8 +139,7 @@ class LogFiles:
             raise NotFound(f"no log file {name}") from None
         finally:
             os.close(dfd)
-        if not stat.S_ISREG(st.st_mode):
-            raise PermissionDenied(f"{name} is not a regular file")
+        _check_regular(name, st)
         return st
 
     def open_now(self, prefix: str, relative: str) -> LogFile:
@@ -146,8 +153,7 @@ class LogFiles:
         dfd = _open_dirs(base, parts[:-1], name)
         try:
             before = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-            if not stat.S_ISREG(before.st_mode):
-                raise PermissionDenied(f"{name} is not a regular file")
+            _check_regular(name, before)
             fd = os.open(
                 parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd
             )
@@ -160,9 +166,13 @@ class LogFiles:
         finally:
             os.close(dfd)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+        try:
+            if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+                raise PermissionDenied(f"{name} was replaced while it was opened")
+            _check_regular(name, st)
+        except PermissionDenied:
             os.close(fd)
-            raise PermissionDenied(f"{name} is not a regular file")
+            raise
         return LogFile(name, fd, st)
 
     async def open(self, prefix: str, relative: str) -> LogFile:
@@ -183,21 +193,47 @@ class LogFiles:
             follower.close()
 
 
-def _open_dirs(base: Path, dirs: tuple[str, ...], name: str) -> int:
-    """An O_PATH-like descriptor of base/dirs..., each component opened without following links."""
-    dfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def nameable(relative: str) -> bool:
+    """Whether a file's path can be a log's name: valid UTF-8 (gRPC strings are), no control
+    characters (a name is printed on terminals and in listings), each component within NAME_MAX."""
     try:
+        relative.encode()
+    except UnicodeEncodeError:  # undecodable bytes come in as surrogates (PEP 383)
+        return False
+    return not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in relative) and check_path_length(relative)
+
+
+def check_path_length(relative: str) -> bool:
+    return all(len(part.encode()) <= NAME_MAX for part in relative.split("/"))
+
+
+def _check_regular(name: str, st: os.stat_result) -> None:
+    """A log is a regular file with one name: a hard link (st_nlink > 1) may be another name of
+    a secret (the identity key, a root-only file) made where the logs are, so it is refused."""
+    if not stat.S_ISREG(st.st_mode):
+        raise PermissionDenied(f"{name} is not a regular file")
+    if st.st_nlink > 1:
+        raise PermissionDenied(f"{name} has other names (a hard link): not read")
+
+
+def _open_dirs(base: Path, dirs: tuple[str, ...], name: str) -> int:
+    """A descriptor of base/dirs..., each component (base too) opened without following links."""
+    dfd = -1
+    try:
+        dfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         for part in dirs:
             child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
             os.close(dfd)
             dfd = child
     except FileNotFoundError:
-        os.close(dfd)
+        if dfd >= 0:
+            os.close(dfd)
         raise NotFound(f"no log file {name}") from None
     except OSError as exc:
-        os.close(dfd)
+        if dfd >= 0:
+            os.close(dfd)
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise PermissionDenied(f"{name} changed into a link while it was opened") from None
+            raise PermissionDenied(f"{name}: a directory on its path is a link or not a directory") from None
         raise
     return dfd
 
@@ -212,8 +248,12 @@ class _Follower:
         self.inotify: INotify | None = None
         self.file_watch = -1
         self.loop = asyncio.get_running_loop()
+        global _inotify_users
         try:
+            if _inotify_users >= INOTIFY_BUDGET:
+                return  # inotify instances are shared with every root daemon (max_user_instances)
             self.inotify = INotify(nonblocking=True)
+            _inotify_users += 1
             self.loop.add_reader(self.inotify.fd, self._on_events)
             base, parts = files._beneath(prefix, relative)
             # the directory of the name, and of the file it means (another one, when it is a link)
@@ -240,10 +280,13 @@ class _Follower:
             self.file_watch = self.inotify.add_watch(f"/proc/self/fd/{self.log.fd}", _FILE_EVENTS)
 
     def close(self) -> None:
+        global _inotify_users
         self.log.close()
         if self.inotify is not None:
             self.loop.remove_reader(self.inotify.fd)
             self.inotify.close()
+            self.inotify = None
+            _inotify_users -= 1
 
     async def _drain(self) -> AsyncIterator[bytes]:
         """Everything from the position to the current end of the open file; after a truncation
@@ -316,7 +359,8 @@ class _Follower:
 
     async def _renamed(self) -> LogFile | None:
         """The file the name means now, if it is another one than we read; None if the same or
-        gone (then we keep the old one and wait for the name to come back, as tail -F does)."""
+        gone (then we keep the old one and wait for the name to come back, as tail -F does).
+        PermissionDenied when the name now means something that may not be read."""
         try:
             st = await asyncio.to_thread(self.files._stat, self.prefix, self.relative)
         except NotFound:
@@ -333,7 +377,12 @@ class _Follower:
             self.wake.clear()
             async for data in self._drain():
                 yield data
-            new = await self._renamed()
+            try:
+                new = await self._renamed()
+            except PermissionDenied:
+                async for data in self._drain():  # what the old file still had, before ending
+                    yield data
+                raise
             if new is not None:
                 async for data in self._drain():  # the rest of the old file first
                     yield data

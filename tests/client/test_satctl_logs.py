@@ -93,3 +93,71 @@ async def download_to_a_file(bridge, ctl, tmp_path):
         assert out.read_bytes() == data, "a file gets the bytes exactly, escapes and all"
     finally:
         os.close(leader)
+
+
+async def run_satctl(ctl: list[str], *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        *ctl,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def test_resume_never_splices_two_files(tmp_path, bus_address):
+    """`--resume` after the log was rotated: the bytes before the offset are fetched again and
+    compared, so the partial file is never completed with another file's tail (exit 8)."""
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        log = bridge.root / "var/log/xcc/app.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        old = b"".join(b"old %06d\n" % i for i in range(100000))
+        log.write_bytes(old)
+        part = tmp_path / "part.log"
+        part.write_bytes(old[:300000])  # as a cut download leaves it
+        rc, _, err = await run_satctl(ctl, "logs", "get", "xcc/app.log", "-o", str(part), "--resume")
+        assert rc == 0, err
+        assert part.read_bytes() == old, "an honest resume completes the file"
+        part.write_bytes(old[:300000])
+        log.rename(log.with_suffix(".log.1"))
+        log.write_bytes(b"".join(b"new %06d\n" % i for i in range(100000)))
+        rc, _, err = await run_satctl(ctl, "logs", "get", "xcc/app.log", "-o", str(part), "--resume")
+        assert rc == 8, err
+        assert "changed since" in err
+        assert b"new " not in part.read_bytes()
+
+
+async def test_odd_lines_and_times_are_refused_naming_the_flag(tmp_path, bus_address):
+    async with paired_bridge(tmp_path, bus_address) as (_, ctl):
+        for args, flag in (
+            (["-n", "99999999999"], "--lines"),
+            (["--since", "0001-01-01"], "--since"),
+            (["--since", "9999-12-31T23:59:59-01:00"], "--since"),
+            (["--since", "1969-12-31T23:00:00+00:00"], "since"),
+        ):
+            rc, _, err = await run_satctl(
+                ctl, "logs", "get", "journal/xcc.service", *args, env={**os.environ, "TZ": "Asia/Tokyo"}
+            )
+            assert rc == 2, (args, err)
+            assert flag in err
+            assert "Traceback" not in err
+
+
+async def test_log_names_cannot_retitle_the_terminal_or_forge_a_line(tmp_path, bus_address):
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        logdir = bridge.root / "var/log/xcc"
+        logdir.mkdir(parents=True, exist_ok=True)
+        (logdir / "ok.log").write_text("x\n")
+        (logdir / "esc\x1b]0;PWNED\x07.log").write_text("x\n")
+        (logdir / "fake.log\t999 bytes\nx").write_text("x\n")
+        os.close(os.open(os.fsencode(logdir) + b"/bad\xff.log", os.O_CREAT | os.O_WRONLY, 0o644))
+        rc, out, err = await run_satctl(ctl, "logs", "list")
+        assert rc == 0, err
+        assert "xcc/ok.log" in out
+        assert "\x1b" not in out
+        assert "999 bytes" not in out

@@ -286,3 +286,38 @@ def test_basic_mode_and_plain():
     assert not basic_mode({"TERM": "linux", "LC_ALL": "C.UTF-8"})
     assert plain("id 0123…") == "id 0123..."
     assert plain("caf\u00e9\x1b[2J") == "caf??[2J"
+
+
+async def test_the_viewer_follows_whole_lines_and_says_when_following_stops(app):
+    """A line written in two pieces shows as one line; when the name turns into a FIFO the
+    follow stops and the status line says why (it once died silently, still saying "following")."""
+    import os
+
+    logdir = app.bridge.config.paths.xcc_log_dir
+    logdir.mkdir(parents=True, exist_ok=True)
+    path = logdir / "a.log"
+    path.write_text("first\n")
+    app.viewing = "xcc/a.log"
+    app.open("log-viewer")
+    await settle(app)
+    viewer = app.stack[-1]
+    viewer.action("follow")
+    await asyncio.sleep(0.3)
+    with open(path, "a") as f:
+        f.write("partial-")
+    await asyncio.sleep(0.5)
+    with open(path, "a") as f:
+        f.write("line \x1b[2J\n")
+    for _ in range(100):
+        if "partial-line" in screen(app):
+            break
+        await asyncio.sleep(0.05)
+    assert "partial-line \\x1b[2J" in screen(app)
+    path.rename(logdir / "a.log.1")
+    os.mkfifo(path)
+    for _ in range(100):
+        if viewer.following is None:
+            break
+        await asyncio.sleep(0.05)
+    assert viewer.following is None
+    assert "follow stopped" in screen(app)

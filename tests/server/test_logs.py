@@ -248,3 +248,26 @@ async def test_a_download_truncated_under_it_is_not_a_success(client, running):
 
     with pytest.raises(Aborted, match="truncated while it was sent"):
         await download()
+
+
+async def test_the_bundle_leaves_out_hard_links_and_masks_secrets_by_value(client, running):
+    logdir = running.bridge.config.paths.xcc_log_dir
+    state = running.bridge.config.paths.state_dir
+    os.link(state / "identity.key", logdir / "innocent.log")  # another name of the identity key
+    (logdir / "app.log").write_text(
+        "connecting to https://admin:s3cr3t-url@db.invalid/x\n"
+        "env DB_PASSWORD=hunter2-env\n"
+        "-----BEGIN RSA PRIVATE KEY-----\nBODYOFTHEKEY\n-----END RSA PRIVATE KEY-----\n"
+        "a normal line\n"
+    )
+    data = b""
+    async for chunk in client.logs_stream(None):
+        data += chunk.data
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        names = tar.getnames()
+        app = tar.extractfile("bundle/logs/xcc/app.log").read()
+    assert "bundle/logs/xcc/innocent.log" not in names
+    assert b"PRIVATE KEY-----\n" + b"*" * len("BODYOFTHEKEY") in app
+    for secret in (b"s3cr3t-url", b"hunter2-env", b"BODYOFTHEKEY"):
+        assert secret not in gzip.decompress(data)
+    assert b"a normal line\n" in app

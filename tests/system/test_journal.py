@@ -38,3 +38,23 @@ def test_a_value_journalctl_left_out_and_an_unreadable_entry_cost_nothing_else()
 @given(st.binary(max_size=300))
 def test_any_bytes_from_journalctl_are_a_line(raw):
     assert_terminal_safe(render_entry(raw).decode())
+
+
+async def test_a_program_that_fails_is_not_an_empty_success():
+    """journalctl that cannot read the journal (or a --since it refuses) exits non-zero: the
+    stream says so with its stderr, instead of ending as if there were no lines."""
+    import pytest
+
+    from satbridge.errors import Unavailable
+    from satbridge.system.runner import stream
+
+    got = bytearray()
+
+    async def read() -> None:
+        async for data in stream(["sh", "-c", "echo some; echo 'Failed to parse timestamp: @-3600' >&2; exit 1"]):
+            got.extend(data)
+
+    with pytest.raises(Unavailable, match="Failed to parse timestamp"):
+        await read()
+    assert got == b"some\n"
+    assert b"".join([d async for d in stream(["sh", "-c", "echo fine"])]) == b"fine\n"

@@ -242,3 +242,115 @@ async def test_follow_releases_its_descriptors(logs):
         await follow.until(b"x\n")
         await follow.stop()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_hostile_names_are_left_out_of_the_list_and_never_break_it(logs):
+    files, root = logs
+    (root / "good.log").write_text("ok\n")
+    os.close(os.open(os.fsencode(root) + b"/bad\xff.log", os.O_CREAT | os.O_WRONLY, 0o644))  # not UTF-8
+    (root / "esc\x1b]0;PWNED\x07.log").write_text("x\n")
+    (root / "fake.log\t999 bytes\nx").write_text("x\n")
+    (root / "loop1").symlink_to("loop2")
+    (root / "loop2").symlink_to("loop1")
+    assert [s.name for s in files.list()] == ["xcc/good.log"]
+
+
+async def test_a_loop_of_links_is_refused_not_an_error(logs):
+    files, root = logs
+    (root / "loop1").symlink_to("loop2")
+    (root / "loop2").symlink_to("loop1")
+    with pytest.raises(PermissionDenied, match="loop"):
+        await files.open("xcc", "loop1")
+
+
+async def test_a_hard_link_is_refused(logs, tmp_path):
+    """A hard link in the log directory may be another name of a secret (the identity key)."""
+    files, root = logs
+    secret = tmp_path / "identity.key"
+    secret.write_text("PRIVATE\n")
+    os.link(secret, root / "innocent.log")
+    with pytest.raises(PermissionDenied, match="hard link"):
+        await files.open("xcc", "innocent.log")
+    assert "xcc/innocent.log" not in {s.name for s in files.list()}
+
+
+async def test_the_log_directory_swapped_for_a_link_is_refused(tmp_path):
+    root = tmp_path / "xcc"
+    root.mkdir()
+    (root / "f.log").write_text("mine\n")
+    files = LogFiles({"xcc": root})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f.log").write_text("OUTSIDE-SECRET\n")
+    root.rename(tmp_path / "xcc.real")
+    root.symlink_to(outside)
+    with pytest.raises(PermissionDenied):
+        await files.open("xcc", "f.log")
+    assert files.list() == []
+
+
+async def test_follow_waits_when_the_log_directory_is_renamed_and_made_again(tmp_path):
+    root = tmp_path / "xcc"
+    root.mkdir()
+    (root / "f.log").write_text("a\n")
+    files = LogFiles({"xcc": root})
+    follow = Follow(files, "f.log")
+    try:
+        await follow.until(b"a\n")
+        root.rename(tmp_path / "xcc.old")
+        await asyncio.sleep(0.3)
+        root.mkdir()
+        (root / "f.log").write_text("b\n")
+        await follow.until(b"b\n")
+    finally:
+        await follow.stop()
+
+
+async def test_a_follow_that_ends_first_reads_the_old_file_to_its_end(logs):
+    files, root = logs
+    path = root / "swap.log"
+    path.write_text("one\n")
+    follow = Follow(files, "swap.log")
+    try:
+        await follow.until(b"one\n")
+        follow_task_wake = follow.task
+        path.rename(root / "swap.log.1")
+        with open(root / "swap.log.1", "a") as f:  # written after the rotation, before the swap is seen
+            f.write("two, late\n")
+        os.mkfifo(path)
+        error = await follow.ended()
+        assert isinstance(error, PermissionDenied)
+        assert follow_task_wake.done()
+        assert bytes(follow.received) == b"one\ntwo, late\n"
+    finally:
+        await follow.stop()
+
+
+def test_a_255_byte_component_is_listed_and_readable(logs):
+    files, root = logs
+    (root / ("n" * 251 + ".log")).write_text("long\n")
+    names = [s.name for s in files.list()]
+    assert names == ["xcc/" + "n" * 251 + ".log"]
+    from satbridge.core.logs import check_name
+
+    assert check_name(names[0]) == names[0]
+
+
+async def test_inotify_is_used_by_a_bounded_number_of_followers(logs):
+    from satbridge.system import logfiles
+
+    files, root = logs
+    (root / "app.log").write_text("x\n")
+    followers = [Follow(files, "app.log") for _ in range(logfiles.INOTIFY_BUDGET + 4)]
+    try:
+        for follow in followers:
+            await follow.until(b"x\n")
+        assert logfiles._inotify_users == logfiles.INOTIFY_BUDGET
+        with open(root / "app.log", "a") as f:
+            f.write("y\n")
+        for follow in followers:  # the ones beyond the budget poll, and still follow
+            await follow.until(b"y\n")
+    finally:
+        for follow in followers:
+            await follow.stop()
+    assert logfiles._inotify_users == 0

@@ -10,6 +10,8 @@ import contextlib
 
 import urwid
 
+from satbridge.core.logs import printable
+from satbridge.errors import SatbridgeError
 from satbridge.menu import keys, views
 from satbridge.menu.base import Controller
 from satbridge.menu.term import plain
@@ -35,7 +37,7 @@ def spans(line: str, needle: str, sensitive: bool) -> list[tuple[int, int]]:
 class Line(urwid.Text):
     def __init__(self, number: int, text: str) -> None:
         self.number = number
-        self.raw = plain(text)
+        self.raw = plain(printable(text))  # controls shown as \xNN, never sent, never dropped unseen
         super().__init__(self.raw, wrap="any")
 
     def mark(self, needle: str, sensitive: bool) -> None:
@@ -204,13 +206,20 @@ class LogViewerController(Controller):
 
         async def follow() -> None:
             number = max([self.walker[i].number for i in self._lines()] or [self.first_line - 1]) + 1
-            async for chunk in self.bridge.logs.download(self.log_name, offset=self.size, follow=True):
-                at_end = not self.walker or self.listbox.focus_position >= len(self.walker) - 1
-                for text in chunk.data.decode(errors="replace").splitlines():
-                    self.walker.append(Line(number, text))
-                    number += 1
-                if at_end:  # like less +F: keep to the end only while the reader is there
-                    self.end()
+            pending = b""  # a line written in pieces is shown once it is whole
+            try:
+                async for chunk in self.bridge.logs.download(self.log_name, offset=self.size, follow=True):
+                    at_end = not self.walker or self.listbox.focus_position >= len(self.walker) - 1
+                    *whole, pending = (pending + chunk.data).split(b"\n")
+                    for raw in whole:
+                        self.walker.append(Line(number, raw.decode(errors="replace")))
+                        number += 1
+                    if at_end:  # like less +F: keep to the end only while the reader is there
+                        self.end()
+                    self.app.draw()
+            except SatbridgeError as exc:  # e.g. the name now means a FIFO or a link out
+                self.following = None
+                self.app.say(f"follow stopped: {exc}")
                 self.app.draw()
 
         self.following = asyncio.get_event_loop().create_task(follow())
