@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -42,9 +43,20 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+# What would break the one line or act on the terminal (ECMA-48 controls; the characters
+# str.splitlines() takes as line ends; UAX #9's bidi controls): shown escaped when quoted.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def say(line: str) -> None:
-    """One line on stderr, whatever the locale and whatever bytes the line quotes."""
-    text = line.rstrip("\n") + "\n"
+    """One line on stderr, whatever the locale and whatever bytes or controls the line quotes."""
+    text = (
+        _UNSAFE.sub(
+            lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+            line.rstrip("\n"),
+        )
+        + "\n"
+    )
     try:
         sys.stderr.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stderr.flush()
