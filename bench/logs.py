@@ -47,6 +47,23 @@ while True:
 """
 
 
+SSL_CLIENT = r"""
+import hashlib, socket, ssl, sys
+port, size, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+h, got = hashlib.sha256(), 0
+with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw) as tls, open(out, "wb") as f:
+    while got < size + 64 and (data := tls.recv(1 << 20)):
+        got += len(data); h.update(data); f.write(data)
+"""
+
+
+def command(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def ssl_copy(port: int, size: int) -> float:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -92,26 +109,35 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
         try:
             satctl_pair(bridge, work / "ctl")
             inv = Inventory.load(work / "ctl")
-            await measure(bridge.proc.pid, inv, size, plain, mib, rounds)
+            await measure(bridge.proc.pid, inv, size, plain, mib, rounds, work)
         finally:
             ref.terminate()
             ref.wait()
     shutil.rmtree(work, ignore_errors=True)
 
 
-async def measure(pid: int, inv: Inventory, size: int, plain: int, mib: int, rounds: int) -> None:
+async def measure(pid: int, inv: Inventory, size: int, plain: int, mib: int, rounds: int, work: Path) -> None:
     sat = inv.get(None)
-    ours, refs = [], []
+    ours, refs, cli, cli_refs = [], [], [], []
+    satctl = [PY, "-m", "satbridge.client", "--config-dir", str(work / "ctl"), "logs", "get", "xcc/big.log"]
     with PeakRss(pid) as memory:
         async with connect(sat, inv, timeout=600) as client:
             for _ in range(rounds):
                 ours.append(await grpc_download(client, "xcc/big.log"))
                 refs.append(await asyncio.to_thread(ssl_copy, plain, size))
+        for _ in range(rounds):  # whole commands: received, hashed and written to a file
+            cli.append(await asyncio.to_thread(command, [*satctl, "-o", str(work / "got.log")]))
+            cli_refs.append(
+                await asyncio.to_thread(command, [PY, "-c", SSL_CLIENT, str(plain), str(size), str(work / "got.ref")])
+            )
     o, r = statistics.median(ours), statistics.median(refs)
+    c, cr = statistics.median(cli), statistics.median(cli_refs)
     print(f"| {mib} MiB download ({rounds} rounds) | MiB/s | ratio to ssl copy |")
     print("|---|---|---|")
-    print(f"| Logs.Download, mutual TLS | {mib / o:.0f} | {r / o:.2f}x |")
+    print(f"| Logs.Download, mutual TLS, client library (goal: 0.95x) | {mib / o:.0f} | {r / o:.2f}x |")
     print(f"| plain ssl socket copy (read, sha256, send) | {mib / r:.0f} | 1.00x |")
+    print(f"| `satctl logs get -o FILE`, the whole command (goal: 0.95x) | {mib / c:.0f} | {cr / c:.2f}x |")
+    print(f"| a python3 ssl receiver command (sha256, write the file), reference | {mib / cr:.0f} | 1.00x |")
     print(
         f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB "
         f"(+{memory.grew_mib:.0f} MiB)"

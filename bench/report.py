@@ -62,7 +62,9 @@ def main() -> int:
             lines += ["(skipped: needs root for its own network namespace)", ""]
             continue
         done = subprocess.run([sys.executable, str(HERE / script), *chosen], capture_output=True, text=True)
-        table = [line for line in done.stdout.splitlines() if line.startswith(("|", "bridge", "server"))]
+        # Tables, the lines after them, and the blank lines between two tables of one benchmark.
+        table = [line for line in done.stdout.splitlines() if not line or line.startswith(("|", "bridge", "server"))]
+        table = "\n".join(table).strip("\n").split("\n") if any(table) else []
         lines += table or [f"(failed: {done.stderr.strip().splitlines()[-1:]})"]
         lines.append("")
         print(f"{title}: done", file=sys.stderr)

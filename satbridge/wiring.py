@@ -108,7 +108,7 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         else NmNetwork(config.dbus_address or None, config.network_interface)
     )
     network = NetworkService(net_backend, store, locks, audit, state, clock)
-    status = StatusService(host, pairing, state, xcc, firewall, network, clock, __version__)
+    status = StatusService(host, pairing, state, xcc, firewall, network, clock, __version__, state_stamp=store.stamp)
     files = LogFiles({"xcc": paths.xcc_log_dir, "satbridge": paths.bridge_log_dir})
     logs = LogsService(
         files, JournalReader(journal_dir), compressor, config.journal_units, status, firewall, config_files

@@ -130,7 +130,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
     async def GetStatus(
         self, request: system_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.GetStatusResponse:
-        return convert.status(await self.bridge.status.get())
+        return convert.status(await self.bridge.status.recent())
 
 
 class XccServicer(xcc_pb2_grpc.XccServicer):
@@ -140,7 +140,10 @@ class XccServicer(xcc_pb2_grpc.XccServicer):
         self.bridge = bridge
 
     async def _control(self, verb: str, request: xcc_pb2.XccControlRequest) -> xcc_pb2.XccState:
-        return convert.xcc_state(await self.bridge.xcc.control(verb, timeout=request.timeout_seconds))
+        try:
+            return convert.xcc_state(await self.bridge.xcc.control(verb, timeout=request.timeout_seconds))
+        finally:
+            self.bridge.status.forget()
 
     async def Start(self, request: xcc_pb2.XccControlRequest, context: grpc.aio.ServicerContext) -> xcc_pb2.XccState:
         return await self._control("start", request)

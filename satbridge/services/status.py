@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -25,6 +26,11 @@ PART_DEADLINE = 2.0
 """Seconds each part of the status may take (satctl's default deadline is 15 s; the parts run
 side by side, so a whole status answers within about this, whatever hangs)."""
 
+RECENT_MAX_AGE = 1.0
+"""Seconds a status read for one GetStatus caller serves the others (its `time` says when it was
+read). Pollers (a management server, 50 of them every 0.2 s) then cost one read a second, not one
+each; a state file written meanwhile (pairing, firewall, generation) makes the next call read anew."""
+
 
 class StatusService:
     def __init__(
@@ -39,6 +45,7 @@ class StatusService:
         version: str,
         *,
         part_deadline: float = PART_DEADLINE,
+        state_stamp: Callable[[], object] = lambda: None,
     ) -> None:
         self.host = host
         self.pairing = pairing
@@ -49,6 +56,34 @@ class StatusService:
         self.clock = clock
         self.version = version
         self.part_deadline = part_deadline
+        self.state_stamp = state_stamp  # changes whenever a state file is written (by any process)
+        self._recent: tuple[object, float, Status] | None = None  # (stamp, monotonic time read, status)
+        self._reading: dict[object, asyncio.Future[Status]] = {}
+
+    async def recent(self, max_age: float = RECENT_MAX_AGE) -> Status:
+        """`get()`, or one read at most `max_age` seconds ago (never older: its `time` is when it
+        was read) while no state file changed since. Callers that arrive during a read share it."""
+        stamp = self.state_stamp()
+        cached = self._recent
+        if cached is not None and cached[0] == stamp and time.monotonic() - cached[1] <= max_age:
+            return cached[2]
+        reading = self._reading.get(stamp)
+        if reading is None:
+            reading = self._reading[stamp] = asyncio.ensure_future(self._read(stamp))
+        return await asyncio.shield(reading)  # one caller giving up does not cancel the others' read
+
+    async def _read(self, stamp: object) -> Status:
+        try:
+            started = time.monotonic()
+            status = await self.get()
+            self._recent = (stamp, started, status)
+            return status
+        finally:
+            del self._reading[stamp]
+
+    def forget(self) -> None:
+        """Something changed that no state file shows (XCC started or stopped): read anew."""
+        self._recent = None
 
     async def get(self) -> Status:
         """Everything at once, within about `part_deadline` seconds: a part that fails or does

@@ -349,6 +349,15 @@ class DirStore:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def stamp(self) -> Hashable:
+        """Changes whenever any state file is written or removed, by any process: every write
+        renames a temporary file into the directory, which moves the directory's mtime."""
+        try:
+            st = self.directory.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive across processes (flock) and threads; not re-entrant."""

@@ -79,7 +79,7 @@ class LogFile:
             if not data:
                 raise Aborted(f"{self.name} was truncated while it was sent ({position} of {end} bytes); get it again")
             position += len(data)
-            tail = (tail + data)[-TAIL:]
+            tail = data[-TAIL:] if len(data) >= TAIL else (tail + data)[-TAIL:]
             yield data
 
 

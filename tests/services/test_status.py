@@ -126,3 +126,38 @@ async def test_a_bug_in_any_part_is_a_warning_naming_it(tmp_path, monkeypatch):
     assert status.hostname
     assert status.instance_id
     assert status.network is not None
+
+
+async def test_recent_status_is_shared_for_a_bounded_age_and_read_anew_after_a_state_write(root):
+    # Pollers share one read (issue 21): its `time` says when it was read, never older than the
+    # age allowed; a state file written meanwhile (here the generation) makes the next call read.
+    bridge = wire(loopback_config(root))
+    service = bridge.status
+    reads = 0
+    get = service.get
+
+    async def counted():
+        nonlocal reads
+        reads += 1
+        return await get()
+
+    service.get = counted  # type: ignore[method-assign]
+    try:
+        first, *others = await asyncio.gather(*(service.recent() for _ in range(20)))
+        assert reads == 1
+        assert all(o is first for o in others)
+        assert await service.recent() is first
+        with bridge.state.store.lock():
+            bridge.state.bump()
+        fresh = await service.recent()
+        assert reads == 2
+        assert fresh.state_generation == first.state_generation + 1
+        await asyncio.sleep(0.05)
+        again = await service.recent(max_age=0.01)
+        assert reads == 3
+        assert again.time > fresh.time
+        service.forget()
+        await service.recent()
+        assert reads == 4
+    finally:
+        await bridge.aclose()
