@@ -79,6 +79,39 @@ def pairing_connection_cap(limits: StrangerLimits, nofile: int | None = None) ->
     return max(_MIN_PAIRING_CONNECTIONS, min(limits.connections, nofile - MANAGEMENT_RESERVE_FDS))
 
 
+# Descriptors neither port may take: state writes, D-Bus, journalctl, XCC's children (issue 16:
+# a raw TCP flood of the management port took every descriptor and the paired server's open
+# connection got INTERNAL "Too many open files" in fsync_dir).
+OWN_FILES_RESERVE_FDS = 256
+# The management port serves one paired server (and its tools): a few connections are plenty.
+MANAGEMENT_CONNECTIONS = 256
+# Seconds to finish the TLS handshake (with a client certificate) and the HTTP/2 preface on the
+# management port; the paired server needs milliseconds, a stranger gets no longer to hold a slot.
+MANAGEMENT_HANDSHAKE_SECONDS = 5.0
+
+
+def management_connection_cap(pairing_cap: int, nofile: int | None = None) -> int:
+    """The management port's connection cap: MANAGEMENT_CONNECTIONS, lowered so that both ports
+    together leave OWN_FILES_RESERVE_FDS free under RLIMIT_NOFILE (soft)."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile == resource.RLIM_INFINITY:
+        return MANAGEMENT_CONNECTIONS
+    return max(_MIN_PAIRING_CONNECTIONS, min(MANAGEMENT_CONNECTIONS, nofile - OWN_FILES_RESERVE_FDS - pairing_cap))
+
+
+def management_options(connections: int) -> list[tuple[str, int]]:
+    """grpc core channel args for the management port: open to the LAN too, so a stranger who
+    cannot finish the mutual-TLS handshake holds a slot for MANAGEMENT_HANDSHAKE_SECONDS at most
+    and can never hold more than `connections` descriptors."""
+    return [
+        *_OPTIONS,
+        ("grpc.max_allowed_incoming_connections", connections),
+        ("grpc.server_handshake_timeout_ms", int(MANAGEMENT_HANDSHAKE_SECONDS * 1000)),
+        ("grpc.max_metadata_size", PAIRING_METADATA_BYTES),
+    ]
+
+
 def pairing_options(limits: StrangerLimits, connections: int) -> list[tuple[str, int]]:
     """grpc core channel args for the pairing port (names from grpc's grpc_types.h)."""
     ms = 1000
@@ -137,6 +170,7 @@ class BridgeServer:
         self._fingerprint = b""
         self.bound = Bound(0, 0)
         self.pairing_connections = 0
+        self.management_connections = 0
 
     async def start(self) -> Bound:
         bridge = self.bridge
@@ -156,9 +190,11 @@ class BridgeServer:
         for name in ("", *LIVE_SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "listening: management %s (port %d), pairing %s (port %d, at most %d connections); %d RPCs in the contract",
+            "listening: management %s (port %d, at most %d connections), pairing %s (port %d, at most %d connections);"
+            " %d RPCs in the contract",
             config.listen,
             bound.management,
+            self.management_connections,
             config.pairing_listen,
             bound.pairing,
             self.pairing_connections,
@@ -177,7 +213,14 @@ class BridgeServer:
         trusted = bridge.pairing.is_trusted
         servicer_names = [*(name for name in LIVE_SERVICES), reflection.SERVICE_NAME, "grpc.health.v1.Health"]
 
-        mgmt = grpc.aio.server(interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)], options=_OPTIONS)
+        limits = bridge.config.server.pairing_limits
+        cap = pairing_connection_cap(limits)
+        self.pairing_connections = cap
+        self.management_connections = management_connection_cap(cap)
+        mgmt = grpc.aio.server(
+            interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)],
+            options=management_options(self.management_connections),
+        )
         pairing_pb2_grpc.add_PairingServicer_to_server(PairingServicer(bridge, issues_challenges=False), mgmt)
         system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(bridge), mgmt)
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
@@ -190,9 +233,6 @@ class BridgeServer:
             key_cert, root_certificates=identity.cert_pem, require_client_auth=True
         )
 
-        limits = bridge.config.server.pairing_limits
-        cap = pairing_connection_cap(limits)
-        self.pairing_connections = cap
         pair = grpc.aio.server(
             interceptors=[GuardInterceptor(Port.PAIRING, trusted)],
             options=pairing_options(limits, cap),
