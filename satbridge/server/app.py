@@ -10,6 +10,7 @@ Python's grpc server cannot "ask for a client certificate but not verify it", he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -67,6 +68,11 @@ PAIRING_CONCURRENT_CALLS = 64  # calls in flight on the whole port; more get RES
 PAIRING_MESSAGE_BYTES = 64 * 1024  # a CSR is about 1 KiB
 PAIRING_METADATA_BYTES = 8 * 1024  # request headers in all
 PAIRING_AGE_GRACE_SECONDS = 5.0  # after GOAWAY at max age, calls get this long to finish
+# RSS the pairing port's strangers may add before all their connections are dropped (see
+# BridgeServer._guard_memory), and how often it is looked at: a CONTINUATION flood adds at most
+# what the LAN carries in PAIRING_MEMORY_CHECK_SECONDS on top.
+PAIRING_MEMORY_BUDGET = 64 * 2**20
+PAIRING_MEMORY_CHECK_SECONDS = 0.25
 
 
 def pairing_connection_cap(limits: StrangerLimits, nofile: int | None = None) -> int:
@@ -171,6 +177,9 @@ class BridgeServer:
         self.bound = Bound(0, 0)
         self.pairing_connections = 0
         self.management_connections = 0
+        self._key_cert: list[tuple[bytes, bytes]] = []
+        self._guard: asyncio.Task[None] | None = None
+        self.recycled = 0
 
     async def start(self) -> Bound:
         bridge = self.bridge
@@ -202,6 +211,7 @@ class BridgeServer:
         )
         self.bound = bound
         self._watcher = asyncio.get_running_loop().create_task(self._watch_identity())
+        self._guard = asyncio.get_running_loop().create_task(self._guard_memory())
         return bound
 
     async def _listen(self, listen: ListenAddress, pairing_listen: ListenAddress) -> Bound:
@@ -233,9 +243,22 @@ class BridgeServer:
             key_cert, root_certificates=identity.cert_pem, require_client_auth=True
         )
 
+        pair = self._pairing_server(key_cert)
+        bound = Bound(
+            management=_bind(mgmt, listen, mgmt_creds, "management"),
+            pairing=_bind(pair, pairing_listen, grpc.ssl_server_credentials(key_cert), "pairing"),
+        )
+        self._servers = [mgmt, pair]
+        self._key_cert = key_cert
+        return bound
+
+    def _pairing_server(self, key_cert: list[tuple[bytes, bytes]]) -> grpc.aio.Server:
+        """The pairing port's server (not bound yet)."""
+        bridge = self.bridge
+        limits = bridge.config.server.pairing_limits
         pair = grpc.aio.server(
-            interceptors=[GuardInterceptor(Port.PAIRING, trusted)],
-            options=pairing_options(limits, cap),
+            interceptors=[GuardInterceptor(Port.PAIRING, bridge.pairing.is_trusted)],
+            options=pairing_options(limits, self.pairing_connections),
             maximum_concurrent_rpcs=PAIRING_CONCURRENT_CALLS,
         )
         # A challenge can never outlive the connection it was issued on: no connection lives longer.
@@ -244,14 +267,40 @@ class BridgeServer:
         )
         pairing_pb2_grpc.add_PairingServicer_to_server(self.pairing_servicer, pair)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
-        pair_creds = grpc.ssl_server_credentials(key_cert)
+        return pair
 
-        bound = Bound(
-            management=_bind(mgmt, listen, mgmt_creds, "management"),
-            pairing=_bind(pair, pairing_listen, pair_creds, "pairing"),
-        )
+    async def recycle_pairing(self, why: str) -> None:
+        """Drop every connection of the pairing port at once and listen again on the same port:
+        what grpc core holds for them (e.g. a header block that never ends) goes with them."""
+        if len(self._servers) != 2:
+            return
+        mgmt, old = self._servers
+        await old.stop(0)
+        _trim()
+        pair = self._pairing_server(self._key_cert)
+        host = self.bridge.config.server.pairing_listen.host
+        _bind(pair, ListenAddress(host, self.bound.pairing), grpc.ssl_server_credentials(self._key_cert), "pairing")
+        await pair.start()
         self._servers = [mgmt, pair]
-        return bound
+        self.recycled += 1
+        log.warning("pairing port: every connection dropped (%s)", why)
+        with contextlib.suppress(SatbridgeError, OSError):
+            self.bridge.pairing.audit.record("pairing-port-recycled", reason=why)
+
+    async def _guard_memory(self, every: float = PAIRING_MEMORY_CHECK_SECONDS) -> None:
+        """The pairing port's memory budget. grpc core 1.85 applies the metadata limit per
+        HEADERS/CONTINUATION frame, not per header block, so a block that never ends (a
+        CONTINUATION flood) grows without bound on one connection and no channel arg stops it.
+        When RSS rises PAIRING_MEMORY_BUDGET above its low-water mark, the pairing port's
+        connections are all dropped (the management port's are not)."""
+        low = _rss()
+        while True:
+            await asyncio.sleep(every)
+            now = _rss()
+            if now - low > PAIRING_MEMORY_BUDGET:
+                await self.recycle_pairing(f"memory {low >> 20} -> {now >> 20} MiB")
+                now = _rss()
+            low = min(low, now) if now - low <= PAIRING_MEMORY_BUDGET else now
 
     async def _watch_identity(self, every: float = 1.0) -> None:
         """A factory reset (from the console, another process) makes a new identity: listen
@@ -292,10 +341,11 @@ class BridgeServer:
             log.warning("firewall: %s", warning)
 
     async def stop(self, grace: float | None = None) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        for task in (self._watcher, self._guard):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._watcher = self._guard = None
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(*(s.stop(grace) for s in self._servers))
         self._servers = []
@@ -307,15 +357,26 @@ class BridgeServer:
 TRIM_EVERY_SECONDS = 10.0
 
 
+def _trim() -> None:
+    """Give freed heap back to the kernel (glibc only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _rss() -> int:
+    """This process's resident set, in bytes (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 async def _trim_memory() -> None:
     """malloc_trim(0) now and then: a few ms, on the event loop's thread (glibc only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
     while True:
         await asyncio.sleep(TRIM_EVERY_SECONDS)
-        libc.malloc_trim(0)
+        _trim()
 
 
 async def _watchdog() -> None:
