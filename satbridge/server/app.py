@@ -68,6 +68,7 @@ PAIRING_CONCURRENT_CALLS = 64  # calls in flight on the whole port; more get RES
 PAIRING_MESSAGE_BYTES = 64 * 1024  # a CSR is about 1 KiB
 PAIRING_METADATA_BYTES = 8 * 1024  # request headers in all
 PAIRING_AGE_GRACE_SECONDS = 5.0  # after GOAWAY at max age, calls get this long to finish
+PAIRING_CHALLENGE_SECONDS = 30.0  # an unused challenge's life (a Pair follows its GetIdentity at once)
 # RSS the pairing port's strangers may add before all their connections are dropped (see
 # BridgeServer._guard_memory), and how often it is looked at: a CONTINUATION flood adds at most
 # what the LAN carries in PAIRING_MEMORY_CHECK_SECONDS on top.
@@ -250,6 +251,7 @@ class BridgeServer:
         )
         self._servers = [mgmt, pair]
         self._key_cert = key_cert
+        self.pairing_servicer.local_port = bound.pairing
         return bound
 
     def _pairing_server(self, key_cert: list[tuple[bytes, bytes]]) -> grpc.aio.Server:
@@ -261,10 +263,10 @@ class BridgeServer:
             options=pairing_options(limits, self.pairing_connections),
             maximum_concurrent_rpcs=PAIRING_CONCURRENT_CALLS,
         )
-        # A challenge can never outlive the connection it was issued on: no connection lives longer.
-        self.pairing_servicer = PairingServicer(
-            bridge, issues_challenges=True, challenge_ttl=limits.max_age_seconds + PAIRING_AGE_GRACE_SECONDS
-        )
+        # A challenge dies with its connection (socket inode gone) or unused after
+        # PAIRING_CHALLENGE_SECONDS, whichever comes first.
+        self.pairing_servicer = PairingServicer(bridge, issues_challenges=True, challenge_ttl=PAIRING_CHALLENGE_SECONDS)
+        self.pairing_servicer.local_port = self.bound.pairing
         pairing_pb2_grpc.add_PairingServicer_to_server(self.pairing_servicer, pair)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
         return pair
