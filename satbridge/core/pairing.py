@@ -123,56 +123,77 @@ def peer_address(peer: str) -> str:
     return peer
 
 
+Connection = tuple[str, int | None]
+"""A connection's identity: grpc's peer string and the kernel's socket inode (None if unknown)."""
+
+
 @dataclass
 class ChallengeBook:
     """Single-use pairing challenges, each bound to the connection it was issued on.
 
-    The rule (issue 16): a challenge belongs to its connection (grpc's peer string, one per TCP
-    connection), and no other connection's traffic can evict it.
+    The rule (issue 16, red team findings 5 and 6): a challenge belongs to its connection and
+    dies with it; no other address's traffic can take it away.
 
+    * a connection is (peer string, socket inode): a new connection from the same source port
+      is another connection, and `prune` drops the challenges of connections that closed;
     * one live challenge per connection: a new GetIdentity on it replaces the connection's own;
-    * at most `per_address` connections of one address (IPv6: one /64) hold a challenge, and at
-      most `capacity` in all; beyond either, new ones are refused (the caller answers
-      RESOURCE_EXHAUSTED), never made room for by evicting a challenge of another connection;
-    * `ttl` seconds at most: the server sets it to the longest a pairing connection may live,
-      so a challenge dies with its connection at the latest.
+    * unused, a challenge lives `ttl` seconds (a Pair follows its GetIdentity within one);
+    * at most `per_address` challenges per address (IPv6: one /64): the address's newest
+      evicts that address's oldest once the oldest is `hold` seconds old, never another
+      address's; within `hold` it is refused (the caller answers RESOURCE_EXHAUSTED);
+    * at most `capacity` in all; beyond, refused.
 
     A proof includes the challenge, so a captured Pair request replayed on any other
     connection, or twice, fails.
     """
 
-    ttl: float = 125.0
+    ttl: float = 30.0
     per_address: int = 8
     capacity: int = 4096
+    hold: float = 30.0  # = ttl: a live, unused challenge is never evicted by its own address either
 
     def __post_init__(self) -> None:
-        self._issued: dict[str, tuple[bytes, float]] = {}  # peer -> (challenge, expires)
-        self.abandoned = 0  # challenges that expired or were replaced unused
+        self._issued: dict[Connection, tuple[bytes, float, float]] = {}  # conn -> (challenge, issued, expires)
+        self.abandoned = 0  # challenges that expired, were replaced or evicted unused, or lost their connection
 
-    def issue(self, challenge: bytes, peer: str, now: float) -> bytes | None:
-        """Bind `challenge` to `peer`; None when the book, or the peer's address, has no room."""
+    def issue(self, challenge: bytes, conn: Connection, now: float) -> bytes | None:
+        """Bind `challenge` to `conn`; None when the book, or the connection's address, has no room."""
         self._expire(now)
-        if self._issued.pop(peer, None) is not None:
+        if self._issued.pop(conn, None) is not None:
             self.abandoned += 1
-        address = peer_address(peer)
-        if len(self._issued) >= self.capacity:
+        address = peer_address(conn[0])
+        mine = sorted((v[1], k) for k, v in self._issued.items() if peer_address(k[0]) == address)
+        if len(mine) >= self.per_address:
+            issued, oldest = mine[0]
+            if now - issued < self.hold:
+                return None
+            del self._issued[oldest]
+            self.abandoned += 1
+        elif len(self._issued) >= self.capacity:
             return None
-        if sum(1 for p in self._issued if peer_address(p) == address) >= self.per_address:
-            return None
-        self._issued[peer] = (challenge, now + self.ttl)
+        self._issued[conn] = (challenge, now, now + self.ttl)
         return challenge
 
-    def redeem(self, challenge: bytes, peer: str, now: float) -> bool:
-        """True when `challenge` is the one issued on `peer` and has not expired. The peer's
-        challenge is used up either way, so a wrong guess costs the guesser its own."""
+    def redeem(self, challenge: bytes, conn: Connection, now: float) -> bool:
+        """True when `challenge` is the one issued on `conn` and has not expired. The
+        connection's challenge is used up either way, so a wrong guess costs the guesser its own."""
         self._expire(now)
-        entry = self._issued.pop(peer, None)
+        entry = self._issued.pop(conn, None)
         return entry is not None and hmac.compare_digest(entry[0], challenge)
+
+    def prune(self, alive: set[Connection]) -> None:
+        """Drop the challenges of connections that are no longer open (known inodes only)."""
+        for conn in [c for c in self._issued if c[1] is not None and c not in alive]:
+            del self._issued[conn]
+            self.abandoned += 1
+
+    def connections(self) -> list[Connection]:
+        return list(self._issued)
 
     def __len__(self) -> int:
         return len(self._issued)
 
     def _expire(self, now: float) -> None:
-        for key in [k for k, (_, until) in self._issued.items() if until <= now]:
+        for key in [k for k, (_, _, until) in self._issued.items() if until <= now]:
             del self._issued[key]
             self.abandoned += 1

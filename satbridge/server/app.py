@@ -10,6 +10,7 @@ Python's grpc server cannot "ask for a client certificate but not verify it", he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -67,6 +68,12 @@ PAIRING_CONCURRENT_CALLS = 64  # calls in flight on the whole port; more get RES
 PAIRING_MESSAGE_BYTES = 64 * 1024  # a CSR is about 1 KiB
 PAIRING_METADATA_BYTES = 8 * 1024  # request headers in all
 PAIRING_AGE_GRACE_SECONDS = 5.0  # after GOAWAY at max age, calls get this long to finish
+PAIRING_CHALLENGE_SECONDS = 30.0  # an unused challenge's life (a Pair follows its GetIdentity at once)
+# RSS the pairing port's strangers may add before all their connections are dropped (see
+# BridgeServer._guard_memory), and how often it is looked at: a CONTINUATION flood adds at most
+# what the LAN carries in PAIRING_MEMORY_CHECK_SECONDS on top.
+PAIRING_MEMORY_BUDGET = 64 * 2**20
+PAIRING_MEMORY_CHECK_SECONDS = 0.25
 
 
 def pairing_connection_cap(limits: StrangerLimits, nofile: int | None = None) -> int:
@@ -77,6 +84,39 @@ def pairing_connection_cap(limits: StrangerLimits, nofile: int | None = None) ->
     if nofile == resource.RLIM_INFINITY:
         return limits.connections
     return max(_MIN_PAIRING_CONNECTIONS, min(limits.connections, nofile - MANAGEMENT_RESERVE_FDS))
+
+
+# Descriptors neither port may take: state writes, D-Bus, journalctl, XCC's children (issue 16:
+# a raw TCP flood of the management port took every descriptor and the paired server's open
+# connection got INTERNAL "Too many open files" in fsync_dir).
+OWN_FILES_RESERVE_FDS = 256
+# The management port serves one paired server (and its tools): a few connections are plenty.
+MANAGEMENT_CONNECTIONS = 256
+# Seconds to finish the TLS handshake (with a client certificate) and the HTTP/2 preface on the
+# management port; the paired server needs milliseconds, a stranger gets no longer to hold a slot.
+MANAGEMENT_HANDSHAKE_SECONDS = 5.0
+
+
+def management_connection_cap(pairing_cap: int, nofile: int | None = None) -> int:
+    """The management port's connection cap: MANAGEMENT_CONNECTIONS, lowered so that both ports
+    together leave OWN_FILES_RESERVE_FDS free under RLIMIT_NOFILE (soft)."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile == resource.RLIM_INFINITY:
+        return MANAGEMENT_CONNECTIONS
+    return max(_MIN_PAIRING_CONNECTIONS, min(MANAGEMENT_CONNECTIONS, nofile - OWN_FILES_RESERVE_FDS - pairing_cap))
+
+
+def management_options(connections: int) -> list[tuple[str, int]]:
+    """grpc core channel args for the management port: open to the LAN too, so a stranger who
+    cannot finish the mutual-TLS handshake holds a slot for MANAGEMENT_HANDSHAKE_SECONDS at most
+    and can never hold more than `connections` descriptors."""
+    return [
+        *_OPTIONS,
+        ("grpc.max_allowed_incoming_connections", connections),
+        ("grpc.server_handshake_timeout_ms", int(MANAGEMENT_HANDSHAKE_SECONDS * 1000)),
+        ("grpc.max_metadata_size", PAIRING_METADATA_BYTES),
+    ]
 
 
 def pairing_options(limits: StrangerLimits, connections: int) -> list[tuple[str, int]]:
@@ -137,6 +177,10 @@ class BridgeServer:
         self._fingerprint = b""
         self.bound = Bound(0, 0)
         self.pairing_connections = 0
+        self.management_connections = 0
+        self._key_cert: list[tuple[bytes, bytes]] = []
+        self._guard: asyncio.Task[None] | None = None
+        self.recycled = 0
 
     async def start(self) -> Bound:
         bridge = self.bridge
@@ -156,9 +200,11 @@ class BridgeServer:
         for name in ("", *LIVE_SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "listening: management %s (port %d), pairing %s (port %d, at most %d connections); %d RPCs in the contract",
+            "listening: management %s (port %d, at most %d connections), pairing %s (port %d, at most %d connections);"
+            " %d RPCs in the contract",
             config.listen,
             bound.management,
+            self.management_connections,
             config.pairing_listen,
             bound.pairing,
             self.pairing_connections,
@@ -166,6 +212,7 @@ class BridgeServer:
         )
         self.bound = bound
         self._watcher = asyncio.get_running_loop().create_task(self._watch_identity())
+        self._guard = asyncio.get_running_loop().create_task(self._guard_memory())
         return bound
 
     async def _listen(self, listen: ListenAddress, pairing_listen: ListenAddress) -> Bound:
@@ -177,7 +224,14 @@ class BridgeServer:
         trusted = bridge.pairing.is_trusted
         servicer_names = [*(name for name in LIVE_SERVICES), reflection.SERVICE_NAME, "grpc.health.v1.Health"]
 
-        mgmt = grpc.aio.server(interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)], options=_OPTIONS)
+        limits = bridge.config.server.pairing_limits
+        cap = pairing_connection_cap(limits)
+        self.pairing_connections = cap
+        self.management_connections = management_connection_cap(cap)
+        mgmt = grpc.aio.server(
+            interceptors=[GuardInterceptor(Port.MANAGEMENT, trusted)],
+            options=management_options(self.management_connections),
+        )
         pairing_pb2_grpc.add_PairingServicer_to_server(PairingServicer(bridge, issues_challenges=False), mgmt)
         system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(bridge), mgmt)
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
@@ -190,28 +244,65 @@ class BridgeServer:
             key_cert, root_certificates=identity.cert_pem, require_client_auth=True
         )
 
-        limits = bridge.config.server.pairing_limits
-        cap = pairing_connection_cap(limits)
-        self.pairing_connections = cap
-        pair = grpc.aio.server(
-            interceptors=[GuardInterceptor(Port.PAIRING, trusted)],
-            options=pairing_options(limits, cap),
-            maximum_concurrent_rpcs=PAIRING_CONCURRENT_CALLS,
-        )
-        # A challenge can never outlive the connection it was issued on: no connection lives longer.
-        self.pairing_servicer = PairingServicer(
-            bridge, issues_challenges=True, challenge_ttl=limits.max_age_seconds + PAIRING_AGE_GRACE_SECONDS
-        )
-        pairing_pb2_grpc.add_PairingServicer_to_server(self.pairing_servicer, pair)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
-        pair_creds = grpc.ssl_server_credentials(key_cert)
-
+        pair = self._pairing_server(key_cert)
         bound = Bound(
             management=_bind(mgmt, listen, mgmt_creds, "management"),
-            pairing=_bind(pair, pairing_listen, pair_creds, "pairing"),
+            pairing=_bind(pair, pairing_listen, grpc.ssl_server_credentials(key_cert), "pairing"),
         )
         self._servers = [mgmt, pair]
+        self._key_cert = key_cert
+        self.pairing_servicer.local_port = bound.pairing
         return bound
+
+    def _pairing_server(self, key_cert: list[tuple[bytes, bytes]]) -> grpc.aio.Server:
+        """The pairing port's server (not bound yet)."""
+        bridge = self.bridge
+        limits = bridge.config.server.pairing_limits
+        pair = grpc.aio.server(
+            interceptors=[GuardInterceptor(Port.PAIRING, bridge.pairing.is_trusted)],
+            options=pairing_options(limits, self.pairing_connections),
+            maximum_concurrent_rpcs=PAIRING_CONCURRENT_CALLS,
+        )
+        # A challenge dies with its connection (socket inode gone) or unused after
+        # PAIRING_CHALLENGE_SECONDS, whichever comes first.
+        self.pairing_servicer = PairingServicer(bridge, issues_challenges=True, challenge_ttl=PAIRING_CHALLENGE_SECONDS)
+        self.pairing_servicer.local_port = self.bound.pairing
+        pairing_pb2_grpc.add_PairingServicer_to_server(self.pairing_servicer, pair)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, pair)
+        return pair
+
+    async def recycle_pairing(self, why: str) -> None:
+        """Drop every connection of the pairing port at once and listen again on the same port:
+        what grpc core holds for them (e.g. a header block that never ends) goes with them."""
+        if len(self._servers) != 2:
+            return
+        mgmt, old = self._servers
+        await old.stop(0)
+        _trim()
+        pair = self._pairing_server(self._key_cert)
+        host = self.bridge.config.server.pairing_listen.host
+        _bind(pair, ListenAddress(host, self.bound.pairing), grpc.ssl_server_credentials(self._key_cert), "pairing")
+        await pair.start()
+        self._servers = [mgmt, pair]
+        self.recycled += 1
+        log.warning("pairing port: every connection dropped (%s)", why)
+        with contextlib.suppress(SatbridgeError, OSError):
+            self.bridge.pairing.audit.record("pairing-port-recycled", reason=why)
+
+    async def _guard_memory(self, every: float = PAIRING_MEMORY_CHECK_SECONDS) -> None:
+        """The pairing port's memory budget. grpc core 1.85 applies the metadata limit per
+        HEADERS/CONTINUATION frame, not per header block, so a block that never ends (a
+        CONTINUATION flood) grows without bound on one connection and no channel arg stops it.
+        When RSS rises PAIRING_MEMORY_BUDGET above its low-water mark, the pairing port's
+        connections are all dropped (the management port's are not)."""
+        low = _rss()
+        while True:
+            await asyncio.sleep(every)
+            now = _rss()
+            if now - low > PAIRING_MEMORY_BUDGET:
+                await self.recycle_pairing(f"memory {low >> 20} -> {now >> 20} MiB")
+                now = _rss()
+            low = min(low, now) if now - low <= PAIRING_MEMORY_BUDGET else now
 
     async def _watch_identity(self, every: float = 1.0) -> None:
         """A factory reset (from the console, another process) makes a new identity: listen
@@ -252,10 +343,11 @@ class BridgeServer:
             log.warning("firewall: %s", warning)
 
     async def stop(self, grace: float | None = None) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        for task in (self._watcher, self._guard):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._watcher = self._guard = None
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(*(s.stop(grace) for s in self._servers))
         self._servers = []
@@ -267,15 +359,26 @@ class BridgeServer:
 TRIM_EVERY_SECONDS = 10.0
 
 
+def _trim() -> None:
+    """Give freed heap back to the kernel (glibc only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _rss() -> int:
+    """This process's resident set, in bytes (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 async def _trim_memory() -> None:
     """malloc_trim(0) now and then: a few ms, on the event loop's thread (glibc only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
     while True:
         await asyncio.sleep(TRIM_EVERY_SECONDS)
-        libc.malloc_trim(0)
+        _trim()
 
 
 async def _watchdog() -> None:

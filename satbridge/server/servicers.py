@@ -31,10 +31,11 @@ from satbridge.api.v1 import (
     xcc_pb2,
     xcc_pb2_grpc,
 )
-from satbridge.core.pairing import ChallengeBook
+from satbridge.core.pairing import ChallengeBook, Connection
 from satbridge.errors import DeadlineExceeded, InvalidArgument, PermissionDenied, ResourceExhausted, SatbridgeError
 from satbridge.protocol import rule_set
 from satbridge.server import convert
+from satbridge.system import sockets
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
 
@@ -54,11 +55,51 @@ async def _bounded(what: str, call: Awaitable[_T]) -> _T:
         raise DeadlineExceeded(f"{what} did not finish within {PAIRING_CALL_SECONDS:g} s on the bridge") from None
 
 
+class RateLimitedAudit:
+    """Strangers' refusals, audited at most once per EVERY seconds per kind (with how many were
+    left out since), so a flood cannot fill the audit log."""
+
+    EVERY = 10.0
+
+    def __init__(self, bridge: Bridge, event: str) -> None:
+        self.bridge, self.event = bridge, event
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def record(self, peer: str, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(reason, -self.EVERY) < self.EVERY:
+            self._skipped[reason] = self._skipped.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        skipped = self._skipped.pop(reason, 0)
+        log.warning("%s from %s: %s (%d more since the last)", self.event, peer, reason, skipped)
+        with contextlib.suppress(SatbridgeError, OSError):
+            self.bridge.pairing.audit.record(self.event, peer=peer, reason=reason, more=skipped)
+
+
 class PairingServicer(pairing_pb2_grpc.PairingServicer):
-    def __init__(self, bridge: Bridge, *, issues_challenges: bool, challenge_ttl: float = 125.0) -> None:
+    def __init__(self, bridge: Bridge, *, issues_challenges: bool, challenge_ttl: float = 30.0) -> None:
         self.bridge = bridge
         self.issues_challenges = issues_challenges
         self.challenges = ChallengeBook(ttl=challenge_ttl)
+        self.local_port = 0  # the pairing port, once bound: connections are looked up by it
+        self._refusals = RateLimitedAudit(bridge, "pairing-refused")
+
+    def _connection(self, peer: str) -> tuple[Connection, set[Connection]]:
+        """This call's connection (peer, socket inode) and every open one of the pairing port."""
+        if not self.local_port:
+            return (peer, None), set()
+        open_now = sockets.connections(self.local_port)
+        key = sockets.peer_key(peer)
+        inode = open_now.get(key) if key else None
+        alive: set[Connection] = set()
+        by_key = {f"{a}:{p}": i for (a, p), i in open_now.items()}
+        for conn in self.challenges.connections():
+            found = sockets.peer_key(conn[0])
+            if found and by_key.get(f"{found[0]}:{found[1]}") == conn[1]:
+                alive.add(conn)
+        return (peer, inode), alive
 
     async def GetIdentity(
         self, request: pairing_pb2.GetIdentityRequest, context: grpc.aio.ServicerContext
@@ -67,9 +108,11 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         state = await _bounded("GetIdentity", asyncio.to_thread(self.bridge.pairing.status))
         challenge = b""
         if self.issues_challenges:
-            issued = self.challenges.issue(secrets.token_bytes(32), context.peer(), time.monotonic())
+            conn, alive = self._connection(context.peer())
+            self.challenges.prune(alive)
+            issued = self.challenges.issue(secrets.token_bytes(32), conn, time.monotonic())
             if issued is None:
-                log.warning("GetIdentity from %s: every pairing challenge slot is taken", context.peer())
+                self._refusals.record(context.peer(), "every pairing challenge slot of this address is taken")
                 raise ResourceExhausted("too many pairing attempts in progress on this satellite; try again shortly")
             challenge = issued
         return pairing_pb2.GetIdentityResponse(
@@ -92,8 +135,9 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
             raise InvalidArgument("must be the 32-byte challenge from GetIdentity", field="challenge")
         if len(request.proof) != 32:
             raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
-        if not self.challenges.redeem(request.challenge, context.peer(), time.monotonic()):
-            log.warning("Pair from %s: challenge not issued on this connection", context.peer())
+        conn, _ = self._connection(context.peer())
+        if not self.challenges.redeem(request.challenge, conn, time.monotonic()):
+            self._refusals.record(context.peer(), "challenge not issued on this connection")
             raise PermissionDenied(
                 "challenge not issued on this connection, already used, or expired; call GetIdentity again"
             )

@@ -67,42 +67,73 @@ def test_window_expires_and_runs_out_of_attempts():
     assert pairing.PairingWindow.from_json(window.to_json()) == window
 
 
-def test_challenge_is_single_use_and_bound_to_its_peer():
+def c(peer: str, inode: int | None = None) -> pairing.Connection:
+    return (peer, inode)
+
+
+def test_challenge_is_single_use_and_bound_to_its_connection():
     book = pairing.ChallengeBook(ttl=60)
-    book.issue(b"a" * 32, "ipv4:127.0.0.1:1000", now=0)
-    assert not book.redeem(b"a" * 32, "ipv4:127.0.0.1:2000", now=1), "another connection"
-    assert book.redeem(b"a" * 32, "ipv4:127.0.0.1:1000", now=1), "another connection's try cannot use it up"
-    book.issue(b"d" * 32, "ipv4:127.0.0.1:1000", now=0)
-    assert not book.redeem(b"x" * 32, "ipv4:127.0.0.1:1000", now=1), "a wrong challenge"
-    assert not book.redeem(b"d" * 32, "ipv4:127.0.0.1:1000", now=1), "used up by its own connection's wrong try"
-    book.issue(b"b" * 32, "p", now=0)
-    assert book.redeem(b"b" * 32, "p", now=1)
-    assert not book.redeem(b"b" * 32, "p", now=1), "single use"
-    book.issue(b"c" * 32, "p", now=0)
-    assert not book.redeem(b"c" * 32, "p", now=61), "expired"
+    book.issue(b"a" * 32, c("ipv4:127.0.0.1:1000", 7), now=0)
+    assert not book.redeem(b"a" * 32, c("ipv4:127.0.0.1:2000", 8), now=1), "another connection"
+    assert not book.redeem(b"a" * 32, c("ipv4:127.0.0.1:1000", 9), now=1), "the same source port, a new connection"
+    assert book.redeem(b"a" * 32, c("ipv4:127.0.0.1:1000", 7), now=1), "another connection's try cannot use it up"
+    book.issue(b"d" * 32, c("ipv4:127.0.0.1:1000"), now=0)
+    assert not book.redeem(b"x" * 32, c("ipv4:127.0.0.1:1000"), now=1), "a wrong challenge"
+    assert not book.redeem(b"d" * 32, c("ipv4:127.0.0.1:1000"), now=1), "used up by its own connection's wrong try"
+    book.issue(b"b" * 32, c("p"), now=0)
+    assert book.redeem(b"b" * 32, c("p"), now=1)
+    assert not book.redeem(b"b" * 32, c("p"), now=1), "single use"
+    book.issue(b"c" * 32, c("p"), now=0)
+    assert not book.redeem(b"c" * 32, c("p"), now=61), "expired"
+
+
+def test_a_challenge_dies_with_its_connection():
+    """Red team finding 6: keyed by address:port, a new connection from the same source port
+    after the first one closed found the first one's challenge."""
+    book = pairing.ChallengeBook()
+    first = c("ipv4:192.0.2.7:40000", 100)
+    book.issue(b"a" * 32, first, now=0)
+    book.prune({c("ipv4:192.0.2.8:1", 5)})  # the first connection closed
+    assert len(book) == 0
+    assert not book.redeem(b"a" * 32, first, now=1)
 
 
 def test_challenge_book_is_bounded():
     book = pairing.ChallengeBook(capacity=3)
     for i in range(10):
-        book.issue(bytes([i]) * 32, "p", now=0)
+        book.issue(bytes([i]) * 32, c("p"), now=0)
     assert len(book) == 1, "one challenge per connection: the newest"
-    assert book.redeem(bytes([9]) * 32, "p", now=0)
+    assert book.redeem(bytes([9]) * 32, c("p"), now=0)
 
 
-def test_no_flood_from_other_connections_evicts_a_challenge():
+def test_no_flood_from_other_addresses_evicts_a_challenge():
     book = pairing.ChallengeBook(capacity=64, per_address=8)
-    honest = "ipv4:192.0.2.10:40000"
+    honest = c("ipv4:192.0.2.10:40000", 1)
     assert book.issue(b"h" * 32, honest, now=0)
-    issued = [book.issue(p.to_bytes(32, "big"), f"ipv4:198.51.100.7:{p}", now=1) for p in range(20000)]
-    assert sum(1 for c in issued if c) == 8, "one flooding address, many connections: per_address, then refused"
+    issued = [book.issue(p.to_bytes(32, "big"), c(f"ipv4:198.51.100.7:{p}", p), now=1) for p in range(20000)]
+    assert sum(1 for x in issued if x) == 8, "one flooding address within `hold`: per_address, then refused"
     assert len(book) == 9
     for host in range(200):  # many addresses: the book fills, then refuses, never evicts
-        book.issue(b"z" * 32, f"ipv6:[2001:db8:{host:x}::1]:443", now=2)
+        book.issue(b"z" * 32, c(f"ipv6:[2001:db8:{host:x}::1]:443"), now=2)
     assert len(book) == 64
-    assert book.issue(b"n" * 32, "ipv4:203.0.113.1:1", now=3) is None
+    assert book.issue(b"n" * 32, c("ipv4:203.0.113.1:1"), now=3) is None
     assert book.redeem(b"h" * 32, honest, now=4)
-    assert book.issue(b"n" * 32, "ipv4:203.0.113.1:1", now=4), "a redeemed slot is free again"
+    assert book.issue(b"n" * 32, c("ipv4:203.0.113.1:1"), now=4), "a redeemed slot is free again"
+
+
+def test_one_address_cannot_lock_itself_or_others_out():
+    """Red team finding 5: 8 GetIdentity calls denied a whole address for 125 s. Now the address's
+    newest evicts its own oldest (once that is `hold` seconds old), and unused ones expire fast."""
+    book = pairing.ChallengeBook(ttl=30, per_address=8, hold=2)
+    for p in range(8):
+        assert book.issue(b"x" * 32, c(f"ipv4:198.51.100.7:{p}", p), now=0)
+    assert book.issue(b"x" * 32, c("ipv4:198.51.100.7:99", 99), now=1) is None, "all fresh: refused"
+    admin = c("ipv4:198.51.100.7:5000", 5000)
+    assert book.issue(b"a" * 32, admin, now=3), "the address's oldest goes, not the admin"
+    assert book.redeem(b"a" * 32, admin, now=3.5)
+    other = c("ipv4:192.0.2.1:1", 1)
+    assert book.issue(b"o" * 32, other, now=3)
+    assert book.issue(b"z" * 32, c("ipv4:192.0.2.1:2", 2), now=40), "unused ones expired after ttl"
 
 
 def test_ipv6_peers_are_bounded_per_64():

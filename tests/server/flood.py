@@ -2,9 +2,11 @@
 limit, never the test's): raw TCP connections, TLS handshakes that never send the HTTP/2
 preface, headers-only streams, and a GetIdentity storm.
 
-    python -m tests.server.flood PORT --raw N --tls N --streams N --identity N
+    python -m tests.server.flood PORT --raw N --tls N --streams N --identity N [--keep]
 
-It prints "flooding" once everything is open, holds it until stdin closes, then lets go.
+It prints "flooding" once everything is open, holds it until stdin closes, then lets go. With
+--keep, every raw connection the server closes is opened again at once (as a stranger would, to
+keep the port's slots taken), until stdin closes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,33 @@ from satbridge.tls.handshake import fetch_server_certificate
 async def _never() -> AsyncIterator[bytes]:
     await asyncio.sleep(3600)
     yield b""  # pragma: no cover
+
+
+async def _keep_raw(port: int, stop: asyncio.Event) -> None:
+    """One raw TCP connection, opened again whenever the server closes it."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        with contextlib.suppress(OSError):
+            read = asyncio.ensure_future(reader.read(1))
+            halt = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({read, halt}, return_when=asyncio.FIRST_COMPLETED)
+            read.cancel()
+            halt.cancel()
+        writer.transport.abort()
+
+
+async def keep(port: int, raw: int) -> None:
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(_keep_raw(port, stop)) for _ in range(raw)]
+    await asyncio.sleep(1.0)
+    print("flooding", raw, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def main(port: int, raw: int, tls: int, streams: int, identity: int) -> None:
@@ -78,5 +107,6 @@ if __name__ == "__main__":
     parser.add_argument("port", type=int)
     for name in ("raw", "tls", "streams", "identity"):
         parser.add_argument(f"--{name}", type=int, default=0)
+    parser.add_argument("--keep", action="store_true")
     a = parser.parse_args()
-    asyncio.run(main(a.port, a.raw, a.tls, a.streams, a.identity))
+    asyncio.run(keep(a.port, a.raw) if a.keep else main(a.port, a.raw, a.tls, a.streams, a.identity))

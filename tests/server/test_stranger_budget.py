@@ -163,3 +163,30 @@ def test_the_connection_cap_leaves_descriptors_to_the_management_port():
     assert pairing_connection_cap(limits, nofile=16384) == 4096
     assert pairing_connection_cap(StrangerLimits(connections=128), nofile=1024) == 128
     assert pairing_connection_cap(limits, nofile=100) == 8, "a floor, so pairing still works"
+
+
+async def test_challenges_of_closed_connections_do_not_lock_an_address_out(running, inventory):
+    """Red team finding 5: 8 GetIdentity calls (each on a connection that then closed) denied the
+    whole address its pairing for 125 s. A challenge dies with its connection: the honest admin,
+    from the same address, pairs at once."""
+    port = running.bound.pairing
+    for _ in range(12):
+        async with await identity_channel(port) as channel:
+            await pairing_pb2_grpc.PairingStub(channel).GetIdentity(pairing_pb2.GetIdentityRequest())
+    code = running.bridge.pairing.open_window().code
+    der = await fetch_server_certificate("127.0.0.1", port)
+    csr_pem = certs.make_csr(inventory.client_key(), "central")
+    async with await identity_channel(port) as honest:
+        stub = pairing_pb2_grpc.PairingStub(honest)
+        ident = await stub.GetIdentity(pairing_pb2.GetIdentityRequest())
+        assert ident.pairing_challenge
+        proof = proofs.client_proof(
+            proofs.code_key(code),
+            certs.fingerprint(certs.der_to_pem(der)),
+            certs.check_csr(csr_pem).der,
+            ident.pairing_challenge,
+        )
+        await stub.Pair(
+            pairing_pb2.PairRequest(csr_pem=csr_pem.decode(), challenge=ident.pairing_challenge, proof=proof)
+        )
+    assert running.bridge.pairing.status().paired
