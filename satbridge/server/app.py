@@ -68,7 +68,7 @@ PAIRING_CONCURRENT_CALLS = 64  # calls in flight on the whole port; more get RES
 PAIRING_MESSAGE_BYTES = 64 * 1024  # a CSR is about 1 KiB
 PAIRING_METADATA_BYTES = 8 * 1024  # request headers in all
 PAIRING_AGE_GRACE_SECONDS = 5.0  # after GOAWAY at max age, calls get this long to finish
-PAIRING_CHALLENGE_SECONDS = 30.0  # an unused challenge's life (a Pair follows its GetIdentity at once)
+PAIRING_CHALLENGE_SECONDS = 60.0  # an unused challenge's life (a Pair follows its GetIdentity at once)
 # RSS the pairing port's strangers may add before all their connections are dropped (see
 # BridgeServer._guard_memory), and how often it is looked at: a CONTINUATION flood adds at most
 # what the LAN carries in PAIRING_MEMORY_CHECK_SECONDS on top.

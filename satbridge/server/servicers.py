@@ -86,11 +86,12 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         self.local_port = 0  # the pairing port, once bound: connections are looked up by it
         self._refusals = RateLimitedAudit(bridge, "pairing-refused")
 
-    def _connection(self, peer: str) -> tuple[Connection, set[Connection]]:
-        """This call's connection (peer, socket inode) and every open one of the pairing port."""
+    async def _connection(self, peer: str) -> tuple[Connection, set[Connection]]:
+        """This call's connection (peer, socket inode) and every open one of the pairing port.
+        Only the read of /proc/net/tcp runs off the loop; the challenge book stays on it."""
         if not self.local_port:
             return (peer, None), set()
-        open_now = sockets.connections(self.local_port)
+        open_now = await asyncio.to_thread(sockets.connections, self.local_port)
         key = sockets.peer_key(peer)
         inode = open_now.get(key) if key else None
         alive: set[Connection] = set()
@@ -108,7 +109,7 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         state = await _bounded("GetIdentity", asyncio.to_thread(self.bridge.pairing.status))
         challenge = b""
         if self.issues_challenges:
-            conn, alive = self._connection(context.peer())
+            conn, alive = await self._connection(context.peer())
             self.challenges.prune(alive)
             issued = self.challenges.issue(secrets.token_bytes(32), conn, time.monotonic())
             if issued is None:
@@ -135,7 +136,7 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
             raise InvalidArgument("must be the 32-byte challenge from GetIdentity", field="challenge")
         if len(request.proof) != 32:
             raise InvalidArgument("must be 32 bytes (HMAC-SHA256)", field="proof")
-        conn, _ = self._connection(context.peer())
+        conn, _ = await self._connection(context.peer())
         if not self.challenges.redeem(request.challenge, conn, time.monotonic()):
             self._refusals.record(context.peer(), "challenge not issued on this connection")
             raise PermissionDenied(
