@@ -70,6 +70,8 @@ class MenuApp:
         self.dialog: views.Dialog | None = None
         self.dialog_title = ""
         self.seen_pending: Pending | None = None
+        # A new screen is a full repaint (run() points this at the terminal's clear()).
+        self.on_screen_change: Callable[[], None] = lambda: None
         # Every screen and global key is a named action: tests (and keys.py) run them by name.
         self.actions: dict[str, Callable[[], None]] = {
             "back": self.back,
@@ -120,6 +122,7 @@ class MenuApp:
         self.screen_widget = views.screen(controller.title, controller.make_ui(), controller.footer)
         self.body.original_widget = self.screen_widget
         self.say("")
+        self.on_screen_change()
         controller.start()
 
     def open(self, name: str) -> None:
@@ -266,6 +269,7 @@ def run(bridge: Bridge) -> int:
         event_loop=urwid.AsyncioEventLoop(loop=aloop),
     )
     app.loop = loop
+    app.on_screen_change = loop.screen.clear
     ticker = aloop.create_task(app.ticker())
     try:
         loop.run()

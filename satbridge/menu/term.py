@@ -50,9 +50,19 @@ def plain(text: str) -> str:
     return "".join(ch if (" " <= ch <= "~") or ch == "\n" else "?" for ch in text)
 
 
+CLEAR = "\x1b[H\x1b[2J"  # CUP home, ED whole screen: what a VT100 declares
+
+
 class BasicScreen(urwid.display.raw.Screen):
     """A raw screen for a VT220: no alternate buffer, no queries, no mouse; a last filter drops
-    any sequence a VT220 does not declare and any byte outside ASCII."""
+    any sequence a VT220 does not declare and any byte outside ASCII.
+
+    Every row is placed with an absolute move (CUP `ESC[row;colH`), never urwid's relative
+    moves of the main buffer (those assume it knows where the cursor is, and one wrong guess
+    on a serial line makes every later frame drift). A new screen (`clear()`) is a full
+    repaint after ED `ESC[2J`, so nothing from the screen before stays."""
+
+    _erase = True
 
     def _detect_terminal_modes(self) -> None:
         return None
@@ -62,6 +72,18 @@ class BasicScreen(urwid.display.raw.Screen):
 
     def _start(self, alternate_buffer: bool = True, *args: object, **kwargs: object) -> None:
         super()._start(False)
+        self._rows_used = None  # the alternate buffer's drawing: absolute positions, whole screen
+        self.clear()
+
+    def clear(self) -> None:
+        super().clear()
+        self._erase = True
+
+    def draw_screen(self, size: tuple[int, int], canvas: urwid.Canvas) -> None:
+        if self._erase and self._started:
+            self._erase = False
+            self.write(CLEAR)
+        super().draw_screen(size, canvas)
 
     def write(self, data: str) -> None:
         data = _UNDECLARED.sub("", data)

@@ -175,3 +175,28 @@ def test_vt220_gets_ascii_and_declared_sequences_only(satellite, tmp_path):
     allowed = re.compile(rb"\[[0-9;]*[HJKmABCDPMXL@r]|\[\?25[hl]|\[\?7h|\)0|\(B|[78=>]")
     bad = {s for s in sequences if not allowed.fullmatch(s)}
     assert not bad, f"sequences a VT220 does not declare: {bad}"
+
+
+def test_vt220_screens_land_on_their_rows(satellite):
+    """The red team's About -> Esc -> Status -> Esc on TERM=vt220 (no alternate screen): each
+    screen is whole, nothing of the one before stays, idle redraws do not drift."""
+    console, _root, _ctl, _mgmt, _pairing = satellite
+    c = console("vtrows", term="vt220")
+    c.wait("Commission / connect")
+    c.keys("9")
+    c.wait("satbridge - about")
+    c.keys("Escape")
+    c.wait("9  About")
+    c.keys("1")
+    c.wait("Paired:")
+    time.sleep(2.5)  # idle redraws
+    rows = c.screen().splitlines()
+    assert "satbridge - status" in rows[1], rows
+    assert rows[2].startswith("====="), rows
+    assert not any("About" in r or "satbridge - menu" in r for r in rows), rows
+    c.keys("Escape")
+    c.wait("9  About")
+    time.sleep(2.5)
+    rows = c.screen().splitlines()
+    assert "satbridge - menu" in rows[1], rows
+    assert "Paired:" not in "\n".join(rows), rows
