@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PALETTE = views.PALETTE
+TICK = 1.0  # seconds between refreshes of the header and the live screen
 SCREENS: dict[str, type[Controller]] = {
     c.name: c
     for c in (
@@ -224,8 +225,10 @@ class MenuApp:
                 parts.append(f"NETWORK CHANGE reverts in {left} s")
             self._announce(pending)
             self.header.set_text(term.plain(" " + " | ".join(parts))[:200])
-        except (SatbridgeError, OSError) as exc:
-            self.header.set_text(term.plain(f" (status unavailable: {exc})"))
+        except Exception as exc:  # any part's failure: one line in the header, never a dead ticker
+            if not isinstance(exc, (SatbridgeError, OSError)):
+                log.exception("console header")
+            self.header.set_text(term.plain(f" (status unavailable: {_one_line(exc)})")[:200])
 
     def _announce(self, pending: Pending | None) -> None:
         """A pending change that went away: kept, or reverted (every console says which)."""
@@ -238,18 +241,35 @@ class MenuApp:
             self.say(f"The network change ({seen.what}) was kept.")
 
     async def tick(self) -> None:
+        """One refresh of the header and the live screen; a part that fails says so and the
+        next tick tries again (the ticker never dies of one bad read)."""
         await asyncio.to_thread(self.update_header)
-        try:
-            await self.controller.refresh()
-        except SatbridgeError as exc:
-            self.say(f"Error: {exc}")
+        await self.refresh_screen()
         self.draw()
 
+    async def refresh_screen(self) -> None:
+        controller = self.controller
+        try:
+            await controller.refresh()
+        except SatbridgeError as exc:
+            self.say(f"Error: {exc}")
+        except Exception as exc:
+            log.exception("refreshing the %s screen", controller.name or "main")
+            self.say(f"Unexpected error refreshing this screen: {_one_line(exc)} (details in console.log)")
+
     async def ticker(self) -> None:
-        """Refresh the header and the live screen every second."""
+        """Refresh the header and the live screen every second, whatever one refresh raised."""
         while True:
-            await asyncio.sleep(1)
-            await self.tick()
+            await asyncio.sleep(TICK)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("console ticker")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (SatbridgeError, OSError)) else f"{type(exc).__name__}: {text}"
 
 
 def run(bridge: Bridge) -> int:
