@@ -315,7 +315,11 @@ def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
         _print_json(schema.firewall(convert.firewall_state(state)))
         return 0
     if action == "reset":
-        print(f"firewall reset to the factory rule set (revision {state.revision})")
+        print(
+            f"the firewall already holds the factory rules (revision {state.revision}): nothing changed"
+            if state.unchanged
+            else f"firewall reset to the factory rule set (revision {state.revision})"
+        )
     pending = f", revision {state.pending_revision} pending ({state.rollback_in:.0f} s to confirm)"
     print(
         f"Revision {state.revision}{pending if state.pending_revision else ''}; "

@@ -167,16 +167,30 @@ class MenuApp:
         *,
         focus: int = 0,
         update: bool = False,
-    ) -> None:
-        """A modal question over the current screen; `focus` is the safe answer (Esc too)."""
-        if update and self.dialog is not None and self.dialog_title == title:
-            self.dialog.text.set_text(term.plain("\n".join(lines)))
-            return
-        self.dialog = views.Dialog(title, lines, buttons, focus=focus)
+        escape: Action | None = None,
+    ) -> bool:
+        """A modal question over the current screen; `focus` is the safe answer (Esc too,
+        unless `escape` says otherwise). A question never replaces another one the admin is
+        answering: then nothing shows and False comes back. `update` rewrites the text of the
+        question with this title when it is up."""
+        if self.dialog is not None:
+            if self.dialog_title != title:
+                return False
+            if update:
+                self.dialog.text.set_text(term.plain("\n".join(lines)))
+                return True
+        self.dialog = views.Dialog(title, lines, buttons, focus=focus, escape=escape)
         self.dialog_title = title
         self.body.original_widget = views.modal(self.dialog, self.screen_widget)
+        return True
 
-    def close_modal(self) -> None:
+    def asking(self, title: str) -> bool:
+        return self.dialog is not None and self.dialog_title == title
+
+    def close_modal(self, title: str | None = None) -> None:
+        """Close the question up (only the one with this title, when given)."""
+        if title is not None and not self.asking(title):
+            return
         self.dialog = None
         self.dialog_title = ""
         self.body.original_widget = self.screen_widget

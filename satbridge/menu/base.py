@@ -37,9 +37,13 @@ class Shell(Protocol):
         buttons: Sequence[tuple[str, Action]],
         *,
         focus: int = 0,
-    ) -> None: ...
+        update: bool = False,
+        escape: Action | None = None,
+    ) -> bool: ...
 
-    def close_modal(self) -> None: ...
+    def asking(self, title: str) -> bool: ...
+
+    def close_modal(self, title: str | None = None) -> None: ...
 
 
 class Controller:
@@ -53,6 +57,30 @@ class Controller:
     def __init__(self, app: Shell) -> None:
         self.app = app
         self.bridge = app.bridge
+        self.busy = False
+
+    def idle(self) -> bool:
+        """False (and a word to the admin) while this screen's action runs: a second Enter, or
+        a second trigger of any kind, is not a second run."""
+        if self.busy:
+            self.app.say("Still working on the last action: wait for its result.")
+        return not self.busy
+
+    def act(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a confirmed action once: its question closes now (synchronously, so a second
+        Enter finds no button), and triggers while it runs are ignored."""
+        self.app.close_modal()
+        if not self.idle():
+            return
+        self.busy = True
+
+        async def run() -> None:
+            try:
+                await work()
+            finally:
+                self.busy = False
+
+        self.app.spawn(run())
 
     def make_ui(self) -> urwid.Widget:
         raise NotImplementedError

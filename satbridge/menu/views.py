@@ -129,8 +129,16 @@ class Dialog(urwid.WidgetWrap):
     """A modal question in an ASCII box; its buttons in a row, the safe one focused; Esc is
     the safe answer."""
 
-    def __init__(self, title: str, lines: Sequence[str], buttons: Sequence[tuple[str, Action]], *, focus: int) -> None:
-        self.on_escape = buttons[focus][1]
+    def __init__(
+        self,
+        title: str,
+        lines: Sequence[str],
+        buttons: Sequence[tuple[str, Action]],
+        *,
+        focus: int,
+        escape: Action | None = None,
+    ) -> None:
+        self.on_escape = escape or buttons[focus][1]
         row = urwid.Columns([("pack", button(label, act)) for label, act in buttons], dividechars=3)
         row.focus_position = focus
         self.text = urwid.Text("\n".join(plain(line) for line in lines))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from satbridge.core import firewall as fw
@@ -34,6 +34,7 @@ class FirewallState:
     pending_revision: int = 0
     rollback_in: float = 0.0
     warnings: tuple[str, ...] = ()
+    unchanged: bool = False  # a reset that found the factory rules already in force
 
 
 def _rules(data: Any) -> Any:
@@ -204,7 +205,13 @@ class FirewallService:
         async with self.locks.hold("firewall", timeout=30):
             data = self._load()
             factory = self.factory()
-            await self._apply(self._plan(factory), self._plan(self._confirmed(data)))
+            changed = await self._apply(self._plan(factory), self._plan(self._confirmed(data)))
+            if self._confirmed(data) == factory and not data.get("pending"):
+                # Already the factory rules: no new revision, nothing audited but a kernel brought
+                # back (a second Enter, a second console, a retried RPC change nothing).
+                if changed:
+                    self.audit.record("firewall-reapplied", revision=int(data["revision"]), families=",".join(changed))
+                return replace(await self.get(), unchanged=True)
             revision = int(data.get("last_revision", data["revision"])) + 1
             data.update(revision=revision, last_revision=revision, rules=None, pending=None)
             self._save(data)

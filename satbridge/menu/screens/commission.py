@@ -108,7 +108,7 @@ class CommissionController(Controller):
             self.live = True
             await self.refresh()
 
-        self.app.spawn(run())
+        self.act(run)
 
     def new_code(self) -> None:
         async def run() -> None:
@@ -118,7 +118,7 @@ class CommissionController(Controller):
             self.app.say("A new code: the one shown before no longer works.")
             await self.refresh()
 
-        self.app.spawn(run())
+        self.act(run)
 
     def close(self) -> None:
         async def run() -> None:
@@ -126,7 +126,7 @@ class CommissionController(Controller):
             self.app.say("Pairing window closed." if closed else "The pairing window was already closed.")
             await self.refresh()
 
-        self.app.spawn(run())
+        self.act(run)
 
     async def refresh(self) -> None:
         if not self.live:

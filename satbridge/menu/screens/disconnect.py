@@ -42,7 +42,6 @@ class DisconnectController(Controller):
 
     def run(self) -> None:
         async def go() -> None:
-            self.app.close_modal()
             done = await self.bridge.disconnect.disconnect(by="console")
             self.text.set_text(
                 ("Disconnected." if done.was_paired else "It was no longer paired: nothing to disconnect.")
@@ -51,4 +50,4 @@ class DisconnectController(Controller):
             )
             self.walker[:] = [self.text, urwid.Divider(), views.button("Back", self.app.back)]
 
-        self.app.spawn(go())
+        self.act(go)

@@ -110,6 +110,8 @@ class FirewallController(Controller):
         self.view.show(head, rule_rows(state.rules), kernel, self.ask_reset)
 
     def ask_reset(self) -> None:
+        if not self.idle():
+            return
         factory = self.bridge.firewall.factory()
         state = self.state
         if state.rules == factory and not state.pending_revision:
@@ -133,9 +135,12 @@ class FirewallController(Controller):
 
     def reset(self) -> None:
         async def run() -> None:
-            self.app.close_modal()
             state = await self.bridge.firewall.reset(by="console")
             await self.load()
-            self.app.say(f"Firewall reset (revision {state.revision}).")
+            self.app.say(
+                f"The firewall already holds the factory rules (revision {state.revision}): nothing changed."
+                if state.unchanged
+                else f"Firewall reset (revision {state.revision})."
+            )
 
-        self.app.spawn(run())
+        self.act(run)

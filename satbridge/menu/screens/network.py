@@ -17,6 +17,8 @@ from satbridge.menu.term import plain
 if TYPE_CHECKING:
     from satbridge.core.network import NetworkState
 
+KEEP = "keep this setting?"
+LEAVE = "a change awaits confirmation"
 FIELDS = [
     ("address", "Address/prefix", ""),
     ("gateway", "Gateway", ""),
@@ -75,6 +77,7 @@ class NetworkController(Controller):
         self.view = NetworkView(self.apply_static, self.dhcp, self.set_hostname)
         self.filled = False
         self.asking = False
+        self.later = ""  # the checkpoint of the change the admin chose to decide later
         return self.view.widget
 
     @property
@@ -90,10 +93,13 @@ class NetworkController(Controller):
         self.filled = True
         pending = self.bridge.network.pending()
         if pending is not None:
-            self._ask_keep(pending.what, pending.deadline - self.bridge.pairing.clock())
-        elif self.asking:
-            self.asking = False
-            self.app.close_modal()
+            if pending.checkpoint != self.later:  # "Decide later" holds for this change only
+                self._ask_keep(pending.what, pending.deadline - self.bridge.pairing.clock())
+        else:
+            self.later = ""
+            if self.asking:
+                self.asking = False
+                self.app.close_modal(KEEP)
 
     def _ask_keep(self, what: str, left: float) -> None:
         lines = [
@@ -101,21 +107,23 @@ class NetworkController(Controller):
             "",
             f"KEEP THIS SETTING? Reverting in {max(0, int(left))} s unless you choose Keep.",
             "If this console or the server lost the satellite, do nothing: the",
-            "previous setting comes back by itself.",
+            "previous setting comes back by itself. Esc: decide later.",
         ]
-        if self.asking:
-            self.app.ask("keep this setting?", lines, self._keep_buttons(), focus=0, update=True)  # type: ignore[call-arg]
-            return
-        self.asking = True
-        self.app.ask("keep this setting?", lines, self._keep_buttons(), focus=0)
+        # Esc is "do nothing" (the change reverts by itself), never Keep; another question the
+        # admin is answering is not replaced (ask() says False and this waits).
+        self.asking = self.app.ask(
+            KEEP, lines, self._keep_buttons(), focus=0, update=self.asking, escape=self.later_decided
+        )
+
+    def later_decided(self) -> None:
+        pending = self.bridge.network.pending()
+        self.later = pending.checkpoint if pending else ""
+        self.app.close_modal(KEEP)
+        self.asking = False
+        self.app.say("The change reverts unless kept here, on another console or with `satbridge network confirm`.")
 
     def _keep_buttons(self) -> list[tuple[str, views.Action]]:
-        def later() -> None:
-            self.app.close_modal()
-            self.asking = False
-            self.app.say("The change reverts unless kept here, on another console or with `satbridge network confirm`.")
-
-        return [("Keep this setting", self.keep), ("Decide later", later)]
+        return [("Keep this setting", self.keep), ("Decide later", self.later_decided)]
 
     def _apply(self, coro_factory: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
@@ -132,7 +140,7 @@ class NetworkController(Controller):
             self.view.host.show_error(None, "")
             await self.refresh()
 
-        self.app.spawn(run())
+        self.act(run)
 
     def apply_static(self) -> None:
         v = self.form.values()
@@ -161,14 +169,14 @@ class NetworkController(Controller):
         self._apply(go)
 
     def keep(self) -> None:
+        self.asking = False
+
         async def run() -> None:
-            self.asking = False
-            self.app.close_modal()
             await self.bridge.network.confirm()
             self.app.say("Kept: the new network setting stays.")
             await self.refresh()
 
-        self.app.spawn(run())
+        self.act(run)
 
     def leave(self, go: views.Action) -> None:
         pending = self.bridge.network.pending()
@@ -176,18 +184,22 @@ class NetworkController(Controller):
             go()
             return
 
+        def stay() -> None:
+            self.app.close_modal(LEAVE)
+            self.later = ""  # staying to decide: the keep question comes back
+
         def leave_it() -> None:
-            self.app.close_modal()
+            self.app.close_modal(LEAVE)
             self.asking = False
             go()
 
         self.app.ask(
-            "a change awaits confirmation",
+            LEAVE,
             [
                 f"{pending.what} reverts in {max(0, int(pending.deadline - self.bridge.pairing.clock()))} s",
                 "unless kept. Leave the screen and let it revert?",
             ],
-            [("Stay and decide", self.app.close_modal), ("Leave; it reverts", leave_it)],
+            [("Stay and decide", stay), ("Leave; it reverts", leave_it)],
             focus=0,
         )
 

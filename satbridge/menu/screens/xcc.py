@@ -67,4 +67,4 @@ class XccController(Controller):
             self.app.say(f"XCC {verb}: done")
             await self.refresh()
 
-        return lambda: self.app.spawn(run())
+        return lambda: self.act(run)
