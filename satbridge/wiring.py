@@ -152,6 +152,7 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         store,
         audit,
         xcc_files=[OwnedDirectory(d) for d in (paths.xcc_dir, paths.xcc_log_dir, staging.directory)],
+        locks=locks,
     )
     return Bridge(
         config,

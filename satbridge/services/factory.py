@@ -18,7 +18,7 @@ from satbridge.services.disconnect import DisconnectService
 from satbridge.services.firewall import FirewallService
 from satbridge.services.identity import IdentityService
 from satbridge.services.network import NetworkService
-from satbridge.services.ports import AuditLog, Removable, Store, Units
+from satbridge.services.ports import AuditLog, Locks, Removable, Store, Units
 from satbridge.services.state import StateService
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class FactoryResetService:
         audit: AuditLog,
         *,
         xcc_files: Sequence[Removable],
+        locks: Locks | None = None,
     ) -> None:
         self.disconnect = disconnect
         self.identity = identity
@@ -56,9 +57,21 @@ class FactoryResetService:
         self.store = store
         self.audit = audit
         self.xcc_files = xcc_files  # its releases, its logs, the staged uploads
+        self.locks = locks  # one reset at a time across CLI, consoles and server
 
     async def run(self, *, by: str) -> AsyncIterator[Step]:
-        """Do every step, reporting each; a failed step is reported and the others still run."""
+        """Do every step, reporting each; a failed step is reported and the others still run.
+        One reset at a time: a second caller (another console, the CLI, the server) gets
+        FailedPrecondition saying who started the running one and when."""
+        if self.locks is None:
+            async for step in self._run(by=by):
+                yield step
+            return
+        with self.locks.claim("factory-reset", holder=by):
+            async for step in self._run(by=by):
+                yield step
+
+    async def _run(self, *, by: str) -> AsyncIterator[Step]:
         self.audit.record("factory-reset-started", by=by)
         steps = [
             ("disconnect the server", self._disconnect),

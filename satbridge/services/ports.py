@@ -115,6 +115,11 @@ class Locks(Protocol):
         """An exclusive lock shared with other processes (the console); Aborted after timeout."""
         ...
 
+    def claim(self, name: str, *, holder: str) -> AbstractContextManager[None]:
+        """Held for a whole run across processes, never waited for: FailedPrecondition naming
+        the holder when another run has it."""
+        ...
+
 
 class Firewall(Protocol):
     """The kernel's packet filter (system/iptables.py), or a file in --sandbox mode."""

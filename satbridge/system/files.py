@@ -395,3 +395,26 @@ class FileLocks:
             yield
         finally:
             os.close(fd)
+
+    @contextmanager
+    def claim(self, name: str, *, holder: str) -> Iterator[None]:
+        """Exclusive for a whole run, across processes, without waiting: a second claimant
+        gets FailedPrecondition naming the holder (who, since when) as the lock file says."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.directory / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raw = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+                held = f" ({raw})" if raw else ""
+                what = name.replace("-", " ")
+                raise FailedPrecondition(f"a {what} is already running{held}; wait for it to finish") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"started by {holder} at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}".encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing drops the flock

@@ -176,3 +176,50 @@ async def test_a_reset_goes_on_past_a_step_that_raises_anything(tmp_path, monkey
     assert "KeyError" in failed[0].detail
     assert steps[-1].done
     assert steps[-1].name == "a new identity and a clean state"
+
+
+async def test_one_factory_reset_at_a_time_across_callers_and_processes(tmp_path):
+    """Red team 19, finding 5: two consoles (or a console and the CLI) ran factory reset at
+    once, steps interleaved. A second caller now gets a clear refusal naming the first."""
+    from satbridge.errors import FailedPrecondition
+
+    root = tmp_path / "root"
+    bridge = wire(loopback_config(root))
+    try:
+        first = bridge.factory_reset.run(by="console tty1")
+        step = await anext(first)  # the first reset is under way, holding the lock
+        assert step.name == "disconnect the server"
+        with pytest.raises(
+            FailedPrecondition, match=r"a factory reset is already running \(started by console tty1 at"
+        ):
+            await anext(bridge.factory_reset.run(by="console ttyS0"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "satbridge",
+            "--root",
+            str(root),
+            "--sandbox",
+            "factory-reset",
+            "--yes",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode != 0
+        assert b"a factory reset is already running (started by console tty1 at" in err
+        assert b"Traceback" not in err
+        assert out == b"", "no step of a second reset ran"
+        rest = [s async for s in first]
+        assert all(s.done for s in rest)
+        # released: the next reset runs
+        again = [s async for s in bridge.factory_reset.run(by="console ttyS0")]
+        assert all(s.done for s in again)
+    finally:
+        await bridge.aclose()
+    events = [
+        line for line in (root / "var/log/satbridge/audit.log").read_text().splitlines() if "factory-reset" in line
+    ]
+    assert len(events) == 4, events  # started/finished twice, never interleaved
+    assert "started" in events[0]
+    assert "finished" in events[1]

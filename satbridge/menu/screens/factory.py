@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urwid
 
+from satbridge.errors import FailedPrecondition
 from satbridge.menu import views
 from satbridge.menu.base import Controller
 from satbridge.menu.term import plain
@@ -69,6 +70,10 @@ class FactoryResetController(Controller):
                     lines.append(plain(f"[{'done' if step.done else 'FAILED'}] {step.name}: {step.detail}"))
                     self.progress.set_text("\n".join(lines))
                     self.app.draw()
+            except FailedPrecondition as exc:  # another console, the CLI or the server is resetting
+                self.progress.set_text(plain(f"Not started: {exc}"))
+                self.app.say(f"Not started: {exc}")
+                return
             finally:
                 self.running = False
             self.app.say(
