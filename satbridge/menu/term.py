@@ -12,6 +12,7 @@ import codecs
 import locale
 import os
 import re
+import sys
 from collections.abc import Mapping
 
 import urwid
@@ -25,9 +26,25 @@ _UNDECLARED = re.compile(
 )
 
 
-def basic_mode(env: Mapping[str, str] | None = None) -> bool:
-    """True for a terminal that gets ASCII only: TERM vt100/vt220 (and kin), or a non-UTF-8 locale."""
+def c_locale_at_start(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the process started in the C/POSIX locale (LANG=C, POSIX, or none at all).
+
+    Python then coerces it (PEP 538: LC_CTYPE=C.UTF-8 put into os.environ) and turns UTF-8 mode
+    on by itself (PEP 540): UTF-8 mode on without PYTHONUTF8 asking for it is the sign. An
+    admin's own LC_CTYPE=C.UTF-8 is not the C locale, and leaves UTF-8 mode off."""
     env = os.environ if env is None else env
+    return bool(sys.flags.utf8_mode) and "PYTHONUTF8" not in env
+
+
+def basic_mode(env: Mapping[str, str] | None = None, *, c_locale: bool | None = None) -> bool:
+    """True for a terminal that gets ASCII only: TERM vt100/vt220 (and kin), or a non-UTF-8
+    locale as the process received it (`c_locale`: it started in C/POSIX, see c_locale_at_start;
+    then the LC_CTYPE=C.UTF-8 Python's coercion wrote is not the admin's setting)."""
+    if c_locale is None:
+        c_locale = env is None and c_locale_at_start()
+    env = os.environ if env is None else env
+    if c_locale and env.get("LC_CTYPE", "").lower().replace("-", "") == "c.utf8":
+        env = {k: v for k, v in env.items() if k != "LC_CTYPE"}
     term = env.get("TERM", "").lower()
     if any(term == t or term.startswith(t + "-") for t in BASIC_TERMS):
         return True
@@ -40,6 +57,8 @@ def basic_mode(env: Mapping[str, str] | None = None) -> bool:
             return codecs.lookup(charset).name != "utf-8"
         except LookupError:
             return True
+    if c_locale:
+        return True  # no locale at all: C, whatever UTF-8 mode now reports
     return locale.getpreferredencoding(False).lower().replace("-", "") != "utf8"
 
 

@@ -13,6 +13,7 @@ from satbridge.wiring import wire
 from tests.conftest import loopback_config
 
 SIZE = (80, 24)
+TOP = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -275,6 +276,20 @@ async def test_xcc_not_installed_offers_no_controls(app):
     text = screen(app)
     assert "not installed" in text
     assert "Start" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "basic"),
+    [("LANG=C", True), ("LANG=POSIX", True), ("", True), ("LC_CTYPE=C.UTF-8", False), ("LANG=C.UTF-8", False)],
+)
+def test_basic_mode_sees_the_locale_as_received_not_as_coerced(env, basic):
+    import subprocess
+    import sys
+
+    code = "from satbridge.menu import term; print(term.basic_mode())"
+    command = ["env", "-i", "PATH=/usr/bin:/bin", "TERM=linux", *env.split(), sys.executable, "-c", code]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=TOP).stdout
+    assert out.strip() == str(basic)
 
 
 def test_basic_mode_and_plain():

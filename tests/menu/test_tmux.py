@@ -22,11 +22,14 @@ REVERSE = re.compile(r"\x1b\[[0-9;]*7[0-9;]*m([^\x1b]*)")
 
 
 class Console:
-    def __init__(self, socket: str, name: str, root: Path, term: str = "xterm", log: Path | None = None) -> None:
+    def __init__(
+        self, socket: str, name: str, root: Path, term: str = "xterm", log: Path | None = None, env: str = ""
+    ) -> None:
         self.socket, self.name = socket, name
-        command = f"cd {TOP} && TERM={term} {PY} -m satbridge --root {root} --sandbox menu"
+        menu = f"{env} {PY} -m satbridge --root {root} --sandbox menu".strip()
+        command = f"cd {TOP} && TERM={term} {menu}"
         if log is not None:  # the raw bytes the console writes, before tmux interprets them
-            command = f"cd {TOP} && TERM={term} script -qfc '{PY} -m satbridge --root {root} --sandbox menu' {log}"
+            command = f"cd {TOP} && TERM={term} script -qfc '{menu}' {log}"
         self.tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
 
     def tmux(self, *args: str) -> str:
@@ -200,3 +203,20 @@ def test_vt220_screens_land_on_their_rows(satellite):
     rows = c.screen().splitlines()
     assert "satbridge - menu" in rows[1], rows
     assert "Paired:" not in "\n".join(rows), rows
+
+
+@pytest.mark.parametrize("lang", ["LANG=C", "LANG=POSIX", ""])
+def test_the_c_locale_is_ascii_mode(satellite, tmp_path, lang):
+    """Red team 19, finding 6: Python coerces LANG=C to LC_CTYPE=C.UTF-8 before the menu reads
+    the environment; the menu still sees the C locale it was given and draws in basic mode."""
+    console, _root, _ctl, _mgmt, _pairing = satellite
+    raw = tmp_path / "raw.log"
+    c = console("lc", term="linux", log=raw, env=f"env -i PATH=/usr/bin:/bin TERM=linux {lang}")
+    c.wait("Commission / connect")
+    c.keys("F10")
+    time.sleep(0.5)
+    data = raw.read_bytes()
+    assert b"\x1b[?1049h" not in data, "no alternate screen"
+    assert b"\x1b[?1000l" not in data, "no mouse-mode resets"
+    assert not re.search(rb"\x1b\[\?[0-9;]*\$p", data), "no mode queries"
+    assert all(b < 128 for b in data), "nothing but ASCII"
