@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -305,12 +306,22 @@ def run(bridge: Bridge) -> int:
     app.loop = loop
     app.on_screen_change = loop.screen.clear
     ticker = aloop.create_task(app.ticker())
+    quit_signal: list[int] = []
+
+    def on_quit_signal() -> None:
+        # Ctrl-\ (SIGQUIT) leaves as F10 does: the terminal is restored (no alternate screen
+        # left up, no dead cbreak mode), and the exit code says which signal (128 + 3).
+        quit_signal.append(signal.SIGQUIT)
+        raise urwid.ExitMainLoop()
+
+    aloop.add_signal_handler(signal.SIGQUIT, on_quit_signal)
     try:
         loop.run()
     finally:
+        aloop.remove_signal_handler(signal.SIGQUIT)
         ticker.cancel()
         for controller in app.stack:
             controller.stop()
         aloop.run_until_complete(bridge.aclose())
         aloop.close()
-    return 0
+    return 128 + signal.SIGQUIT if quit_signal else 0

@@ -23,10 +23,17 @@ REVERSE = re.compile(r"\x1b\[[0-9;]*7[0-9;]*m([^\x1b]*)")
 
 class Console:
     def __init__(
-        self, socket: str, name: str, root: Path, term: str = "xterm", log: Path | None = None, env: str = ""
+        self,
+        socket: str,
+        name: str,
+        root: Path,
+        term: str = "xterm",
+        log: Path | None = None,
+        env: str = "",
+        after: str = "",
     ) -> None:
         self.socket, self.name = socket, name
-        menu = f"{env} {PY} -m satbridge --root {root} --sandbox menu".strip()
+        menu = f"{env} {PY} -m satbridge --root {root} --sandbox menu".strip() + after
         command = f"cd {TOP} && TERM={term} {menu}"
         if log is not None:  # the raw bytes the console writes, before tmux interprets them
             command = f"cd {TOP} && TERM={term} script -qfc '{menu}' {log}"
@@ -220,3 +227,26 @@ def test_the_c_locale_is_ascii_mode(satellite, tmp_path, lang):
     assert b"\x1b[?1000l" not in data, "no mouse-mode resets"
     assert not re.search(rb"\x1b\[\?[0-9;]*\$p", data), "no mode queries"
     assert all(b < 128 for b in data), "nothing but ASCII"
+
+
+def test_ctrl_backslash_leaves_like_ctrl_c_and_restores_the_terminal(satellite):
+    """Red team 19, finding 7: SIGQUIT killed the menu with the alternate screen still up."""
+    console, _root, _ctl, _mgmt, _pairing = satellite
+    c = console("quit", after="; echo EXIT=$?; sleep 30")
+    c.wait("Commission / connect")
+    c.keys("C-\\")
+    screen = c.wait("EXIT=")
+    assert "EXIT=131" in screen
+    assert "Commission / connect" not in screen, "the alternate screen was left up"
+    assert "Traceback" not in screen
+    assert "Quit" not in screen.replace("EXIT", "")
+
+
+def test_no_terminal_is_one_line_and_no_byte(tmp_path):
+    """Red team 19, finding 7: `satbridge menu </dev/null` (covered by the CLI's terminal check)."""
+    command = [PY, "-m", "satbridge", "--root", str(tmp_path), "--sandbox", "menu"]
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False, cwd=TOP)
+    assert done.returncode != 0
+    assert done.stdout == b"", "nothing written to the screen"
+    assert done.stderr.strip().count(b"\n") == 0, done.stderr
+    assert b"needs a terminal" in done.stderr
