@@ -227,6 +227,9 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     print(f"Paired:            {'yes, with ' + p.peer_name + ' since ' + _when(p.paired_at) if p.paired else 'no'}")
     if p.window_open:
         print(f"Pairing window:    open until {_when(p.window_expires_at)}, {p.attempts_left} attempts left")
+    elif p.closed_for_failures is not None:
+        closed = p.closed_for_failures
+        print(f"Pairing window:    closed at {_when(closed.closed_at)} by wrong codes from {closed.summary(_when)}")
     print(f"Uptime:            {int(s.uptime_seconds)} s")
     print(f"Disk free:         {s.disk.free_bytes // 2**20} MiB of {s.disk.total_bytes // 2**20} MiB ({s.disk.path})")
     print(f"Memory available:  {s.memory.available_bytes // 2**20} MiB of {s.memory.total_bytes // 2**20} MiB")

@@ -81,12 +81,21 @@ class ServerConfig:
     # Seconds a SIGTERM waits for running calls before cancelling them.
     grace_seconds: float = 5.0
     pairing_limits: StrangerLimits = field(default_factory=StrangerLimits)
+    # Connections one source (an IPv4 address, an IPv6 /64) may hold open at once on each port,
+    # enforced by the kernel in the bridge's firewall chain (a TCP reset past it), so that no
+    # single host can take every connection grpc accepts (issue 16). Well below each port's cap.
+    pairing_per_source: int = 16
+    management_per_source: int = 32
 
 
 @dataclass(frozen=True)
 class PairingConfig:
     window_minutes: int = 15
+    # Wrong codes one source (an IPv4 address, an IPv6 /64) may try per window before it is
+    # locked out until the window closes; the window stays open for everyone else.
     max_attempts: int = 5
+    # Wrong codes from all sources together that close the window (a distributed guess).
+    max_failures: int = 50
     # Open a window at start while unpaired, so a fresh satellite is ready to commission.
     auto_open: bool = True
 
@@ -165,14 +174,43 @@ def _limits(srv: Mapping[str, Any]) -> StrangerLimits:
     return StrangerLimits(**values)
 
 
+# [server] key -> (ServerConfig field, highest). The management port's grpc cap is 256
+# connections (server/app.py::MANAGEMENT_CONNECTIONS); the pairing port's is pairing_connections.
+_PER_SOURCE_KEYS: dict[str, tuple[str, int]] = {
+    "pairing_connections_per_source": ("pairing_per_source", 1024),
+    "management_connections_per_source": ("management_per_source", 128),
+}
+
+
+def _per_source(server: ServerConfig, srv: Mapping[str, Any]) -> ServerConfig:
+    values = {
+        name: _int(srv[key], f"server.{key}", 1, high) for key, (name, high) in _PER_SOURCE_KEYS.items() if key in srv
+    }
+    server = replace(
+        server,
+        pairing_per_source=values.get("pairing_per_source", server.pairing_per_source),
+        management_per_source=values.get("management_per_source", server.management_per_source),
+    )
+    cap = server.pairing_limits.connections
+    if "pairing_connections_per_source" not in srv:  # the default follows a lowered cap
+        return replace(server, pairing_per_source=max(1, min(server.pairing_per_source, cap // 2)))
+    if server.pairing_per_source * 2 > cap:
+        # One source holding the port's whole cap is what the share is there to prevent.
+        raise ConfigError(
+            f"must be at most half of server.pairing_connections ({cap}), got {server.pairing_per_source}",
+            field="server.pairing_connections_per_source",
+        )
+    return server
+
+
 def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
     top = {"server", "pairing", "log", "dbus", "network", "logs", "update"}
     for key in data:
         if key not in top:
             raise ConfigError(f"unknown table (known: {', '.join(sorted(top))})", field=key)
-    srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds", *_LIMIT_KEYS})
-    pair = _section(data, "pairing", {"window_minutes", "max_attempts", "auto_open"})
+    srv = _section(data, "server", {"listen", "pairing_listen", "grace_seconds", *_LIMIT_KEYS, *_PER_SOURCE_KEYS})
+    pair = _section(data, "pairing", {"window_minutes", "max_attempts", "max_failures", "auto_open"})
     log = _section(data, "log", {"level"})
     dbus = _section(data, "dbus", {"address"})
     address = dbus.get("address", "")
@@ -192,6 +230,7 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
             raise ConfigError(f"expected seconds between 0 and 300, got {grace!r}", field="server.grace_seconds")
         server = replace(server, grace_seconds=float(grace))
     server = replace(server, pairing_limits=_limits(srv))
+    server = _per_source(server, srv)
     if server.listen.port and server.listen.port == server.pairing_listen.port:
         raise ConfigError("must differ from server.listen's port", field="server.pairing_listen")
     pairing = PairingConfig()
@@ -199,6 +238,11 @@ def parse_config(data: Mapping[str, Any], paths: Paths) -> Config:
         pairing = replace(pairing, window_minutes=_int(pair["window_minutes"], "pairing.window_minutes", 1, 24 * 60))
     if "max_attempts" in pair:
         pairing = replace(pairing, max_attempts=_int(pair["max_attempts"], "pairing.max_attempts", 1, 100))
+    if "max_failures" in pair:
+        failures = _int(pair["max_failures"], "pairing.max_failures", pairing.max_attempts, 1000)
+        pairing = replace(pairing, max_failures=failures)
+    elif pairing.max_failures < pairing.max_attempts:
+        pairing = replace(pairing, max_failures=pairing.max_attempts)
     if "auto_open" in pair:
         if not isinstance(pair["auto_open"], bool):
             raise ConfigError(f"expected true or false, got {pair['auto_open']!r}", field="pairing.auto_open")
@@ -320,10 +364,17 @@ pairing_connections = 128
 pairing_handshake_seconds = 10
 pairing_idle_seconds = 30
 pairing_max_age_seconds = 120
+# Connections one source (IPv4 address, IPv6 /64) may hold open at once, enforced by the
+# kernel (a TCP reset past it): one flooding host cannot take every connection.
+pairing_connections_per_source = 16
+management_connections_per_source = 32
 
 [pairing]
 window_minutes = 15
+# Wrong codes per source (IPv4 address, IPv6 /64) before it is locked out for the window's
+# life; wrong codes from all sources together that close the window.
 max_attempts = 5
+max_failures = 50
 # Open a pairing window at start while the satellite is unpaired.
 auto_open = true
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from satbridge import __version__
 from satbridge.config import Config
+from satbridge.core import firewall as fw
 from satbridge.errors import FailedPrecondition
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.factory import FactoryResetService
@@ -99,7 +100,15 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         if config.sandbox
         else IptcFirewall(paths.root, lab_netns=os.environ.get(LAB_NETNS_ENV))
     )
-    ports = tuple(p for p in (config.server.listen.port, config.server.pairing_listen.port) if p)
+    srv = config.server
+    ports = tuple(
+        fw.BridgePort(port, share)
+        for port, share in (
+            (srv.listen.port, srv.management_per_source),
+            (srv.pairing_listen.port, srv.pairing_per_source),
+        )
+        if port
+    )
     config_files = ConfigDir(paths.config_dir)
     firewall = FirewallService(backend, store, locks, audit, state, clock, config_files, ports)
     net_backend: NmNetwork | SandboxNetwork = (

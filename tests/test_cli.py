@@ -43,7 +43,7 @@ def test_pair_window_open_show_close(tmp_path):
     assert opened.returncode == 0, opened.stderr
     window = json.loads(opened.stdout)
     assert len(window["code"]) == 19
-    assert window["attempts_left"] == 5
+    assert window["attempts_left"] == 50  # pairing.max_failures: the ceiling for all sources
     assert len(window["fingerprint"]) == 64
     shown = satbridge(tmp_path, "pair-window", "show")
     assert shown.returncode == 0

@@ -63,6 +63,11 @@ def test_environment_overrides_the_file(tmp_path):
         ('[server]\nlisten = "[::]:7"\npairing_listen = "0.0.0.0:7"\n', "server.pairing_listen"),
         ("[server]\ngrace_seconds = -1\n", "server.grace_seconds"),
         ("[server]\nlistn = 1\n", "server.listn"),
+        ("[server]\npairing_connections_per_source = 0\n", "server.pairing_connections_per_source"),
+        ("[server]\npairing_connections_per_source = 65\n", "server.pairing_connections_per_source"),
+        ('[server]\nmanagement_connections_per_source = "32"\n', "server.management_connections_per_source"),
+        ("[server]\nmanagement_connections_per_source = 129\n", "server.management_connections_per_source"),
+        ("[server]\nmanagement_connections_per_source = true\n", "server.management_connections_per_source"),
         ("[pairing]\nwindow_minutes = 0\n", "pairing.window_minutes"),
         ('[pairing]\nmax_attempts = "5"\n', "pairing.max_attempts"),
         ("[pairing]\nmax_attempts = true\n", "pairing.max_attempts"),
@@ -99,3 +104,12 @@ def test_explicit_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(tmp_path, env={}, config_file=tmp_path / "missing.toml")
     assert exc.value.field == "config"
+
+
+def test_the_pairing_share_follows_a_lowered_cap(tmp_path):
+    write(tmp_path, "[server]\npairing_connections = 10\n")
+    assert load_config(tmp_path, env={}).server.pairing_per_source == 5
+    write(tmp_path, "[server]\npairing_connections = 10\npairing_connections_per_source = 6\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path, env={})
+    assert exc.value.field == "server.pairing_connections_per_source"

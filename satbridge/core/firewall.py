@@ -226,10 +226,16 @@ class Spec:
             parts.append(f"-p {self.proto}")
         for name, params in self.matches:
             parts.append(f"-m {name}")
-            parts.extend(f"--{k.replace('_', '-')} {save_string(v) if k == 'comment' else v}" for k, v in params)
+            parts.extend(_option(k, save_string(v) if k == "comment" else v) for k, v in params)
         parts.append(f"-j {self.target}")
-        parts.extend(f"--{k.replace('_', '-')} {v}" for k, v in self.target_params)
+        parts.extend(_option(k, v) for k, v in self.target_params)
         return " ".join(parts)
+
+
+def _option(key: str, value: str) -> str:
+    """`--key value`, or `--key` alone for a flag (an empty value, e.g. `--connlimit-saddr`)."""
+    flag = f"--{key.replace('_', '-')}"
+    return f"{flag} {value}" if value else flag
 
 
 def save_string(value: str) -> str:
@@ -253,7 +259,40 @@ def _target(action: Action, v6: bool) -> tuple[str, tuple[tuple[str, str], ...]]
     return action.value.upper(), ()
 
 
-def _base(ports: tuple[int, ...], default: Action, v6: bool) -> list[Spec]:
+@dataclass(frozen=True)
+class BridgePort:
+    """One of the bridge's own TCP ports, and how many connections one source may hold open on
+    it at once (0: no limit). A source is one IPv4 address or one IPv6 /64 (what one host on a
+    LAN can take by itself). The kernel refuses the connection past the share with a TCP reset
+    before grpc sees it: grpc has one pool of connections for all sources, so without a share a
+    single flooding host takes every slot and the paired server's new connections wait (issue 16)."""
+
+    port: int
+    per_source: int = 0
+
+
+CONNLIMIT_MASK = {False: "32", True: "64"}
+"""The connlimit mask per family (v6 = True): one IPv4 host, one IPv6 /64 (a host picks any
+address in its /64, so a share per /128 would be no share)."""
+
+
+def _share(port: BridgePort, v6: bool) -> Spec:
+    limit = (
+        ("connlimit_above", str(port.per_source)),
+        ("connlimit_mask", CONNLIMIT_MASK[v6]),
+        ("connlimit_saddr", ""),
+    )
+    return Spec(
+        IN_CHAIN,
+        "REJECT",
+        proto="tcp",
+        matches=(("tcp", (("dport", str(port.port)),)), ("connlimit", limit)),
+        target_params=(("reject_with", "tcp-reset"),),
+    )
+
+
+def _base(bridge_ports: tuple[int | BridgePort, ...], default: Action, v6: bool) -> list[Spec]:
+    ports = [p if isinstance(p, BridgePort) else BridgePort(p) for p in bridge_ports]
     icmp = "ipv6-icmp" if v6 else "icmp"
     echo = ("icmp6", (("icmpv6_type", "128"),)) if v6 else ("icmp", (("icmp_type", "8"),))
     limit = ("limit", (("limit", ICMP_ECHO_LIMIT[0]), ("limit_burst", ICMP_ECHO_LIMIT[1])))
@@ -261,8 +300,13 @@ def _base(ports: tuple[int, ...], default: Action, v6: bool) -> list[Spec]:
     specs = [
         Spec(IN_CHAIN, "ACCEPT", iface="lo"),
         Spec(IN_CHAIN, "ACCEPT", matches=(("conntrack", (("ctstate", "RELATED,ESTABLISHED"),)),)),
+        # Behind ESTABLISHED, so only a new connection counts against its source's share.
+        *(_share(p, v6) for p in ports if p.per_source > 0),
         Spec(
-            IN_CHAIN, "ACCEPT", proto="tcp", matches=(("multiport", (("dports", ",".join(map(str, ports))),)), comment)
+            IN_CHAIN,
+            "ACCEPT",
+            proto="tcp",
+            matches=(("multiport", (("dports", ",".join(str(p.port) for p in ports)),)), comment),
         ),
         Spec(IN_CHAIN, "ACCEPT", proto=icmp, matches=(echo, limit)),
     ]
@@ -307,9 +351,9 @@ def _xcc(rule: Rule, v6: bool) -> list[Spec]:
     ]
 
 
-def plan(rules: RuleSet, bridge_ports: tuple[int, ...]) -> Plan:
+def plan(rules: RuleSet, bridge_ports: tuple[int | BridgePort, ...]) -> Plan:
     """The bridge's chains for a validated rule set. The base chain always comes first, so no
-    rule can remove or shadow the bridge's own ports."""
+    rule can remove or shadow the bridge's own ports (nor lift their per-source shares)."""
     chains = {}
     for family, v6 in (("v4", False), ("v6", True)):
         xcc = [spec for rule in rules.rules for spec in _xcc(rule, v6)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,19 +70,58 @@ def proofs_equal(a: bytes, b: bytes) -> bool:
 
 
 @dataclass(frozen=True)
+class Failures:
+    """Wrong proofs from one source (an IPv4 address, an IPv6 /64) in one window."""
+
+    source: str
+    count: int
+    last_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "count": self.count, "last_at": self.last_at}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Failures:
+        data = schema.obj(data, "pairing failures", required=("source", "count", "last_at"))
+        return cls(
+            schema.text(data, "source", limit=100),
+            schema.integer(data, "count", hi=1000),
+            schema.timestamp(data, "last_at"),
+        )
+
+
+def _failures(data: dict[str, Any], key: str) -> tuple[Failures, ...]:
+    items = data.get(key, [])
+    if not isinstance(items, list) or len(items) > 1000:
+        raise ValueError(f"{key}: expected a list of at most 1000 entries")
+    return tuple(Failures.from_json(item) for item in items)
+
+
+@dataclass(frozen=True)
 class PairingWindow:
-    """An open pairing window, as persisted (the key; the service keeps the code beside it)."""
+    """An open pairing window, as persisted (the key; the service keeps the code beside it).
+
+    Wrong proofs count per source (issue 16: five from anyone on the LAN closed the admin's
+    window within 100 ms of its opening): a source that made `per_source` of them is locked out
+    for the window's life, and `attempts_left` is the ceiling for all sources together, which
+    closes the window only when many sources fail (a distributed guess)."""
 
     key: bytes
     opened_at: float
     expires_at: float
     attempts_left: int
+    failures: tuple[Failures, ...] = ()
 
     def is_open(self, now: float) -> bool:
         return self.attempts_left > 0 and now < self.expires_at
 
-    def after_failure(self) -> PairingWindow:
-        return replace(self, attempts_left=max(0, self.attempts_left - 1))
+    def failed(self, source: str) -> int:
+        return next((f.count for f in self.failures if f.source == source), 0)
+
+    def after_failure(self, source: str = "", now: float = 0.0) -> PairingWindow:
+        mine = Failures(source, self.failed(source) + 1, now)
+        others = tuple(f for f in self.failures if f.source != source)
+        return replace(self, attempts_left=max(0, self.attempts_left - 1), failures=(*others, mine))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,18 +129,44 @@ class PairingWindow:
             "opened_at": self.opened_at,
             "expires_at": self.expires_at,
             "attempts_left": self.attempts_left,
+            "failures": [f.to_json() for f in self.failures],
         }
 
     @classmethod
     def from_json(cls, data: Any) -> PairingWindow:
-        """pairing-window.json's schema: the 32-byte key, time stamps, 0..1000 attempts."""
+        """pairing-window.json's schema: the 32-byte key, time stamps, 0..1000 attempts, and
+        the failures per source (absent in a window written before they were counted)."""
         data = schema.obj(data, "pairing window", required=("key", "opened_at", "expires_at", "attempts_left"))
         return cls(
             key=schema.hexbytes(data, "key", size=32),
             opened_at=schema.timestamp(data, "opened_at"),
             expires_at=schema.timestamp(data, "expires_at"),
             attempts_left=schema.integer(data, "attempts_left", hi=1000),
+            failures=_failures(data, "failures"),
         )
+
+
+@dataclass(frozen=True)
+class ClosedForFailures:
+    """A window the failures closed: when, and who failed (shown until a window opens again)."""
+
+    closed_at: float
+    failures: tuple[Failures, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"closed_at": self.closed_at, "failures": [f.to_json() for f in self.failures]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClosedForFailures:
+        data = schema.obj(data, "closed pairing window", required=("closed_at", "failures"))
+        return cls(schema.timestamp(data, "closed_at"), _failures(data, "failures"))
+
+    def summary(self, when: Callable[[float], str], limit: int = 5) -> str:
+        """ "3 sources: ipv4:192.0.2.7 (5, last 12:00:01), ... and 1 more"."""
+        ranked = sorted(self.failures, key=lambda f: (-f.count, f.last_at))
+        shown = [f"{f.source} ({f.count}, last {when(f.last_at)})" for f in ranked[:limit]]
+        more = len(ranked) - len(shown)
+        return f"{len(ranked)} sources: " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def open_window(code: str, *, now: float, minutes: int, attempts: int) -> PairingWindow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from satbridge.core.network import NetworkState
+from satbridge.core.pairing import ClosedForFailures
 from satbridge.core.units import XccStatus
 
 
@@ -37,6 +38,8 @@ class PairingStatus:
     window_open: bool = False
     window_expires_at: float | None = None
     attempts_left: int = 0
+    # The last window, when wrong codes from many sources closed it (until one opens again).
+    closed_for_failures: ClosedForFailures | None = None
 
 
 @dataclass(frozen=True)

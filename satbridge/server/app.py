@@ -33,6 +33,7 @@ from satbridge.api.v1 import (
 )
 from satbridge.config import StrangerLimits
 from satbridge.core.addresses import ListenAddress
+from satbridge.core.firewall import BridgePort
 from satbridge.errors import SatbridgeError, Unavailable
 from satbridge.server.auth import GuardInterceptor, Port, contract_methods
 from satbridge.server.servicers import (
@@ -331,7 +332,11 @@ class BridgeServer:
         """Put the last confirmed rule set in force, with the ports really bound. A failure is
         logged, never fatal: the management port must stay reachable to fix it."""
         firewall = self.bridge.firewall
-        firewall.bridge_ports = (bound.management, bound.pairing)
+        srv = self.bridge.config.server
+        firewall.bridge_ports = (
+            BridgePort(bound.management, srv.management_per_source),
+            BridgePort(bound.pairing, srv.pairing_per_source),
+        )
         try:
             changed = await firewall.restore()
         except SatbridgeError as exc:

@@ -76,7 +76,7 @@ class FirewallService:
         state: StateService,
         clock: Clock,
         config: ConfigFiles,
-        bridge_ports: tuple[int, ...],
+        bridge_ports: tuple[int | fw.BridgePort, ...],
     ) -> None:
         self.firewall = firewall
         self.store = store

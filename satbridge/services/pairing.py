@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from satbridge.config import PairingConfig
 from satbridge.core import pairing as core
@@ -26,7 +26,15 @@ from satbridge.tls import certs
 
 log = logging.getLogger(__name__)
 
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 WINDOW_FILE = "pairing-window.json"
+CLOSED_FILE = "pairing-closed.json"
+"""Why the last window closed, when wrong codes closed it: who failed, how often and when (the
+same facts as the audit log's pairing-failed entries), shown until a window opens again."""
 TRUST_FILE = "trust.json"
 
 
@@ -107,11 +115,16 @@ class PairingService:
 
         return self.store.read_json(WINDOW_FILE, parse) or ""
 
+    def closed_for_failures(self) -> core.ClosedForFailures | None:
+        """The last window, when wrong codes from many sources closed it; else None."""
+        return self.store.read_json(CLOSED_FILE, core.ClosedForFailures.from_json)
+
     def _open(self, reason: str) -> OpenWindow:
         code = core.format_code(self.entropy(core.CODE_BYTES))
         window = core.open_window(
-            code, now=self.clock(), minutes=self.config.window_minutes, attempts=self.config.max_attempts
+            code, now=self.clock(), minutes=self.config.window_minutes, attempts=self.config.max_failures
         )
+        self.store.remove(CLOSED_FILE)
         self._write_window(window, code)
         self.state.bump()
         self.audit.record("pairing-window-opened", reason=reason, expires_at=int(window.expires_at))
@@ -142,7 +155,11 @@ class PairingService:
         with self.store.lock():
             window = self._window()
             if window is None or not window.is_open(self.clock()):
-                raise FailedPrecondition("no pairing window is open; open one with `pair-window open`")
+                closed = self.closed_for_failures()
+                why = ""
+                if closed is not None:
+                    why = f" (closed at {_when(closed.closed_at)} by wrong codes from {closed.summary(_when)})"
+                raise FailedPrecondition(f"no pairing window is open{why}; open one with `pair-window open`")
             return self.current_window() or self._open("code shown again")
 
     def close_window(self) -> bool:
@@ -195,6 +212,7 @@ class PairingService:
             window_open=is_open,
             window_expires_at=window.expires_at if window and is_open else None,
             attempts_left=window.attempts_left if window and is_open else 0,
+            closed_for_failures=None if is_open or trust is not None else self.closed_for_failures(),
         )
 
     # -- pair / unpair ----------------------------------------------------------------
@@ -212,32 +230,23 @@ class PairingService:
                 if window is not None:
                     self.store.remove(WINDOW_FILE)
                 raise FailedPrecondition("no pairing window is open on this satellite")
+            source = core.peer_address(peer) or "local"
+            if window.failed(source) >= self.config.max_attempts:
+                # Locked out for the window's life; audited once, when it happened.
+                raise PermissionDenied(
+                    f"{self.config.max_attempts} wrong codes came from this address; it may not try again "
+                    "until a new pairing window is opened"
+                )
             identity = self.identity.current()
             expected = core.client_proof(window.key, identity.fingerprint, csr.der, challenge)
             if not core.proofs_equal(expected, proof):
-                window = window.after_failure()
-                if window.attempts_left:
-                    self._write_window(window, self._code())
-                else:
-                    self.store.remove(WINDOW_FILE)
-                self.audit.record(
-                    "pairing-failed",
-                    peer_name=csr.name,
-                    peer=peer,
-                    attempts_left=window.attempts_left,
-                    reason="bad proof",
-                )
-                if not window.attempts_left:
-                    self.audit.record("pairing-window-closed", reason="too many failed attempts")
-                raise PermissionDenied(
-                    "pairing proof does not verify: a wrong code, or the connection is intercepted"
-                    + ("" if window.attempts_left else "; the window is now closed")
-                )
+                self._failed(window.after_failure(source, now), source, csr.name, peer, now)
             cert_pem = certs.sign_client(identity, csr, dt.datetime.fromtimestamp(now, dt.UTC))
             previous = self.trust()
             trust = Trust(certs.fingerprint(cert_pem).hex(), csr.name, now)
             self.store.write(TRUST_FILE, json.dumps(trust.to_json()).encode())
             self.store.remove(WINDOW_FILE)
+            self.store.remove(CLOSED_FILE)
             self.state.bump()
             instance_id, _ = self.state.current()
             self.audit.record(
@@ -249,6 +258,40 @@ class PairingService:
             )
         answer = core.satellite_proof(window.key, identity.fingerprint, csr.der, challenge, certs.cert_der(cert_pem))
         return PairResult(cert_pem, identity.cert_pem, answer, instance_id)
+
+    def _failed(self, window: core.PairingWindow, source: str, name: str, peer: str, now: float) -> NoReturn:
+        """Count a wrong proof from `source` (store lock held), audit it, and refuse the call."""
+        mine = window.failed(source)
+        left_here = max(0, self.config.max_attempts - mine)
+        if window.attempts_left:
+            self._write_window(window, self._code())
+        else:
+            self.store.remove(WINDOW_FILE)
+            closed = core.ClosedForFailures(now, window.failures)
+            self.store.write(CLOSED_FILE, json.dumps(closed.to_json()).encode())
+        self.audit.record(
+            "pairing-failed",
+            peer_name=name,
+            peer=peer,
+            source=source,
+            attempts_left=left_here,
+            window_attempts_left=window.attempts_left,
+            reason="bad proof",
+        )
+        if not left_here:
+            self.audit.record("pairing-source-locked", source=source, peer=peer, failures=mine)
+        if not window.attempts_left:
+            self.audit.record(
+                "pairing-window-closed",
+                reason="too many failed attempts",
+                sources=len(window.failures),
+                failures=core.ClosedForFailures(now, window.failures).summary(_when, limit=20),
+            )
+        raise PermissionDenied(
+            "pairing proof does not verify: a wrong code, or the connection is intercepted"
+            + ("" if left_here else "; this address may not try again in this window")
+            + ("" if window.attempts_left else "; the window is now closed")
+        )
 
     def unpair(self, *, by: str) -> bool:
         """Remove the trust: the paired server's certificate is refused from the next call on.

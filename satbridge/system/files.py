@@ -19,7 +19,15 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from satbridge.errors import Aborted, FailedPrecondition, Internal, InvalidArgument, ResourceExhausted, SatbridgeError
+from satbridge.errors import (
+    Aborted,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+    SatbridgeError,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,11 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+_SHORT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO})
+"""Errors of the moment (descriptors, memory, the disk), not of the file: Unavailable, and the
+file is never set aside for them (issue 16: a descriptor flood must not cost the state)."""
+
+
 def read_state_file(path: Path, *, limit: int = MAX_STATE_FILE) -> bytes:
     """The bytes of a state file the bridge wrote, through a checked open: never blocks
     (O_NONBLOCK: a FIFO swapped in waits for no writer), never follows a symlink (O_NOFOLLOW),
@@ -116,6 +129,8 @@ def read_state_file(path: Path, *, limit: int = MAX_STATE_FILE) -> bytes:
             raise _Damaged("a symlink, not a regular file") from None
         if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket
             raise _Damaged("not a regular file") from None
+        if exc.errno in _SHORT_OF:
+            raise Unavailable(f"cannot read {path} now: {exc.strerror}; it was left as it is, try again") from None
         raise FailedPrecondition(
             f"cannot read {path}: {exc.strerror}; it was left as it is (run as root, the bridge's user)"
         ) from None
@@ -139,6 +154,8 @@ def read_state_file(path: Path, *, limit: int = MAX_STATE_FILE) -> bytes:
             raise _Damaged(f"grew over {limit} bytes while read")
         return b"".join(chunks)
     except OSError as exc:
+        if exc.errno in _SHORT_OF:
+            raise Unavailable(f"cannot read {path} now: {exc.strerror}; it was left as it is, try again") from None
         raise FailedPrecondition(f"cannot read {path}: {exc.strerror}; it was left as it is") from None
     finally:
         os.close(fd)

@@ -61,6 +61,24 @@ def test_base_chain_comes_first_and_keeps_the_bridge_ports():
     assert lines[6] == "-A SATBRIDGE-XCC -p tcp -j DROP"
 
 
+def test_each_port_share_is_refused_with_a_reset_before_the_ports_are_accepted():
+    """Issue 16: one source's share of each bridge port, ahead of their ACCEPT and behind
+    ESTABLISHED (only new connections count); /32 for IPv4, /64 for IPv6; 0 is no share."""
+    ports = (fw.BridgePort(50051, 32), fw.BridgePort(50052, 16), fw.BridgePort(7, 0))
+    for family, mask in (("v4", 32), ("v6", 64)):
+        lines = fw.plan(rs(), ports).save_lines(family)
+        assert lines[1].endswith("--ctstate RELATED,ESTABLISHED -j ACCEPT")
+        assert lines[2:4] == [
+            f"-A SATBRIDGE-IN -p tcp -m tcp --dport {port} -m connlimit --connlimit-above {n} "
+            f"--connlimit-mask {mask} --connlimit-saddr -j REJECT --reject-with tcp-reset"
+            for port, n in ((50051, 32), (50052, 16))
+        ]
+        assert "--dports 50051,50052,7 " in lines[4]
+    assert fw.plan(rs(), (50051, 50052)).save_lines("v4") == fw.plan(
+        rs(), (fw.BridgePort(50051), fw.BridgePort(50052))
+    ).save_lines("v4")
+
+
 def test_ipv6_keeps_neighbour_discovery_and_rejects_with_icmp6():
     lines = fw.plan(rs(default=fw.Action.REJECT), (1, 2)).save_lines("v6")
     for icmp_type in ("133", "134", "135", "136"):

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -14,10 +15,11 @@ import pytest
 from satbridge.api.v1 import pairing_pb2, pairing_pb2_grpc
 from satbridge.client.session import _options, connect, pair, target
 from satbridge.core import pairing as proofs
+from satbridge.core.addresses import ListenAddress
 from satbridge.errors import FailedPrecondition, PermissionDenied, Unauthenticated
 from satbridge.tls import certs
 from satbridge.tls.handshake import fetch_server_certificate
-from tests.conftest import PYTHON, Running, pair_with
+from tests.conftest import PYTHON, Running, loopback_config, pair_with, serve_bridge
 from tests.server.mitm import TlsMitm
 
 
@@ -54,17 +56,71 @@ async def test_right_code_pairs_and_management_works(running, inventory):
     assert "paired" in audit_events(running)
 
 
-async def test_wrong_codes_then_the_window_closes(running, inventory):
+async def test_wrong_codes_lock_out_their_address_and_the_window_stays_open(running, inventory):
+    """Issue 16: five wrong codes from one address closed the admin's window for everyone. Now
+    that address is locked out for the window's life (audited once) and the window stays open."""
     right = running.bridge.pairing.open_window().code
     wrong = proofs.format_code(secrets.token_bytes(10))
     for _ in range(5):
         with pytest.raises(PermissionDenied):
             await pair_code(running, inventory, wrong)
-    with pytest.raises(FailedPrecondition):
-        await pair_code(running, inventory, right)
-    assert not running.bridge.pairing.status().paired
-    assert audit_events(running).count("pairing-failed") == 5
+    with pytest.raises(PermissionDenied, match="may not try again"):
+        await pair_code(running, inventory, right)  # even the right code, from this address
+    status = running.bridge.pairing.status()
+    assert not status.paired
+    assert status.window_open
+    assert status.attempts_left == running.bridge.config.pairing.max_failures - 5
+    events = audit_events(running)
+    assert events.count("pairing-failed") == 5
+    assert events.count("pairing-source-locked") == 1
+    assert "pairing-window-closed" not in events
     assert not inventory.path.exists(), "a failed pairing saves nothing"
+
+
+async def test_one_address_burning_attempts_cannot_stop_an_honest_pairing_from_another(root, inventory):
+    """Over real gRPC on a dual-stack pairing port: 127.0.0.1 guesses until it is locked out
+    (the red team's 5 wrong Pairs within 100 ms of the window opening), then ::1 pairs."""
+    config = loopback_config(root)
+    config = replace(config, server=replace(config.server, pairing_listen=ListenAddress("::", 0)))
+    async with serve_bridge(config) as run:
+        right = run.bridge.pairing.open_window().code
+        wrong = proofs.format_code(secrets.token_bytes(10))
+        for _ in range(8):
+            with pytest.raises(PermissionDenied):
+                await pair_code(run, inventory, wrong)
+        sat = await pair(
+            "::1",
+            right,
+            inventory=inventory,
+            server_name="central",
+            port=run.bound.management,
+            pairing_port=run.bound.pairing,
+        )
+        assert run.bridge.pairing.status().paired
+        assert sat.fingerprint == run.bridge.identity.current().fingerprint.hex()
+        assert audit_events(run).count("pairing-failed") == 5, "a locked-out address's tries are not counted"
+
+
+def test_many_addresses_close_the_window_and_status_and_show_name_them(running):
+    """The global ceiling: only a distributed guess closes the window, and `pair-window show`,
+    status and the console then say who closed it and when."""
+    pairing = running.bridge.pairing
+    pairing.open_window()
+    ceiling = running.bridge.config.pairing.max_failures
+    csr = certs.make_csr(certs.new_client_key(), "guess")
+    for i in range(ceiling):
+        with pytest.raises(PermissionDenied):
+            pairing.pair(csr, b"c" * 32, b"p" * 32, peer=f"ipv4:198.51.100.{i % 200 + 1}:4000")
+    status = pairing.status()
+    assert not status.window_open
+    closed = status.closed_for_failures
+    assert closed is not None
+    assert len(closed.failures) == min(ceiling, 200)
+    with pytest.raises(FailedPrecondition, match=r"by wrong codes from .* ipv4:198\.51\.100\.1 "):
+        pairing.show_window()
+    assert "pairing-window-closed" in audit_events(running)
+    pairing.open_window()
+    assert pairing.status().closed_for_failures is None
 
 
 async def test_expired_code_fails(running, inventory):
@@ -100,7 +156,7 @@ async def test_proof_replayed_on_another_connection_fails(running, inventory):
         assert "challenge" in exc.value.details()
         state = running.bridge.pairing.status()
         assert not state.paired
-        assert state.attempts_left == 5, "a replay costs no attempt"
+        assert state.attempts_left == running.bridge.config.pairing.max_failures, "a replay costs no attempt"
         # The replay on another connection did not touch the challenge: it belongs to `first`.
         await pairing_pb2_grpc.PairingStub(first).Pair(request)
         with pytest.raises(grpc.aio.AioRpcError) as again:
@@ -144,7 +200,7 @@ async def test_man_in_the_middle_fails_at_the_satellite(running, inventory, mitm
     assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert proxy.connections >= 1, "the traffic really went through the proxy"
     assert not running.bridge.pairing.status().paired
-    assert running.bridge.pairing.status().attempts_left == 4
+    assert running.bridge.pairing.status().attempts_left == running.bridge.config.pairing.max_failures - 1
     assert "pairing-failed" in audit_events(running)
     # The same steps straight to the bridge pair: the proxy was the only difference.
     await raw_pair(running.bound.pairing, code, inventory.client_key())

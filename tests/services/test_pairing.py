@@ -63,23 +63,47 @@ def test_the_code_is_kept_private_and_only_while_the_window_is_open(parts):
     assert WINDOW_FILE not in store.files
 
 
-def test_five_wrong_codes_close_the_window(parts):
+def test_wrong_codes_from_many_sources_close_the_window(parts):
+    """The global ceiling (pairing.max_failures): each source may fail max_attempts times, and
+    the window closes only when all of them together reach the ceiling (issue 16)."""
     service, store, audit, _ = parts
     window = service.open_window()
     wrong = core.format_code(b"\x01" * 10)
     assert wrong != window.code
-    for left in range(4, -1, -1):
+    ceiling = service.config.max_failures
+    for i in range(ceiling):
         csr_pem, proof = request(service, wrong)
         with pytest.raises(PermissionDenied):
-            service.pair(csr_pem, CHALLENGE, proof)
-        assert service.status().attempts_left == left
+            service.pair(csr_pem, CHALLENGE, proof, peer=f"ipv6:[2001:db8:{i + 1}::7]:4000")
+        assert service.status().attempts_left == ceiling - 1 - i
     assert not service.status().window_open
     csr_pem, proof = request(service, window.code)
     with pytest.raises(FailedPrecondition):
         service.pair(csr_pem, CHALLENGE, proof)
-    assert audit.names().count("pairing-failed") == 5
+    assert audit.names().count("pairing-failed") == ceiling
     assert "pairing-window-closed" in audit.names()
+    assert "pairing-source-locked" not in audit.names()
     assert TRUST_FILE not in store.files
+    closed = service.status().closed_for_failures
+    assert closed is not None
+    assert {f.source for f in closed.failures} == {f"ipv6:2001:db8:{i + 1}::/64" for i in range(ceiling)}
+
+
+def test_one_source_is_locked_out_and_another_pairs(parts):
+    service, _, audit, _ = parts
+    window = service.open_window()
+    wrong = core.format_code(b"\x01" * 10)
+    for _ in range(service.config.max_attempts + 3):
+        csr_pem, proof = request(service, wrong)
+        with pytest.raises(PermissionDenied):
+            service.pair(csr_pem, CHALLENGE, proof, peer="ipv4:192.0.2.66:1234")
+    assert audit.names().count("pairing-failed") == service.config.max_attempts
+    assert audit.names().count("pairing-source-locked") == 1
+    csr_pem, proof = request(service, window.code)
+    with pytest.raises(PermissionDenied, match="may not try again"):
+        service.pair(csr_pem, CHALLENGE, proof, peer="ipv4:192.0.2.66:999")
+    service.pair(csr_pem, CHALLENGE, proof, peer="ipv4:192.0.2.1:4711")
+    assert service.status().paired
 
 
 def test_expired_code_fails(parts):
@@ -174,4 +198,4 @@ def test_malformed_proof_names_the_field_and_costs_no_attempt(parts):
     with pytest.raises(InvalidArgument) as exc:
         service.pair(csr_pem, CHALLENGE, b"short")
     assert exc.value.field == "proof"
-    assert service.status().attempts_left == 5
+    assert service.status().attempts_left == service.config.max_failures

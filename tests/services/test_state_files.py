@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from satbridge.errors import FailedPrecondition
+from satbridge.errors import FailedPrecondition, Unavailable
 from satbridge.menu.app import MenuApp
 from satbridge.menu.views import render_text
 from satbridge.system.files import DirStore, load_json
@@ -304,3 +304,27 @@ async def test_a_damaged_identity_is_named_and_a_factory_reset_replaces_it(tmp_p
         assert bridge.pairing.open_window().code
     finally:
         await bridge.aclose()
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO])
+@pytest.mark.parametrize("where", ["open", "read"])
+def test_lack_of_descriptors_or_memory_is_not_damage(tmp_path, monkeypatch, code, where):
+    """Issue 16: an open that fails for want of descriptors (a flood), memory or a working disk
+    says nothing about the file: Unavailable, the file stays where it is, nothing is audited."""
+    path = tmp_path / "state.json"
+    path.write_text('{"a": 1}')
+    real = getattr(os, where)
+
+    def failing(*args, **kwargs):
+        if where == "read" or args[0] == path:
+            raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, where, failing)
+    damaged: list[tuple[str, str, str]] = []
+    with pytest.raises(Unavailable):
+        load_json(path, dict, on_damaged=lambda *a: damaged.append(a))
+    monkeypatch.undo()
+    assert path.read_text() == '{"a": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert not damaged

@@ -3,7 +3,8 @@ for the same plan (issue 15, item 1): a generated corpus of plans (both families
 planner uses, interface names of every shape), applied through the bridge's adapter in one lab
 namespace and through ip(6)tables-legacy-restore of the plan's save text in another; the raw
 kernel entries (getsockopt IPT_SO_GET_ENTRIES, counters zeroed) must be equal. Save text is not
-enough: an `-i lo` with a 0x01 mask prints as `-i lo` too."""
+enough: an `-i lo` with a 0x01 mask prints as `-i lo` too. The corpus includes the bridge's
+per-source shares of its ports (connlimit, tcp-reset; issue 16) with drawn limits."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.lab.netns import NetLab, netns_pair
 pytestmark = pytest.mark.lab
 TOP = Path(__file__).resolve().parents[2]
 PORTS = (50051, 50052)
+SHARES = (fw.BridgePort(50051, 32), fw.BridgePort(50052, 16))  # the config's defaults
 BUDGET_S = 90.0  # the corpus stops growing after this long (hypothesis counts examples, not time)
 
 
@@ -108,14 +110,16 @@ _started: list[float] = []
     rules=rule_sets(),
     names=st.lists(interface_names(), max_size=4),
     protos=st.lists(st.sampled_from(["", "tcp", "udp", "icmp"]), min_size=4, max_size=4),
+    shares=st.tuples(st.integers(0, 1024), st.integers(0, 1024)),
 )
-def test_the_kernel_holds_what_iptables_restore_would_write(workers, rules, names, protos):
+def test_the_kernel_holds_what_iptables_restore_would_write(workers, rules, names, protos, shares):
     if not _started:
         _started.append(time.monotonic())
     if time.monotonic() - _started[0] > BUDGET_S:
         return  # bounded in time: the examples so far ran, the rest are skipped quietly
     bridge, restore = workers
-    plan = with_interfaces(fw.plan(fw.validate(rules), PORTS), names, protos)
+    ports = tuple(fw.BridgePort(port, share) for port, share in zip(PORTS, shares, strict=True))
+    plan = with_interfaces(fw.plan(fw.validate(rules), ports), names, protos)
     ours, theirs = bridge.put(plan), restore.put(plan)
     assert "error" not in ours, ours
     assert "error" not in theirs, theirs
@@ -130,3 +134,17 @@ def test_ipv6_lo_mask_is_the_one_iptables_writes(workers):
     ours, theirs = bridge.put(plan), restore.put(plan)
     assert ours["v6"] == theirs["v6"], diff(ours["v6"], theirs["v6"])
     assert ours["v4"] == theirs["v4"], diff(ours["v4"], theirs["v4"])
+
+
+def test_per_source_shares_are_the_ones_iptables_writes(workers):
+    """The bridge's connlimit rules (issue 16, per-source shares), pinned: the kernel holds what
+    iptables-legacy-restore writes for `-m connlimit --connlimit-above N --connlimit-mask 32|64
+    --connlimit-saddr -j REJECT --reject-with tcp-reset`, in both families."""
+    bridge, restore = workers
+    plan = fw.plan(fw.RuleSet(), SHARES)
+    assert any("--connlimit-mask 64" in line for line in plan.save_lines("v6"))
+    ours, theirs = bridge.put(plan), restore.put(plan)
+    assert "error" not in ours, ours
+    assert "error" not in theirs, theirs
+    assert ours["v4"] == theirs["v4"], diff(ours["v4"], theirs["v4"])
+    assert ours["v6"] == theirs["v6"], diff(ours["v6"], theirs["v6"])

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.lab
 PY = sys.executable
 TOP = Path(__file__).resolve().parents[2]
 PORTS = (50051, 50052)
+SHARES = (fw.BridgePort(PORTS[0], 32), fw.BridgePort(PORTS[1], 16))  # the config's per-source defaults
 
 
 @dataclass
@@ -135,7 +136,7 @@ SIP = {
 
 
 def test_factory_rules_at_start_and_applied_rules_read_back_as_planned(lab):
-    factory = fw.plan(fw.RuleSet((), fw.Action.DROP), PORTS)
+    factory = fw.plan(fw.RuleSet((), fw.Action.DROP), SHARES)
     assert lab.bridge_lines("v4") == fw.expected_lines(factory, "v4")
     assert lab.bridge_lines("v6") == fw.expected_lines(factory, "v6")
     (outcome,) = lab.calls(set_request(SIP))
@@ -157,7 +158,7 @@ def test_factory_rules_at_start_and_applied_rules_read_back_as_planned(lab):
                 ],
             }
         ),
-        PORTS,
+        SHARES,
     )
     assert lab.bridge_lines("v4") == fw.expected_lines(wanted, "v4")
     assert lab.bridge_lines("v6") == fw.expected_lines(wanted, "v6")
@@ -570,3 +571,42 @@ def test_raw_and_mangle_drops_are_named_in_get_and_status(lab):
     status = lab.satctl("status")
     assert "203.0.113.10/32" in status.stdout, status.stdout
     assert "2001:db8:10::/48" in status.stdout, status.stdout
+
+
+FLOOD_IP = "192.0.2.3"  # a second host on the client's LAN
+FLOOD_IP6 = "2001:db8:16::3"  # in another /64 than the paired server's (the IPv6 share is per /64)
+
+
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_one_source_gets_its_share_of_each_port_and_the_paired_server_keeps_working(lab, family):
+    """Issue 16: grpc has one pool of connections for every source, so one host holding raw TCP
+    connections took every slot (1100 to the management port locked the paired server's new
+    connections out, 130 to the pairing port stopped all commissioning). The kernel now refuses a
+    source past its share with a TCP reset, and other sources still get in."""
+    net = lab.net
+    net.run(net.client, "ip", "addr", "add", f"{FLOOD_IP}/24", "dev", "vc")
+    net.run(net.client, "ip", "addr", "add", f"{FLOOD_IP6}/64", "dev", "vc", "nodad")
+    net.run(net.satellite, "ip", "-6", "route", "add", "2001:db8:16::/64", "via", CLIENT_IP6)
+    host, source = (SATELLITE_IP, FLOOD_IP) if family == "v4" else (SATELLITE_IP6, FLOOD_IP6)
+    for share in SHARES:
+        # More than the port's grpc cap (pairing 128, management 256) from the one source.
+        count = 300 if share.port == PORTS[0] else 200
+        done = net.run(
+            net.client,
+            PY,
+            "-m",
+            "tests.lab.share_flood",
+            str(lab.ctl),
+            host,
+            str(share.port),
+            source,
+            str(count),
+            timeout=120,
+        )
+        outcome = json.loads(done.stdout)
+        assert outcome["flood"] == {"connected": share.per_source, "refused": count - share.per_source, "other": 0}, (
+            share,
+            outcome,
+        )
+        assert outcome["GetIdentity"] == ["OK"] * 3, (share, outcome)
+        assert outcome["GetStatus"] == ["OK"] * 3, (share, outcome)

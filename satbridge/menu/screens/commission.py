@@ -138,6 +138,13 @@ class CommissionController(Controller):
         shown = await asyncio.to_thread(self.pairing.current_window)
         if shown is None:
             self.view.closed()
+            if (c := p.closed_for_failures) is not None:  # issue 16: say who closed it, and when
+                self.view.text.set_text(
+                    plain(
+                        f"The pairing window was closed at {when(c.closed_at)} by wrong codes from "
+                        f"{c.summary(when)}.\nChoose New code to open it again."
+                    )
+                )
             return
         server = self.bridge.config.server
         addresses = reachable_addresses([server.pairing_listen, server.listen], self.bridge.status.host.addresses())
