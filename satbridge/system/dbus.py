@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 SignalHandler = Callable[[str, list[Any]], None]
 """Called with (object path, body) for each matching signal."""
 
+DBUS = "org.freedesktop.DBus"
+DBUS_PATH = "/org/freedesktop/DBus"
+
 _UNAVAILABLE = {
     "org.freedesktop.DBus.Error.ServiceUnknown",
     "org.freedesktop.DBus.Error.NameHasNoOwner",
@@ -117,7 +120,12 @@ class Bus:
     def __init__(self, bus: MessageBus, address: str) -> None:
         self._bus = bus
         self.address = address
-        self._handlers: list[Callable[[Message], None]] = []
+        # Well-known name -> the unique name that owns it now; a name with no owner is absent.
+        # Only names we watch are here, and only the bus daemon's NameOwnerChanged changes them.
+        self._owners: dict[str, str] = {}
+        self._owner_changes: dict[str, int] = {}
+        self._watched: set[str] = set()
+        self._bus.add_message_handler(self._on_name_owner_changed)
 
     @classmethod
     async def connect(cls, address: str | None = None, *, timeout: float = 5.0) -> Bus:
@@ -137,6 +145,11 @@ class Bus:
     @property
     def connected(self) -> bool:
         return bool(self._bus.connected)
+
+    @property
+    def unique_name(self) -> str:
+        """This connection's own unique name (":1.42")."""
+        return str(self._bus.unique_name or "")
 
     async def close(self) -> None:
         self._bus.disconnect()  # type: ignore[no-untyped-call]
@@ -189,16 +202,98 @@ class Bus:
         (value,) = await self.call(destination, path, "org.freedesktop.DBus.Properties", "Get", "ss", [interface, name])
         return value
 
-    async def subscribe(self, sender: str, interface: str, member: str, handler: SignalHandler) -> Callable[[], None]:
-        """Deliver matching signals to `handler`; returns a function that stops the delivery."""
-        rule = f"type='signal',sender='{sender}',interface='{interface}',member='{member}'"
-        await self.call(
-            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [rule]
+    async def name_owner(self, name: str) -> str | None:
+        """Ask the bus daemon now which unique name owns `name` (None: nobody)."""
+        if name.startswith(":"):
+            return name
+        try:
+            (owner,) = await self.call(DBUS, DBUS_PATH, DBUS, "GetNameOwner", "s", [name])
+        except Unavailable:  # NameHasNoOwner
+            return None
+        return str(owner)
+
+    def owner(self, name: str) -> str | None:
+        """The unique name that owns the watched `name`, as NameOwnerChanged last told us."""
+        return name if name.startswith(":") else self._owners.get(name)
+
+    async def watch_owner(self, name: str) -> None:
+        """Follow who owns `name` (a daemon restart gets a new unique name) from now on."""
+        if name.startswith(":") or name in self._watched:
+            return
+        self._owner_changes.setdefault(name, 0)
+        rule = (
+            f"type='signal',sender='{DBUS}',path='{DBUS_PATH}',interface='{DBUS}',"
+            f"member='NameOwnerChanged',arg0='{name}'"
         )
+        await self.call(DBUS, DBUS_PATH, DBUS, "AddMatch", "s", [rule])
+        changes = self._owner_changes[name]
+        owner = await self.name_owner(name)
+        # A NameOwnerChanged handled after we asked is newer than (or as new as) the answer.
+        if self._owner_changes[name] == changes:
+            self._set_owner(name, owner)
+        self._watched.add(name)
+
+    def _set_owner(self, name: str, owner: str | None) -> None:
+        if owner:
+            self._owners[name] = owner
+        else:
+            self._owners.pop(name, None)
+
+    def _on_name_owner_changed(self, msg: Message) -> None:
+        # Only the bus daemon itself can send as org.freedesktop.DBus: the daemon stamps every
+        # other message with its sender's unique name, so this sender check cannot be forged.
+        if (
+            msg.message_type != MessageType.SIGNAL
+            or msg.sender != DBUS
+            or msg.path != DBUS_PATH
+            or msg.interface != DBUS
+            or msg.member != "NameOwnerChanged"
+            or msg.signature != "sss"
+        ):
+            return
+        name, old, new = (str(v) for v in msg.body)
+        if name in self._owner_changes:
+            self._owner_changes[name] += 1
+            self._set_owner(name, new)
+            log.info("%s is now owned by %s (was %s)", name, new or "nobody", old or "nobody")
+
+    async def subscribe(
+        self, sender: str, interface: str, member: str, handler: SignalHandler, *, path: str | None = None
+    ) -> Callable[[], None]:
+        """Deliver matching signals from `sender` to `handler`; returns a function that stops it.
+
+        A signal counts only when it comes from the unique name that owns `sender` at that
+        moment (checked for each signal; with no owner, none counts). The AddMatch rule's
+        sender is a first filter only: anyone on the bus may send a signal straight to us.
+        """
+        await self.watch_owner(sender)
+        rule = f"type='signal',sender='{sender}',interface='{interface}',member='{member}'"
+        if path is not None:
+            rule += f",path='{path}'"
+        await self.call(DBUS, DBUS_PATH, DBUS, "AddMatch", "s", [rule])
+        ignored = 0
 
         def on_message(msg: Message) -> None:
-            if msg.message_type == MessageType.SIGNAL and msg.interface == interface and msg.member == member:
-                handler(msg.path or "", [unwrap(v) for v in msg.body])
+            nonlocal ignored
+            if msg.message_type != MessageType.SIGNAL or msg.interface != interface or msg.member != member:
+                return
+            if path is not None and msg.path != path:
+                return
+            owner = self.owner(sender)
+            if owner is None or msg.sender != owner:
+                # Only the first one is a warning: whoever forges them can send many.
+                ignored += 1
+                (log.warning if ignored == 1 else log.debug)(
+                    "ignored %s.%s from %s: %s is owned by %s (%d ignored)",
+                    interface,
+                    member,
+                    msg.sender,
+                    sender,
+                    owner or "nobody",
+                    ignored,
+                )
+                return
+            handler(msg.path or "", [unwrap(v) for v in msg.body])
 
         self._bus.add_message_handler(on_message)
 

@@ -1,7 +1,9 @@
 """The Units port over systemd's D-Bus API (org.freedesktop.systemd1).
 
 A start/stop/restart subscribes to JobRemoved *before* it dispatches the job, so a job that
-finishes at once cannot be missed, then waits for that job's result with a timeout.
+finishes at once cannot be missed, then waits for that job's result with a timeout. Only
+JobRemoved signals from the unique name that owns org.freedesktop.systemd1 count (system/dbus.py
+checks each one): anyone on the system bus can send a signal that looks like systemd's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from pathlib import Path
 
 from satbridge.core.units import JobFailed, UnitState
-from satbridge.errors import DeadlineExceeded
+from satbridge.errors import DeadlineExceeded, SatbridgeError
 from satbridge.system.dbus import Bus
 from satbridge.system.files import atomic_write
 
@@ -34,6 +36,7 @@ class SystemdUnits:
         self.unit_dir = root / "etc" / "systemd" / "system"
         self._bus: Bus | None = None
         self._subscribed = False
+        self._subscribed_owner: str | None = None  # the systemd that Subscribe() was sent to
         self._waiters: dict[str, asyncio.Future[str]] = {}
         self._finished: dict[str, str] = {}
 
@@ -42,6 +45,7 @@ class SystemdUnits:
         if self._bus is None or not self._bus.connected:
             self._bus = await Bus.connect(self.bus_address)
             self._subscribed = False
+            self._subscribed_owner = None
         return self._bus
 
     async def close(self) -> None:
@@ -58,12 +62,20 @@ class SystemdUnits:
 
     async def _ensure_subscribed(self) -> None:
         bus = await self.bus()
-        if self._subscribed:
-            return
-        await bus.subscribe(SYSTEMD, MANAGER, "JobRemoved", self._on_job_removed)
-        # Without Subscribe(), systemd emits JobRemoved to nobody.
-        await self._call("Subscribe")
-        self._subscribed = True
+        if not self._subscribed:
+            await bus.subscribe(SYSTEMD, MANAGER, "JobRemoved", self._on_job_removed, path=MANAGER_PATH)
+            self._subscribed = True
+        # Without Subscribe(), systemd emits JobRemoved to nobody, and a systemd that restarted
+        # (a new unique name) has forgotten it: subscribe again whenever the owner is new.
+        owner = await bus.name_owner(SYSTEMD)
+        if owner is None or owner != self._subscribed_owner:
+            try:
+                await self._call("Subscribe")
+            except SatbridgeError as exc:
+                # A re-executed systemd keeps its subscribers; that is what we wanted.
+                if "org.freedesktop.systemd1.AlreadySubscribed" not in str(exc):
+                    raise
+            self._subscribed_owner = owner
 
     def _on_job_removed(self, _path: str, body: list[object]) -> None:
         # JobRemoved(u id, o job, s unit, s result)

@@ -2,6 +2,8 @@
 
 The protocol stays real (method calls, properties, the JobRemoved signal, D-Bus errors); the
 fake records every call and can be told to fail jobs, drop the unit, or never finish a job.
+`forge_signal` plays an unprivileged neighbour on the same bus who sends signals that look like
+systemd's (or NetworkManager's).
 """
 
 # No `from __future__ import annotations`: dbus-next reads the quoted annotations below as D-Bus
@@ -12,8 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import PropertyAccess
+from dbus_next.constants import MessageType, PropertyAccess
 from dbus_next.errors import DBusError
+from dbus_next.message import Message
 from dbus_next.service import ServiceInterface, dbus_property, method, signal
 
 UNIT_PREFIX = "/org/freedesktop/systemd1/unit/"
@@ -180,6 +183,7 @@ class Manager(ServiceInterface):
 class FakeSystemd:
     def __init__(self, address: str, units: tuple[str, ...] = ("xcc.service",)) -> None:
         self.address = address
+        self.unique_name = ""
         self.behaviour = Behaviour()
         self.units = {name: (UnitIface(), ServiceIface()) for name in units}
         self.manager = Manager(self.behaviour, self.units)
@@ -192,6 +196,7 @@ class FakeSystemd:
             self.bus.export(unit_path(name), unit)
             self.bus.export(unit_path(name), service)
         await self.bus.request_name("org.freedesktop.systemd1")
+        self.unique_name = self.bus.unique_name
         return self
 
     async def stop(self) -> None:
@@ -201,6 +206,47 @@ class FakeSystemd:
             self.bus.disconnect()
             with contextlib.suppress(Exception):
                 await self.bus.wait_for_disconnect()
+
+
+async def forge_signal(
+    address: str, to: str, path: str, interface: str, member: str, signature: str, body: list
+) -> None:
+    """From a connection of its own, send a signal straight to the unique name `to` (no match
+    rule stops that) and to everyone; return once the bus daemon has routed both."""
+    forger = await MessageBus(bus_address=address).connect()
+    try:
+        for destination in (to, None):
+            forger.send(
+                Message(
+                    message_type=MessageType.SIGNAL,
+                    destination=destination,
+                    path=path,
+                    interface=interface,
+                    member=member,
+                    signature=signature,
+                    body=body,
+                )
+            )
+        # The daemon handles one connection's messages in order: once it answers, both are routed.
+        await forger.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", member="GetId"))
+    finally:
+        forger.disconnect()
+        with contextlib.suppress(Exception):
+            await forger.wait_for_disconnect()
+
+
+async def forge_job_removed(address: str, to: str, job: str, unit: str, result: str) -> None:
+    """A JobRemoved(id, job, unit, result) that no systemd sent."""
+    job_id = int(job.rsplit("/", 1)[1])
+    await forge_signal(
+        address,
+        to,
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "JobRemoved",
+        "uoss",
+        [job_id, job, unit, result],
+    )
 
 
 async def _serve_forever(address: str) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from satbridge.core.units import JobFailed
 from satbridge.errors import DeadlineExceeded, NotFound, Unavailable
 from satbridge.system.systemd import SystemdUnits
+from tests.lab.fake_systemd import FakeSystemd, forge_job_removed
 
 
 @pytest.fixture
@@ -86,3 +90,85 @@ async def test_reconnects_after_the_bus_connection_breaks(units, fake_systemd):
     await units.state("xcc.service")
     await (await units.bus()).close()
     await units.run_job("start", "xcc.service", timeout=5)
+
+
+async def _job_begun(fake: FakeSystemd, after: int = 0) -> str:
+    """The path of the next job the fake dispatched."""
+    for _ in range(500):
+        begun = [job for kind, job, _ in fake.behaviour.events[after:] if kind == "begin"]
+        if begun:
+            return begun[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("the fake systemd never got the job")
+
+
+async def _forged_while_waiting(units, fake, verb: str, forged: str) -> tuple[asyncio.Task[None], float]:
+    """Dispatch `verb`, forge its JobRemoved(`forged`) while it waits; return the task and when
+    the forgery had been routed."""
+    after = len(fake.behaviour.events)
+    task = asyncio.create_task(units.run_job(verb, "xcc.service", timeout=10))
+    job = await _job_begun(fake, after)
+    await forge_job_removed(fake.address, (await units.bus()).unique_name, job, "xcc.service", forged)
+    forged_at = time.monotonic()
+    await asyncio.sleep(0.2)
+    assert not task.done(), f"run_job returned on a forged JobRemoved({forged!r})"
+    return task, forged_at
+
+
+async def _ended_after(fake: FakeSystemd, forged_at: float) -> None:
+    ends = [at for kind, _, at in fake.behaviour.events if kind == "end"]
+    assert ends
+    assert ends[-1] > forged_at, "the real job ended after the forgery"
+
+
+async def test_a_forged_done_does_not_end_a_job_that_fails(units, fake_systemd):
+    fake_systemd.behaviour.job_seconds = 1.0
+    fake_systemd.behaviour.fail_jobs = True
+    task, forged_at = await _forged_while_waiting(units, fake_systemd, "restart", "done")
+    with pytest.raises(JobFailed) as exc:
+        await task
+    assert exc.value.result == "failed"
+    await _ended_after(fake_systemd, forged_at)
+
+
+async def test_a_forged_failure_does_not_fail_a_job_that_succeeds(units, fake_systemd):
+    fake_systemd.behaviour.job_seconds = 1.0
+    task, forged_at = await _forged_while_waiting(units, fake_systemd, "restart", "failed")
+    await task  # the real JobRemoved ("done") still ends it
+    await _ended_after(fake_systemd, forged_at)
+
+
+async def test_a_forgery_that_beats_the_job_reply_is_ignored(units, fake_systemd):
+    # A JobRemoved that arrives before StartUnit's reply is kept for the job path it names;
+    # a forged one must not be kept: it would end the next job with that path at once.
+    await units.run_job("start", "xcc.service", timeout=5)  # subscribed; job 1 done
+    me = (await units.bus()).unique_name
+    await forge_job_removed(fake_systemd.address, me, "/org/freedesktop/systemd1/job/2", "xcc.service", "done")
+    fake_systemd.behaviour.fail_jobs = True
+    with pytest.raises(JobFailed):
+        await units.run_job("restart", "xcc.service", timeout=5)
+
+
+async def test_a_restarted_systemd_is_followed(bus_address, tmp_path):
+    units = SystemdUnits(bus_address, tmp_path)
+    first = await FakeSystemd(bus_address).start()
+    try:
+        await units.run_job("start", "xcc.service", timeout=5)
+    finally:
+        await first.stop()
+    # While nobody owns the name, nothing is trusted; the new systemd has a new unique name.
+    second = await FakeSystemd(bus_address).start()
+    try:
+        assert second.unique_name != first.unique_name
+        second.behaviour.job_seconds = 1.0
+        second.behaviour.fail_jobs = True
+        task, forged_at = await _forged_while_waiting(units, second, "restart", "done")
+        with pytest.raises(JobFailed):
+            await task
+        await _ended_after(second, forged_at)
+        # A new systemd knows no subscribers: without a new Subscribe() it sends no JobRemoved.
+        calls = second.behaviour.calls
+        assert calls.index(("Subscribe",)) < calls.index(("RestartUnit", "xcc.service"))
+    finally:
+        await second.stop()
+        await units.close()
