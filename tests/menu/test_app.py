@@ -173,6 +173,29 @@ async def test_network_errors_ipv6_and_the_keep_modal(app):
     assert app.controller.view.host.values()["hostname"] == "satellite"
 
 
+async def test_the_setting_in_force_starts_no_countdown(app):
+    """Issue 19, finding 10: "Use DHCP" on DHCP, or Apply with the static setting in force."""
+    app.run_action("network")
+    await settle(app)
+    app.controller.dhcp()
+    await settle(app)
+    await app.tick()
+    text = screen(app)
+    assert "Network: already in force: nothing to change." in text
+    assert "KEEP THIS SETTING?" not in text
+    assert "reverts in" not in text.splitlines()[0]
+    await app.bridge.network.set_static("192.0.2.10/24", "192.0.2.1", [], confirm_timeout=0)
+    app.run_action("back")
+    app.run_action("network")
+    await settle(app)
+    app.controller.apply_static()  # the prefilled form: the setting in force
+    await settle(app)
+    await app.tick()
+    text = screen(app)
+    assert "already in force: nothing to change" in text
+    assert "KEEP THIS SETTING?" not in text
+
+
 async def test_disconnect_when_not_paired_says_so(app):
     app.run_action("disconnect")
     await settle(app)
