@@ -177,11 +177,45 @@ def menu(items: Sequence[tuple[str, str, Action]]) -> Body:
     return body([button(f"{key:<2} {label}" if key else f"   {label}", act) for key, label, act in items])
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> list[urwid.Widget]:
-    def line(cells: Sequence[str]) -> str:
-        return " ".join(plain(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+Cell = str | Sequence[str]
 
-    return [urwid.Text(("title", line(header))), *(urwid.Text(line(r)) for r in rows)]
+
+def cell_lines(cell: Cell, width: int) -> list[str]:
+    """A cell as the rows it needs, never cut: a list (ports, sources) one item per row, text
+    wrapped at spaces, a word longer than the column broken with its rest indented by two."""
+    items = [cell] if isinstance(cell, str) else list(cell)
+    out: list[str] = []
+    for item in items:
+        words = plain(item).split(" ")
+        line = ""
+        for word in words:
+            if line and len(line) + 1 + len(word) <= width:
+                line += " " + word
+                continue
+            if line:
+                out.append(line)
+            line, first = "", True
+            while len(word) > max(1, width if first else width - 2):
+                take = max(1, width if first else width - 2)
+                out.append(word[:take] if first else "  " + word[:take])
+                word, first = word[take:], False
+            line = word if first else "  " + word
+        out.append(line)
+    return out or [""]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Cell]], widths: Sequence[int]) -> list[urwid.Widget]:
+    """Columns of fixed widths; a cell that does not fit takes more rows (nothing is cut)."""
+
+    def lines(cells: Sequence[Cell]) -> str:
+        cols = [cell_lines(c, w) for c, w in zip(cells, widths, strict=False)]
+        height = max(len(c) for c in cols)
+        return "\n".join(
+            " ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip()
+            for i in range(height)
+        )
+
+    return [urwid.Text(("title", lines(header))), *(urwid.Text(lines(r)) for r in rows)]
 
 
 def render_text(widget: urwid.Widget, cols: int = 80, rows: int | None = 24) -> str:

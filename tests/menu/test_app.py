@@ -220,7 +220,8 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
                 ],
                 "default_action": "drop",
             }
-        )
+        ),
+        by="test",
     )
     app.run_action("firewall")
     await settle(app)
@@ -228,7 +229,7 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
     assert "IPv6" in text
     assert "2001:db8::/32" in text
     assert "Revision 1" in text
-    assert "Last change: set by the server" in text
+    assert "Last change: set by test at" in text
     press(app, "tab", "enter")
     assert "reset the firewall?" in screen(app)
     assert focused(app) == ["No"]
@@ -236,6 +237,47 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
     assert "satbridge - firewall" in screen(app)
     assert "reset the firewall?" not in screen(app)
     assert (await app.bridge.firewall.get()).rules.rules, "No changed nothing"
+
+
+async def test_the_firewall_table_cuts_nothing_and_says_who(app):
+    """Issue 19, finding 8: a port range, an address and a third source were cut silently,
+    and "who set it" showed "-"."""
+    rules = __import__("satbridge.core.firewall", fromlist=["x"]).from_json(
+        {
+            "rules": [
+                {
+                    "family": "both",
+                    "protocol": "udp",
+                    "ports": [5060, "10000-20000"],
+                    "sources": ["198.51.100.0/24", "2001:db8::/32", "2001:db8:1234:5678::/64"],
+                    "action": "accept",
+                    "comment": "sip trunk to the carrier",
+                },
+                {
+                    "family": "v6",
+                    "protocol": "tcp",
+                    "ports": [443],
+                    "sources": ["2001:db8:ffff:ffff:ffff:ffff:ffff:0/112"],
+                    "action": "accept",
+                    "comment": "https",
+                },
+            ],
+            "default_action": "drop",
+        }
+    )
+    state = await app.bridge.firewall.set(rules, by="central-1 (Set RPC)", confirm_timeout=600)
+    app.run_action("firewall")
+    await settle(app)
+    text = render_text(app.top, rows=60)
+    table = text.split("Last change:")[1].split("Reset to the factory")[0]
+    for whole in ("10000-20000", "198.51.100.0/24", "2001:db8::/32", "2001:db8:1234:5678::/64", "sip trunk to the"):
+        assert whole in table, whole
+    assert "2001:db8:ffff:ffff:ffff:" in table
+    assert "  ffff:ffff:0/112" in table, "a long address wraps, its rest indented"
+    assert "set by central-1 (Set RPC) at" in text
+    await app.bridge.firewall.confirm(state.pending_revision, by="central-1 (Confirm RPC)")
+    await app.controller.load()
+    assert "confirmed by central-1 (Confirm RPC) at" in screen(app)
 
 
 async def test_commission_while_paired_warns_and_starts_on_no(app, monkeypatch):
