@@ -280,6 +280,42 @@ async def test_the_firewall_table_cuts_nothing_and_says_who(app):
     assert "confirmed by central-1 (Confirm RPC) at" in screen(app)
 
 
+def _tab_walk(app: MenuApp, key: str, count: int) -> list[str]:
+    seen = []
+    for _ in range(count):
+        press(app, key)
+        seen.append(" ".join(focused(app)))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("action", "buttons"),
+    [
+        ("commission", ["New code", "Close the window"]),
+        ("xcc", ["Start", "Stop", "Restart"]),
+    ],
+)
+async def test_tab_visits_every_button_in_nested_groups(app, action, buttons):
+    """Issue 19, finding 11: buttons in a nested Pile were never reached by Tab."""
+    app.run_action(action)
+    await settle(app)
+    await app.tick()
+    if action == "xcc":  # the sandbox has no XCC (nor a system bus): the view draws the verbs
+        app.controller.view.show("XCC: running", [(b, lambda: None) for b in buttons])
+    assert all(b in screen(app) for b in buttons), screen(app)
+    forward = _tab_walk(app, "tab", len(buttons) * 2)
+    assert forward == buttons * 2, "in order, wrapping around"
+    backward = _tab_walk(app, "shift tab", len(buttons) * 2)
+    assert backward == (buttons[::-1] * 3)[1 : 1 + len(buttons) * 2]
+
+
+async def test_tab_walks_network_fields_and_buttons_in_order(app):
+    app.run_action("network")
+    await settle(app)
+    seen = _tab_walk(app, "tab", 8)
+    assert seen == ["", "", "", "", "Apply static address", "Use DHCP", "satellite", "Set hostname"], seen
+
+
 async def test_commission_while_paired_warns_and_starts_on_no(app, monkeypatch):
     from satbridge.core.status import PairingStatus
 
