@@ -437,3 +437,52 @@ async def test_the_viewer_follows_whole_lines_and_says_when_following_stops(app)
         await asyncio.sleep(0.05)
     assert viewer.following is None
     assert "follow stopped" in screen(app)
+
+
+async def _view(app: MenuApp, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    logdir = app.bridge.config.paths.xcc_log_dir
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / name).write_bytes(data)
+    app.viewing = f"xcc/{name}"
+    app.open("log-viewer")
+    await settle(app)
+    return app.stack[-1], logdir / name
+
+
+async def test_the_viewer_numbers_lines_as_grep_does(app):
+    """Issue 19, finding 9: splitlines() broke on \\r, \\f, \\v, \\x1c-\\x1e, NEL and U+2028."""
+    data = "one\ntwo\rCR\fFF\vVT\x1cFS\x85NEL\u2028LS\nthree ERROR\n".encode()
+    viewer, _ = await _view(app, "cr.log", data)
+    assert viewer.search("error")
+    assert "at line 3" in screen(app)
+    assert [viewer.walker[i].number for i in viewer._lines()] == [1, 2, 3]
+    assert "two\\x0dCR" in screen(app), "the controls are shown escaped, in their line"
+
+
+async def test_one_huge_line_shows_its_text_cut_with_a_marker(app):
+    viewer, _ = await _view(app, "one.log", b"A" * (10 << 20) + b"\n")
+    banner = viewer.walker[0].text
+    assert "from line 1 (its start not loaded)" in banner, banner
+    lines = [viewer.walker[i] for i in viewer._lines()]
+    assert [line.number for line in lines] == [1]
+    assert lines[0].raw.startswith("...AAAA")
+    assert lines[0].raw.endswith("more characters not shown]")
+
+
+async def test_following_across_a_truncation_restarts_the_numbering(app):
+    viewer, path = await _view(app, "f.log", b"f1\nf2\n")
+    viewer.action("follow")
+    await asyncio.sleep(0.3)
+    path.write_bytes(b"")
+    await asyncio.sleep(0.5)
+    with open(path, "ab") as f:
+        f.write(b"new1\n")
+    for _ in range(100):
+        if "new1" in screen(app):
+            break
+        await asyncio.sleep(0.05)
+    text = screen(app)
+    assert "the file was truncated: numbering starts again" in text
+    assert viewer.search("new1")
+    assert "found 'new1' at line 1" in screen(app)
+    viewer.stop()
