@@ -486,3 +486,26 @@ async def test_following_across_a_truncation_restarts_the_numbering(app):
     assert viewer.search("new1")
     assert "found 'new1' at line 1" in screen(app)
     viewer.stop()
+
+
+async def test_the_header_and_the_network_screen_tell_the_same_truth(app, monkeypatch):
+    """Issue 19, finding 12: after `satbridge network hostname sat-new` the header kept the
+    machine's hostname, and its addresses were not the Network screen's."""
+    await app.bridge.network.set_hostname("sat-new")
+    await app.bridge.network.set_static("192.0.2.10/24", None, [], confirm_timeout=0)
+    app.run_action("network")
+    await settle(app)
+    await app.tick()
+    head, text = screen(app).splitlines()[0], screen(app)
+    assert head.startswith(" sat-new | 192.0.2.10 | "), head
+    assert "192.0.2.10/24" in text
+    assert "hostname sat-new" in text
+
+    async def unavailable():  # the service cannot answer: the header falls back to the kernel's
+        raise __import__("satbridge.errors", fromlist=["x"]).Unavailable("NetworkManager is not running")
+
+    monkeypatch.setattr(app.bridge.network, "show", unavailable)
+    await app.tick()
+    head = screen(app).splitlines()[0]
+    assert head.startswith(f" {app.bridge.status.host.hostname()} | "), head
+    assert "not paired" in head
