@@ -378,6 +378,8 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     print(f"  hostname {state.hostname}")
     if state.dhcp:
         print(f"  DHCP lease: {state.dhcp.get('ip_address', '?')} for {state.dhcp.get('dhcp_lease_time', '?')} s")
+    if state.note:
+        print(state.note[:1].upper() + state.note[1:] + ".")
     if state.settled_in >= SLOW_SETTLE:
         print(f"NOTE: the change took {state.settled_in:.0f} s to take effect; the rollback timer ran meanwhile.")
     if state.pending_rollback_in:

@@ -241,3 +241,11 @@ def test_an_empty_or_spaced_value_is_refused_naming_its_flag(tmp_path):
         assert result.returncode == EXIT_CODES[Kind.INVALID_ARGUMENT], (args, result.stderr)
         assert field in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_dhcp_while_on_dhcp_changes_nothing(tmp_path):
+    # Issue 19, finding 10: the CLI answers like the console, and asks for no confirmation.
+    result = satbridge(tmp_path, "--sandbox", "network", "dhcp")
+    assert result.returncode == 0, result.stderr
+    assert "Already in force: nothing to change." in result.stdout
+    assert "KEEP THIS SETTING" not in result.stdout

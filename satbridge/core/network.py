@@ -41,6 +41,7 @@ class NetworkState:
     pending_rollback_in: float = 0.0
     pending_lost: str = ""  # a change whose checkpoint NetworkManager lost (restarted): what to do
     settled_in: float = 0.0  # how long the change just made took to take effect (0: none made)
+    note: str = ""  # what the request did when it changed nothing ("already in force: ...")
 
 
 def _ip(text: str, field: str) -> ipaddress.IPv4Address:

@@ -33,12 +33,14 @@ from satbridge.menu.screens.status import StatusController
 from satbridge.menu.screens.xcc import XccController
 
 if TYPE_CHECKING:
+    from satbridge.core.network import NetworkState
     from satbridge.services.network import Pending
     from satbridge.wiring import Bridge
 
 log = logging.getLogger(__name__)
 PALETTE = views.PALETTE
 TICK = 1.0  # seconds between refreshes of the header and the live screen
+NETWORK_DEADLINE = 2.0  # the header waits this long for the network service, then falls back
 SCREENS: dict[str, type[Controller]] = {
     c.name: c
     for c in (
@@ -72,6 +74,7 @@ class MenuApp:
         self.dialog: views.Dialog | None = None
         self.dialog_title = ""
         self.seen_pending: Pending | None = None
+        self.network: NetworkState | None = None  # the network service's answer, for the header
         # A new screen is a full repaint (run() points this at the terminal's clear()).
         self.on_screen_change: Callable[[], None] = lambda: None
         # Every screen and global key is a named action: tests (and keys.py) run them by name.
@@ -219,9 +222,14 @@ class MenuApp:
         b = self.bridge
         try:
             host = b.status.host
-            addresses = [
-                a.address for a in host.addresses() if a.interface != "lo" and not a.address.startswith("fe80")
-            ]
+            net = self.network
+            if net is not None and net.addresses:  # what the Network screen shows
+                addresses = [a.split("/")[0] for a in net.addresses]
+            else:  # the service could not answer: what the kernel has
+                addresses = [
+                    a.address for a in host.addresses() if a.interface != "lo" and not a.address.startswith("fe80")
+                ]
+            hostname = net.hostname if net is not None and net.hostname else host.hostname()
             p = b.pairing.status()
             pairing = (
                 f"PAIRED with {p.peer_name}"
@@ -233,7 +241,7 @@ class MenuApp:
                     else ""
                 )
             )
-            parts = [host.hostname(), ", ".join(addresses[:2]) or "no address", pairing]
+            parts = [hostname, ", ".join(addresses[:2]) or "no address", pairing]
             pending = b.network.pending()
             if pending is not None:
                 left = max(0, int(pending.deadline - b.pairing.clock()))
@@ -244,6 +252,15 @@ class MenuApp:
             if not isinstance(exc, (SatbridgeError, OSError)):
                 log.exception("console header")
             self.header.set_text(term.plain(f" (status unavailable: {_one_line(exc)})")[:200])
+
+    async def read_network(self) -> None:
+        """The header's hostname and addresses come from the network service, as the Network
+        screen's do; when it cannot answer in time, the header falls back to the kernel's."""
+        try:
+            self.network = await asyncio.wait_for(self.bridge.network.show(), NETWORK_DEADLINE)
+        except (TimeoutError, SatbridgeError, OSError) as exc:
+            log.debug("header: the network service did not answer: %s", exc)
+            self.network = None
 
     def _announce(self, pending: Pending | None) -> None:
         """A pending change that went away: kept, or reverted (every console says which)."""
@@ -258,6 +275,7 @@ class MenuApp:
     async def tick(self) -> None:
         """One refresh of the header and the live screen; a part that fails says so and the
         next tick tries again (the ticker never dies of one bad read)."""
+        await self.read_network()
         await asyncio.to_thread(self.update_header)
         await self.refresh_screen()
         self.draw()

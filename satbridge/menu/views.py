@@ -59,34 +59,67 @@ def field_row(label: str, edit: Field, width: int = 40) -> urwid.Widget:
     )
 
 
-class Body(urwid.ListBox):
-    """A screen's list: Tab/Shift-Tab move between fields and buttons (wrapping), Enter in a
-    field moves to the next one."""
+_CONTAINERS = (urwid.Pile, urwid.Columns, urwid.GridFlow)
+Path = tuple[int, ...]
 
-    def _selectables(self) -> list[int]:
-        return [i for i, w in enumerate(self.body) if w.selectable()]
+
+def _leaves(widget: urwid.Widget) -> list[Path]:
+    """The focus paths of every focusable widget inside `widget`, in reading order: nested
+    Piles and Columns (a screen's button group, a field row) are walked into, not skipped."""
+    inner = widget.base_widget
+    if isinstance(inner, _CONTAINERS):
+        return [(i, *p) for i, (child, _) in enumerate(inner.contents) for p in _leaves(child)]
+    return [()] if widget.selectable() else []
+
+
+def _focus_path(widget: urwid.Widget) -> Path:
+    inner = widget.base_widget
+    if isinstance(inner, _CONTAINERS) and inner.contents:
+        return (inner.focus_position, *_focus_path(inner.focus))
+    return ()
+
+
+class Body(urwid.ListBox):
+    """A screen's list: Tab/Shift-Tab visit every field and button in order (wrapping), those
+    inside nested Piles and Columns too; Enter in a field moves to the next one."""
+
+    def _here(self) -> Path:
+        if not self.body:
+            return ()
+        return (self.focus_position, *_focus_path(self.focus))
 
     def _move(self, step: int) -> bool:
-        spots = self._selectables()
+        spots = [(i, *p) for i, w in enumerate(self.body) for p in _leaves(w)]
         if not spots:
             return False
-        here = self.focus_position if self.body else 0
-        later = [i for i in spots if (i - here) * step > 0]
+        here = self._here()
+        later = [p for p in spots if (p > here if step > 0 else p < here)]
         target = (later[0] if step > 0 else later[-1]) if later else (spots[0] if step > 0 else spots[-1])
-        self.set_focus(target, "above" if step > 0 else "below")
+        self.set_focus(target[0], "above" if step > 0 else "below")
+        widget = self.focus
+        for position in target[1:]:
+            inner = widget.base_widget if widget is not None else None
+            if not isinstance(inner, _CONTAINERS):
+                break
+            inner.focus_position = position
+            widget = inner.focus
         return True
+
+    def _in_field(self) -> bool:
+        widget = self.focus
+        if widget is None:
+            return False
+        for _ in self._here()[1:]:
+            widget = widget.base_widget.focus
+        return isinstance(widget.base_widget, Field)
 
     def keypress(self, size: tuple[int, int], key: str) -> str | None:  # type: ignore[override]
         if key in ("tab", "shift tab"):
             return None if self._move(1 if key == "tab" else -1) else key
-        if key == "enter" and self.body and isinstance(self.focus, urwid.Columns) and _holds_field(self.focus):
+        if key == "enter" and self.body and self._in_field():
             self._move(1)
             return None
         return super().keypress(size, key)
-
-
-def _holds_field(widget: urwid.Columns) -> bool:
-    return any(isinstance(getattr(w, "original_widget", w), Field) for w, _ in widget.contents)
 
 
 def body(widgets: Sequence[urwid.Widget]) -> Body:
@@ -177,11 +210,45 @@ def menu(items: Sequence[tuple[str, str, Action]]) -> Body:
     return body([button(f"{key:<2} {label}" if key else f"   {label}", act) for key, label, act in items])
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> list[urwid.Widget]:
-    def line(cells: Sequence[str]) -> str:
-        return " ".join(plain(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+Cell = str | Sequence[str]
 
-    return [urwid.Text(("title", line(header))), *(urwid.Text(line(r)) for r in rows)]
+
+def cell_lines(cell: Cell, width: int) -> list[str]:
+    """A cell as the rows it needs, never cut: a list (ports, sources) one item per row, text
+    wrapped at spaces, a word longer than the column broken with its rest indented by two."""
+    items = [cell] if isinstance(cell, str) else list(cell)
+    out: list[str] = []
+    for item in items:
+        words = plain(item).split(" ")
+        line = ""
+        for word in words:
+            if line and len(line) + 1 + len(word) <= width:
+                line += " " + word
+                continue
+            if line:
+                out.append(line)
+            line, first = "", True
+            while len(word) > max(1, width if first else width - 2):
+                take = max(1, width if first else width - 2)
+                out.append(word[:take] if first else "  " + word[:take])
+                word, first = word[take:], False
+            line = word if first else "  " + word
+        out.append(line)
+    return out or [""]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Cell]], widths: Sequence[int]) -> list[urwid.Widget]:
+    """Columns of fixed widths; a cell that does not fit takes more rows (nothing is cut)."""
+
+    def lines(cells: Sequence[Cell]) -> str:
+        cols = [cell_lines(c, w) for c, w in zip(cells, widths, strict=False)]
+        height = max(len(c) for c in cols)
+        return "\n".join(
+            " ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip()
+            for i in range(height)
+        )
+
+    return [urwid.Text(("title", lines(header))), *(urwid.Text(lines(r)) for r in rows)]
 
 
 def render_text(widget: urwid.Widget, cols: int = 80, rows: int | None = 24) -> str:

@@ -209,6 +209,11 @@ class FirewallServicer(firewall_pb2_grpc.FirewallServicer):
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
 
+    def _server(self, rpc: str) -> str:
+        """Who calls, for the audit log: only the paired server gets past the interceptor."""
+        trust = self.bridge.pairing.trust()
+        return f"{trust.peer_name if trust else 'paired server'} ({rpc} RPC)"
+
     async def Get(
         self, request: firewall_pb2.GetFirewallRequest, context: grpc.aio.ServicerContext
     ) -> firewall_pb2.FirewallState:
@@ -219,7 +224,10 @@ class FirewallServicer(firewall_pb2_grpc.FirewallServicer):
     ) -> firewall_pb2.FirewallState:
         rules = rule_set(request.rules)
         state = await self.bridge.firewall.set(
-            rules, confirm_timeout=request.confirm_timeout_seconds, base_revision=request.base_revision
+            rules,
+            by=self._server("Set"),
+            confirm_timeout=request.confirm_timeout_seconds,
+            base_revision=request.base_revision,
         )
         return convert.firewall_state(state)
 
@@ -228,12 +236,12 @@ class FirewallServicer(firewall_pb2_grpc.FirewallServicer):
     ) -> firewall_pb2.FirewallState:
         if not request.revision:
             raise InvalidArgument("the revision to confirm (from Set's answer)", field="revision")
-        return convert.firewall_state(await self.bridge.firewall.confirm(request.revision))
+        return convert.firewall_state(await self.bridge.firewall.confirm(request.revision, by=self._server("Confirm")))
 
     async def Reset(
         self, request: firewall_pb2.ResetFirewallRequest, context: grpc.aio.ServicerContext
     ) -> firewall_pb2.FirewallState:
-        return convert.firewall_state(await self.bridge.firewall.reset(by="paired server (Reset RPC)"))
+        return convert.firewall_state(await self.bridge.firewall.reset(by=self._server("Reset")))
 
 
 _COMPRESSION = {

@@ -137,7 +137,10 @@ class FirewallService:
             warnings=fw.bound_warnings(await self.firewall.warnings()),
         )
 
-    async def set(self, rules: fw.RuleSet, *, confirm_timeout: int = 0, base_revision: int = 0) -> FirewallState:
+    async def set(
+        self, rules: fw.RuleSet, *, by: str, confirm_timeout: int = 0, base_revision: int = 0
+    ) -> FirewallState:
+        """`by`: who asks, for the audit log (the paired server's name, `console`, `cli`)."""
         rules = fw.validate(rules)
         if not 0 <= confirm_timeout <= MAX_CONFIRM_TIMEOUT:
             raise InvalidArgument(f"must be 0..{MAX_CONFIRM_TIMEOUT} seconds", field="confirm_timeout_seconds")
@@ -170,7 +173,7 @@ class FirewallService:
                 data.update(revision=revision, rules=fw.to_json(rules), pending=None)
             self._save(data)
             self.audit.record(
-                "firewall-set", revision=revision, rules=len(rules.rules), confirm_timeout=confirm_timeout
+                "firewall-set", revision=revision, rules=len(rules.rules), confirm_timeout=confirm_timeout, by=by
             )
         return await self.get()
 
@@ -187,7 +190,7 @@ class FirewallService:
                 log.warning("firewall %s: the bridge's jump now comes before rules it did not write: %s", family, named)
         return changed
 
-    async def confirm(self, revision: int) -> FirewallState:
+    async def confirm(self, revision: int, *, by: str) -> FirewallState:
         async with self.locks.hold("firewall", timeout=30):
             data = self._load()
             pending = data.get("pending")
@@ -197,7 +200,7 @@ class FirewallService:
             data.update(revision=revision, rules=pending["rules"], pending=None)
             self._save(data)
             self._disarm()
-            self.audit.record("firewall-confirmed", revision=revision)
+            self.audit.record("firewall-confirmed", revision=revision, by=by)
         return await self.get()
 
     async def reset(self, *, by: str) -> FirewallState:

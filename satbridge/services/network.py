@@ -16,6 +16,7 @@ from satbridge.services.ports import AuditLog, Clock, Locks, Network, Store
 from satbridge.services.state import StateService
 
 PENDING_FILE = "network-pending.json"
+NOTHING_TO_DO = "already in force: nothing to change"
 DEFAULT_CONFIRM_TIMEOUT = 30
 MAX_CONFIRM_TIMEOUT = 600
 
@@ -126,7 +127,11 @@ class NetworkService:
                 raise FailedPrecondition(LOST.format(what=pending.what))
             if pending:
                 raise FailedPrecondition("a change awaits confirmation; confirm it or let it roll back first")
-            before = _settings(await self.network.state())
+            current = await self.network.state()
+            if _in_force(current, static):
+                # Nothing to change: no checkpoint (no countdown to answer), no audit entry.
+                return replace(await self.show(), note=NOTHING_TO_DO)
+            before = _settings(current)
             began = self.clock()
             checkpoint = await self.network.apply(static, confirm_timeout=confirm_timeout)
             settled_in = self.clock() - began
@@ -223,6 +228,19 @@ def _settings(state: NetworkState) -> dict[str, Any]:
         "dns": list(state.dns),
         "search": list(state.search),
     }
+
+
+def _in_force(state: NetworkState, static: StaticIPv4 | None) -> bool:
+    """Whether the requested setting (None: DHCP) is the one NetworkManager runs now."""
+    if static is None:
+        return state.method == "auto"
+    return (
+        state.method == "manual"
+        and tuple(state.addresses) == (str(static.address),)
+        and state.gateway == (str(static.gateway) if static.gateway else "")
+        and tuple(state.dns) == tuple(str(d) for d in static.dns)
+        and tuple(state.search) == tuple(static.search)
+    )
 
 
 def _same(state: NetworkState, settings: dict[str, Any]) -> bool:

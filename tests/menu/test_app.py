@@ -173,6 +173,29 @@ async def test_network_errors_ipv6_and_the_keep_modal(app):
     assert app.controller.view.host.values()["hostname"] == "satellite"
 
 
+async def test_the_setting_in_force_starts_no_countdown(app):
+    """Issue 19, finding 10: "Use DHCP" on DHCP, or Apply with the static setting in force."""
+    app.run_action("network")
+    await settle(app)
+    app.controller.dhcp()
+    await settle(app)
+    await app.tick()
+    text = screen(app)
+    assert "Network: already in force: nothing to change." in text
+    assert "KEEP THIS SETTING?" not in text
+    assert "reverts in" not in text.splitlines()[0]
+    await app.bridge.network.set_static("192.0.2.10/24", "192.0.2.1", [], confirm_timeout=0)
+    app.run_action("back")
+    app.run_action("network")
+    await settle(app)
+    app.controller.apply_static()  # the prefilled form: the setting in force
+    await settle(app)
+    await app.tick()
+    text = screen(app)
+    assert "already in force: nothing to change" in text
+    assert "KEEP THIS SETTING?" not in text
+
+
 async def test_disconnect_when_not_paired_says_so(app):
     app.run_action("disconnect")
     await settle(app)
@@ -197,7 +220,8 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
                 ],
                 "default_action": "drop",
             }
-        )
+        ),
+        by="test",
     )
     app.run_action("firewall")
     await settle(app)
@@ -205,7 +229,7 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
     assert "IPv6" in text
     assert "2001:db8::/32" in text
     assert "Revision 1" in text
-    assert "Last change: set by the server" in text
+    assert "Last change: set by test at" in text
     press(app, "tab", "enter")
     assert "reset the firewall?" in screen(app)
     assert focused(app) == ["No"]
@@ -213,6 +237,83 @@ async def test_firewall_reset_starts_on_no_and_no_stays(app):
     assert "satbridge - firewall" in screen(app)
     assert "reset the firewall?" not in screen(app)
     assert (await app.bridge.firewall.get()).rules.rules, "No changed nothing"
+
+
+async def test_the_firewall_table_cuts_nothing_and_says_who(app):
+    """Issue 19, finding 8: a port range, an address and a third source were cut silently,
+    and "who set it" showed "-"."""
+    rules = __import__("satbridge.core.firewall", fromlist=["x"]).from_json(
+        {
+            "rules": [
+                {
+                    "family": "both",
+                    "protocol": "udp",
+                    "ports": [5060, "10000-20000"],
+                    "sources": ["198.51.100.0/24", "2001:db8::/32", "2001:db8:1234:5678::/64"],
+                    "action": "accept",
+                    "comment": "sip trunk to the carrier",
+                },
+                {
+                    "family": "v6",
+                    "protocol": "tcp",
+                    "ports": [443],
+                    "sources": ["2001:db8:ffff:ffff:ffff:ffff:ffff:0/112"],
+                    "action": "accept",
+                    "comment": "https",
+                },
+            ],
+            "default_action": "drop",
+        }
+    )
+    state = await app.bridge.firewall.set(rules, by="central-1 (Set RPC)", confirm_timeout=600)
+    app.run_action("firewall")
+    await settle(app)
+    text = render_text(app.top, rows=60)
+    table = text.split("Last change:")[1].split("Reset to the factory")[0]
+    for whole in ("10000-20000", "198.51.100.0/24", "2001:db8::/32", "2001:db8:1234:5678::/64", "sip trunk to the"):
+        assert whole in table, whole
+    assert "2001:db8:ffff:ffff:ffff:" in table
+    assert "  ffff:ffff:0/112" in table, "a long address wraps, its rest indented"
+    assert "set by central-1 (Set RPC) at" in text
+    await app.bridge.firewall.confirm(state.pending_revision, by="central-1 (Confirm RPC)")
+    await app.controller.load()
+    assert "confirmed by central-1 (Confirm RPC) at" in screen(app)
+
+
+def _tab_walk(app: MenuApp, key: str, count: int) -> list[str]:
+    seen = []
+    for _ in range(count):
+        press(app, key)
+        seen.append(" ".join(focused(app)))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("action", "buttons"),
+    [
+        ("commission", ["New code", "Close the window"]),
+        ("xcc", ["Start", "Stop", "Restart"]),
+    ],
+)
+async def test_tab_visits_every_button_in_nested_groups(app, action, buttons):
+    """Issue 19, finding 11: buttons in a nested Pile were never reached by Tab."""
+    app.run_action(action)
+    await settle(app)
+    await app.tick()
+    if action == "xcc":  # the sandbox has no XCC (nor a system bus): the view draws the verbs
+        app.controller.view.show("XCC: running", [(b, lambda: None) for b in buttons])
+    assert all(b in screen(app) for b in buttons), screen(app)
+    forward = _tab_walk(app, "tab", len(buttons) * 2)
+    assert forward == buttons * 2, "in order, wrapping around"
+    backward = _tab_walk(app, "shift tab", len(buttons) * 2)
+    assert backward == (buttons[::-1] * 3)[1 : 1 + len(buttons) * 2]
+
+
+async def test_tab_walks_network_fields_and_buttons_in_order(app):
+    app.run_action("network")
+    await settle(app)
+    seen = _tab_walk(app, "tab", 8)
+    assert seen == ["", "", "", "", "Apply static address", "Use DHCP", "satellite", "Set hostname"], seen
 
 
 async def test_commission_while_paired_warns_and_starts_on_no(app, monkeypatch):
@@ -336,3 +437,75 @@ async def test_the_viewer_follows_whole_lines_and_says_when_following_stops(app)
         await asyncio.sleep(0.05)
     assert viewer.following is None
     assert "follow stopped" in screen(app)
+
+
+async def _view(app: MenuApp, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    logdir = app.bridge.config.paths.xcc_log_dir
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / name).write_bytes(data)
+    app.viewing = f"xcc/{name}"
+    app.open("log-viewer")
+    await settle(app)
+    return app.stack[-1], logdir / name
+
+
+async def test_the_viewer_numbers_lines_as_grep_does(app):
+    """Issue 19, finding 9: splitlines() broke on \\r, \\f, \\v, \\x1c-\\x1e, NEL and U+2028."""
+    data = "one\ntwo\rCR\fFF\vVT\x1cFS\x85NEL\u2028LS\nthree ERROR\n".encode()
+    viewer, _ = await _view(app, "cr.log", data)
+    assert viewer.search("error")
+    assert "at line 3" in screen(app)
+    assert [viewer.walker[i].number for i in viewer._lines()] == [1, 2, 3]
+    assert "two\\x0dCR" in screen(app), "the controls are shown escaped, in their line"
+
+
+async def test_one_huge_line_shows_its_text_cut_with_a_marker(app):
+    viewer, _ = await _view(app, "one.log", b"A" * (10 << 20) + b"\n")
+    banner = viewer.walker[0].text
+    assert "from line 1 (its start not loaded)" in banner, banner
+    lines = [viewer.walker[i] for i in viewer._lines()]
+    assert [line.number for line in lines] == [1]
+    assert lines[0].raw.startswith("...AAAA")
+    assert lines[0].raw.endswith("more characters not shown]")
+
+
+async def test_following_across_a_truncation_restarts_the_numbering(app):
+    viewer, path = await _view(app, "f.log", b"f1\nf2\n")
+    viewer.action("follow")
+    await asyncio.sleep(0.3)
+    path.write_bytes(b"")
+    await asyncio.sleep(0.5)
+    with open(path, "ab") as f:
+        f.write(b"new1\n")
+    for _ in range(100):
+        if "new1" in screen(app):
+            break
+        await asyncio.sleep(0.05)
+    text = screen(app)
+    assert "the file was truncated: numbering starts again" in text
+    assert viewer.search("new1")
+    assert "found 'new1' at line 1" in screen(app)
+    viewer.stop()
+
+
+async def test_the_header_and_the_network_screen_tell_the_same_truth(app, monkeypatch):
+    """Issue 19, finding 12: after `satbridge network hostname sat-new` the header kept the
+    machine's hostname, and its addresses were not the Network screen's."""
+    await app.bridge.network.set_hostname("sat-new")
+    await app.bridge.network.set_static("192.0.2.10/24", None, [], confirm_timeout=0)
+    app.run_action("network")
+    await settle(app)
+    await app.tick()
+    head, text = screen(app).splitlines()[0], screen(app)
+    assert head.startswith(" sat-new | 192.0.2.10 | "), head
+    assert "192.0.2.10/24" in text
+    assert "hostname sat-new" in text
+
+    async def unavailable():  # the service cannot answer: the header falls back to the kernel's
+        raise __import__("satbridge.errors", fromlist=["x"]).Unavailable("NetworkManager is not running")
+
+    monkeypatch.setattr(app.bridge.network, "show", unavailable)
+    await app.tick()
+    head = screen(app).splitlines()[0]
+    assert head.startswith(f" {app.bridge.status.host.hostname()} | "), head
+    assert "not paired" in head

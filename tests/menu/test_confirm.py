@@ -80,7 +80,7 @@ RULES = fw.from_json(
 
 
 async def test_double_enter_on_firewall_reset_resets_once(app):  # noqa: F811
-    await app.bridge.firewall.set(RULES)
+    await app.bridge.firewall.set(RULES, by="test")
     app.run_action("firewall")
     await settle(app)
     press(app, "tab", "enter")
@@ -92,7 +92,7 @@ async def test_double_enter_on_firewall_reset_resets_once(app):  # noqa: F811
 
 
 async def test_a_second_firewall_reset_changes_nothing_and_says_so(app):  # noqa: F811
-    await app.bridge.firewall.set(RULES)
+    await app.bridge.firewall.set(RULES, by="test")
     first = await app.bridge.firewall.reset(by="console")
     second = await app.bridge.firewall.reset(by="console")
     assert not first.unchanged

@@ -37,6 +37,10 @@ async def test_set_confirm_get_and_status(running, inventory):
         status = await fresh.status()
     assert status.firewall_revision == 1
     assert any("sandbox" in w for w in status.warnings)
+    # who set it: the paired server's name in the audit log (issue 19, finding 8)
+    entries = [json.loads(line) for line in running.bridge.config.paths.audit_log.read_text().splitlines()]
+    who = {e["event"]: e.get("by") for e in entries if e["event"].startswith("firewall-")}
+    assert who == {"firewall-set": "central (Set RPC)", "firewall-confirmed": "central (Confirm RPC)"}
 
 
 def test_satctl_firewall_set_confirms_over_a_new_connection(tmp_path):

@@ -55,7 +55,7 @@ async def test_factory_reset_reaches_the_delivered_state(satellite, inventory, t
     (root / "var/log/xcc").mkdir(parents=True, exist_ok=True)
     (root / "var/log/xcc/xcc.log").write_text("calls\n")
     await satellite.bridge.firewall.set(
-        fw.from_json({"rules": [{"protocol": "tcp", "action": "accept", "ports": [5060]}]})
+        fw.from_json({"rules": [{"protocol": "tcp", "action": "accept", "ports": [5060]}]}), by="test"
     )
     await satellite.bridge.network.set_static("192.0.2.10/24", "192.0.2.1", [], confirm_timeout=300)  # pending
 

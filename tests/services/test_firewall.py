@@ -47,7 +47,7 @@ async def kernel_xcc(backend) -> list[str]:
 
 async def test_set_without_confirm_is_in_force(parts):
     service, backend, audit = parts
-    state = await service.set(OPEN_SIP)
+    state = await service.set(OPEN_SIP, by="test")
     assert state.revision == 1
     assert state.pending_revision == 0
     assert await kernel_xcc(backend) == ["-A SATBRIDGE-XCC -p udp -m multiport --dports 5060 -j ACCEPT"]
@@ -57,7 +57,7 @@ async def test_set_without_confirm_is_in_force(parts):
 async def test_unconfirmed_change_rolls_back(parts):
     service, backend, audit = parts
     started = time.monotonic()
-    state = await service.set(OPEN_SIP, confirm_timeout=1)
+    state = await service.set(OPEN_SIP, by="test", confirm_timeout=1)
     assert state.pending_revision == 1
     assert state.revision == 0
     assert await kernel_xcc(backend)
@@ -69,35 +69,35 @@ async def test_unconfirmed_change_rolls_back(parts):
 
 async def test_confirmed_change_stays(parts):
     service, backend, _ = parts
-    pending = await service.set(OPEN_SIP, confirm_timeout=1)
-    confirmed = await service.confirm(pending.pending_revision)
+    pending = await service.set(OPEN_SIP, by="test", confirm_timeout=1)
+    confirmed = await service.confirm(pending.pending_revision, by="test")
     assert confirmed.revision == pending.pending_revision
     await asyncio.sleep(1.3)
     assert await kernel_xcc(backend)
     with pytest.raises(FailedPrecondition):
-        await service.confirm(pending.pending_revision)
+        await service.confirm(pending.pending_revision, by="test")
 
 
 async def test_one_pending_change_at_a_time_and_lost_races(parts):
     service, _, _ = parts
-    await service.set(OPEN_SIP, confirm_timeout=60)
+    await service.set(OPEN_SIP, by="test", confirm_timeout=60)
     with pytest.raises(FailedPrecondition, match="awaits Confirm"):
-        await service.set(OPEN_SIP)
-    await service.confirm(1)
+        await service.set(OPEN_SIP, by="test")
+    await service.confirm(1, by="test")
     with pytest.raises(Aborted):
-        await service.set(OPEN_SIP, base_revision=7)
-    assert (await service.set(fw.RuleSet((), fw.Action.REJECT), base_revision=1)).revision == 2
+        await service.set(OPEN_SIP, by="test", base_revision=7)
+    assert (await service.set(fw.RuleSet((), fw.Action.REJECT), by="test", base_revision=1)).revision == 2
 
 
 async def test_bad_input_changes_nothing(parts):
     service, backend, _ = parts
-    await service.set(OPEN_SIP)
+    await service.set(OPEN_SIP, by="test")
     before = await backend.read()
     bad = fw.RuleSet((fw.Rule(fw.Family.V4, fw.Protocol.TCP, fw.Action.ACCEPT, (fw.PortRange(9, 1),)),))
     with pytest.raises(InvalidArgument):
-        await service.set(bad)
+        await service.set(bad, by="test")
     with pytest.raises(InvalidArgument) as exc:
-        await service.set(OPEN_SIP, confirm_timeout=99999)
+        await service.set(OPEN_SIP, by="test", confirm_timeout=99999)
     assert exc.value.field == "confirm_timeout_seconds"
     assert await backend.read() == before
     assert (await service.get()).revision == 1
@@ -105,7 +105,7 @@ async def test_bad_input_changes_nothing(parts):
 
 async def test_reset_uses_the_factory_file(parts, tmp_path):
     service, backend, _ = parts
-    await service.set(OPEN_SIP)
+    await service.set(OPEN_SIP, by="test")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / FACTORY_FILE).write_text(
         json.dumps({"default_action": "reject", "rules": [{"protocol": "tcp", "action": "accept", "ports": [443]}]})
@@ -117,8 +117,8 @@ async def test_reset_uses_the_factory_file(parts, tmp_path):
 
 async def test_restore_at_start_drops_an_unconfirmed_change(parts, tmp_path):
     service, backend, audit = parts
-    await service.set(OPEN_SIP)
-    await service.set(fw.RuleSet((), fw.Action.ACCEPT), confirm_timeout=600)
+    await service.set(OPEN_SIP, by="test")
+    await service.set(fw.RuleSet((), fw.Action.ACCEPT), by="test", confirm_timeout=600)
     # The bridge restarts (a new service object; the old timer is gone with the old process).
     fresh = FirewallService(
         backend,
@@ -161,7 +161,7 @@ def _factory_bodies(etc):
 
 async def test_a_bad_factory_file_is_failed_precondition_naming_it_and_changes_nothing(parts, tmp_path):
     service, backend, audit = parts
-    await service.set(OPEN_SIP)
+    await service.set(OPEN_SIP, by="test")
     before = await backend.read()
     etc = tmp_path / "etc"
     etc.mkdir()
@@ -180,15 +180,28 @@ async def test_a_bad_factory_file_is_failed_precondition_naming_it_and_changes_n
 async def test_a_no_op_set_keeps_its_revision_and_audits_no_change(parts):
     """Every no-op Set bumped the revision and audited firewall-set/-confirmed, kernel untouched."""
     service, backend, audit = parts
-    first = await service.set(OPEN_SIP)
+    first = await service.set(OPEN_SIP, by="test")
     kernel = await backend.read()
     spelled_otherwise = fw.RuleSet(
         (fw.Rule(fw.Family.BOTH, fw.Protocol.UDP, fw.Action.ACCEPT, (fw.PortRange(5060, 5060),), ()),),
         fw.Action.DROP,
     )
     for again in (OPEN_SIP, spelled_otherwise):
-        state = await service.set(again, confirm_timeout=30)
+        state = await service.set(again, by="test", confirm_timeout=30)
         assert (state.revision, state.pending_revision) == (first.revision, 0)
     assert await backend.read() == kernel
     assert audit.names() == ["firewall-set"]
-    assert (await service.set(fw.RuleSet((), fw.Action.DROP))).revision == first.revision + 1
+    assert (await service.set(fw.RuleSet((), fw.Action.DROP), by="test")).revision == first.revision + 1
+
+
+async def test_the_audit_log_says_who_set_confirmed_and_reset(parts):
+    """Issue 19, finding 8: the firewall screen's "who set it" comes from these entries."""
+    service, _backend, audit = parts
+    pending = await service.set(OPEN_SIP, by="central-1 (Set RPC)", confirm_timeout=60)
+    await service.confirm(pending.pending_revision, by="central-1 (Confirm RPC)")
+    await service.reset(by="console")
+    assert [(event, details.get("by")) for event, details in audit.events] == [
+        ("firewall-set", "central-1 (Set RPC)"),
+        ("firewall-confirmed", "central-1 (Confirm RPC)"),
+        ("firewall-reset", "console"),
+    ]

@@ -94,3 +94,28 @@ async def test_a_factory_reset_settles_a_lost_checkpoint(bridge):
     steps = [step async for step in bridge.factory_reset.run(by="test")]
     assert all(step.done for step in steps), [(s.name, s.detail) for s in steps if not s.done]
     assert (await bridge.network.show()).method == "auto"
+
+
+async def test_the_setting_in_force_is_nothing_to_do(bridge):
+    """Issue 19, finding 10: DHCP while on DHCP, or the static setting already in force, starts
+    no checkpoint (no countdown), audits nothing and says so."""
+    net = bridge.network
+    audit = bridge.config.paths.audit_log
+    pending = bridge.config.paths.state_dir / "network-pending.json"
+    before = audit.read_text() if audit.exists() else ""
+    state = await net.set_dhcp()
+    assert state.note == "already in force: nothing to change"
+    assert state.pending_rollback_in == 0
+    assert not pending.exists()
+    assert net.pending() is None
+    assert (audit.read_text() if audit.exists() else "") == before
+
+    await net.set_static("192.0.2.10/24", "192.0.2.1", ["192.0.2.53"], ["example.net"], confirm_timeout=0)
+    before = audit.read_text()
+    state = await net.set_static("192.0.2.10/24", "192.0.2.1", ["192.0.2.53"], ["example.net"])
+    assert state.note == "already in force: nothing to change"
+    assert not pending.exists()
+    assert audit.read_text() == before
+    state = await net.set_static("192.0.2.11/24", "192.0.2.1", ["192.0.2.53"], ["example.net"])
+    assert not state.note  # a different address is a change, with its countdown
+    assert state.pending_rollback_in > 0

@@ -37,17 +37,18 @@ def last_change(audit_log: Path) -> dict[str, Any] | None:
     return None
 
 
-def _ports(rule: fw.Rule) -> str:
-    return ",".join(str(p.first) if p.first == p.last else f"{p.first}-{p.last}" for p in rule.ports) or "any"
+def _ports(rule: fw.Rule) -> list[str]:
+    return [str(p.first) if p.first == p.last else f"{p.first}-{p.last}" for p in rule.ports] or ["any"]
 
 
-def rule_rows(rules: fw.RuleSet) -> list[list[str]]:
+def rule_rows(rules: fw.RuleSet) -> list[list[views.Cell]]:
+    """One rule per table row; its ports and sources one per line, so none is cut."""
     return [
         [
             {"v4": "IPv4", "v6": "IPv6", "both": "both"}[r.family.value],
             r.protocol.value,
             _ports(r),
-            ",".join(r.sources) or "anywhere",
+            list(r.sources) or "anywhere",
             r.action.value,
             r.comment,
         ]
@@ -60,7 +61,9 @@ class FirewallView:
         self.walker = urwid.SimpleFocusListWalker([urwid.Text("reading the firewall...")])
         self.widget = views.Body(self.walker)
 
-    def show(self, head: list[str], rows: list[list[str]], kernel: dict[str, list[str]], reset: views.Action) -> None:
+    def show(
+        self, head: list[str], rows: list[list[views.Cell]], kernel: dict[str, list[str]], reset: views.Action
+    ) -> None:
         widgets: list[urwid.Widget] = [urwid.Text(plain("\n".join(head))), urwid.Divider()]
         widgets += views.table(
             ["Family", "Proto", "Ports", "Sources", "Action", "Comment"], rows, [6, 5, 12, 24, 6, 20]

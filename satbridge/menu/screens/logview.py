@@ -1,7 +1,10 @@
 """The log viewer, like `less` for the keys it offers: `/` search (case-insensitive unless the
 text has capitals), the match marked, `n`/`N` next/previous wrapping around, `g`/`G`, and `f`
 follow, which keeps to the end only while you are at the end (PgUp stops it scrolling). Line
-numbers are the file's own, also when only its last 4 MiB are loaded (a banner says so)."""
+numbers are the file's own (lines end at \n only, as `grep -n` counts), also when only its last
+4 MiB are loaded (a banner says so, and a line begun before the tail is shown with its start
+marked); a line too long to draw is cut for display with a marker; after a truncation while
+following the numbering starts again, and says so."""
 
 from __future__ import annotations
 
@@ -17,6 +20,18 @@ from satbridge.menu.base import Controller
 from satbridge.menu.term import plain
 
 MAX_BYTES = 4 << 20  # the console loads the last 4 MiB of a log
+MAX_SHOWN = 8000  # characters of one line drawn (a 4 MiB line would be 50,000 screen rows)
+CUT = "..."
+TRUNCATED = "-- the file was truncated: numbering starts again --"
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """Lines as `grep -n` counts them: split on \n only (\r, \f, \v, NEL, U+2028 stay in the
+    line, shown escaped); a last line without its \n is a line too."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 def matcher(text: str) -> tuple[str, bool]:
@@ -35,9 +50,12 @@ def spans(line: str, needle: str, sensitive: bool) -> list[tuple[int, int]]:
 
 
 class Line(urwid.Text):
-    def __init__(self, number: int, text: str) -> None:
+    def __init__(self, number: int, text: str, *, head_cut: bool = False) -> None:
         self.number = number
-        self.raw = plain(printable(text))  # controls shown as \xNN, never sent, never dropped unseen
+        raw = plain(printable(text))  # controls shown as \xNN, never sent, never dropped unseen
+        if len(raw) > MAX_SHOWN:  # cut for display only, and said so
+            raw = f"{raw[:MAX_SHOWN]}{CUT} [{len(raw) - MAX_SHOWN} more characters not shown]"
+        self.raw = (CUT if head_cut else "") + raw
         super().__init__(self.raw, wrap="any")
 
     def mark(self, needle: str, sensitive: bool) -> None:
@@ -130,35 +148,40 @@ class LogViewerController(Controller):
         return count, last == b"\n"
 
     async def load(self) -> None:
-        sources = {s.name: s for s in self.bridge.logs.list()}
-        size = sources[self.log_name].size if self.log_name in sources else 0
+        size = self._size()
         offset = max(0, size - MAX_BYTES)
         data = b""
         journal = self.log_name.startswith("journal/")
         async for chunk in self.bridge.logs.download(self.log_name, offset=offset, lines=2000 if journal else 0):
             data += chunk.data
         banner: list[urwid.Widget] = []
-        first = 1
+        first, head_cut = 1, False
         if offset:
             before, whole = await self._lines_before(offset)
             first = before + 1
-            if not whole:  # the first line loaded is cut: start at the next whole one
-                data = data.partition(b"\n")[2]
-                first += 1
+            head_cut = not whole  # the first line loaded began before the tail: shown, marked
             banner = [
                 urwid.Text(
                     (
                         "banner",
                         f"-- only the last {MAX_BYTES >> 20} MiB of {size} bytes are loaded: "
-                        f"from line {first}; earlier lines are not shown --",
+                        f"from line {first}{' (its start not loaded)' if head_cut else ''};"
+                        " earlier lines are not shown --",
                     )
                 )
             ]
         self.first_line = first
-        lines = data.decode(errors="replace").splitlines()
-        self.walker[:] = banner + [Line(first + i, text) for i, text in enumerate(lines)] or [urwid.Text("(empty)")]
+        lines = [
+            Line(first + i, raw.decode(errors="replace"), head_cut=head_cut and i == 0)
+            for i, raw in enumerate(split_lines(data))
+        ]
+        self.walker[:] = banner + lines or [urwid.Text("(empty)")]
         self.size = size
         self.end()
+
+    def _size(self) -> int:
+        sources = {s.name: s for s in self.bridge.logs.list()}
+        return sources[self.log_name].size if self.log_name in sources else 0
 
     def _lines(self) -> list[int]:
         return [i for i, w in enumerate(self.walker) if isinstance(w, Line)]
@@ -207,9 +230,17 @@ class LogViewerController(Controller):
         async def follow() -> None:
             number = max([self.walker[i].number for i in self._lines()] or [self.first_line - 1]) + 1
             pending = b""  # a line written in pieces is shown once it is whole
+            received = self.size  # bytes of the file as it is now, read so far
             try:
                 async for chunk in self.bridge.logs.download(self.log_name, offset=self.size, follow=True):
+                    if not chunk.data:
+                        continue
                     at_end = not self.walker or self.listbox.focus_position >= len(self.walker) - 1
+                    received += len(chunk.data)
+                    if self._size() < received:  # truncated (or replaced): what came is its start
+                        received, number, pending = len(chunk.data), 1, b""
+                        self.walker.append(urwid.Text(("banner", TRUNCATED)))
+                        self.app.say(TRUNCATED.strip("- "))
                     *whole, pending = (pending + chunk.data).split(b"\n")
                     for raw in whole:
                         self.walker.append(Line(number, raw.decode(errors="replace")))

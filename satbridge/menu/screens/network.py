@@ -146,18 +146,24 @@ class NetworkController(Controller):
         v = self.form.values()
 
         async def go() -> None:
-            await self.bridge.network.set_static(
+            state = await self.bridge.network.set_static(
                 v["address"], v["gateway"] or None, _words(v["dns"]), _words(v["search"])
             )
+            self._nothing_to_do(state)
 
         self._apply(go)
 
     def dhcp(self) -> None:
         async def go() -> None:
-            await self.bridge.network.set_dhcp()
+            state = await self.bridge.network.set_dhcp()
+            self._nothing_to_do(state)
             self.filled = False
 
         self._apply(go)
+
+    def _nothing_to_do(self, state: NetworkState) -> None:
+        if state.note:  # the setting asked for is the one in force: no countdown to answer
+            self.app.say(f"Network: {state.note}.")
 
     def set_hostname(self) -> None:
         name = self.view.host.values()["hostname"]
