@@ -57,7 +57,7 @@ def test_ready_notification_and_clean_sigterm(tmp_path):
         with socket.create_connection(("127.0.0.1", pairing), timeout=5):
             pass
         window = json.loads((tmp_path / "root/var/lib/satbridge/pairing-window.json").read_text())
-        assert window["attempts_left"] == 5, "unpaired at start: the window opened by itself"
+        assert window["attempts_left"] == 50, "unpaired at start: the window opened by itself (pairing.max_failures)"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         while (message := listener.recv(4096).decode()) == "WATCHDOG=1":
