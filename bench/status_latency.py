@@ -142,6 +142,24 @@ async def poll(ctl: Path, clients: int, seconds: float, interval: float, *, heal
     return latencies
 
 
+async def during_flood(pairing_port: int, ctl: Path, clients: int, seconds: float, interval: float) -> list[float]:
+    """Poll while a stranger floods the pairing port from another process (tests/server/flood.py:
+    raw TCP connections, TLS without the HTTP/2 preface, headers-only streams, a GetIdentity
+    storm), as issue 16 asks: the paired server's calls must not suffer."""
+    top = Path(__file__).resolve().parent.parent
+    flood = subprocess.Popen(
+        [sys.executable, "-m", "tests.server.flood", str(pairing_port), "--raw", "600", "--tls", "100",
+         "--streams", "64", "--identity", "400"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=top,
+    )  # fmt: skip
+    try:
+        assert flood.stdout is not None
+        assert flood.stdout.readline().startswith("flooding")
+        return await poll(ctl, clients, seconds, interval)
+    finally:
+        flood.communicate("", timeout=120)  # stdin closed: it lets go
+
+
 def bridge_cpu(pid: int) -> float:
     """Seconds of CPU (user + system) the process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -181,6 +199,7 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
         busy, uploads = await under(
             ["--upload-child", str(ctl), str(payload)], "uploading", ctl, clients, seconds, interval, stop
         )
+        flooded = await during_flood(served.pairing, ctl, clients, seconds, interval)
         sink = free_port()
         ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
         try:
@@ -197,6 +216,14 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     print(f"| idle bridge (reference) | {p(idle, 0.5):.1f} | {p(idle, 0.99):.1f} | {rate_idle:.0f} |")
     busy_row = f"{p(busy, 0.5):.1f} | {p(busy, 0.99):.1f} | {rate_busy:.0f}"
     print(f"| while {mib} MiB uploads run ({uploads} started) | {busy_row} |")
+    print(
+        f"| while a stranger floods the pairing port (goal: as idle) | {p(flooded, 0.5):.1f} "
+        f"| {p(flooded, 0.99):.1f} | {len(flooded) / seconds:.0f} |"
+    )
+    print(
+        f"| ratio, pairing-port flood / idle | {p(flooded, 0.5) / p(idle, 0.5):.2f}x "
+        f"| {p(flooded, 0.99) / p(idle, 0.99):.2f}x | {len(flooded) / len(idle):.2f}x |"
+    )
     rate_copy = len(copied) / seconds
     print(
         f"| while a plain ssl copy of {mib} MiB runs beside it ({copies} copies) | {p(copied, 0.5):.1f} "
