@@ -563,6 +563,9 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             await future
     finally:
         writer.shutdown(wait=True)  # what was received is written before the file closes
+        # after a failed write (a full disk) the chunks queued behind it failed too: collected
+        # here, so the one error already on its way is the only thing said
+        await asyncio.gather(*pending, return_exceptions=True)
         progress.close()
         if opts.output:
             out.close()

@@ -80,6 +80,30 @@ class Inventory:
             self.default = sat.name
         return [name for name in gone if name != sat.name]
 
+    def check_name_free(self, name: str | None, host: str, port: int) -> None:
+        """An explicit --name that already names a satellite at another address is refused
+        (before pairing): one pairing must never silently drop another's pin and certificate."""
+        other = self.satellites.get(name) if name else None
+        if other is not None and (other.host, other.port) != (host, port):
+            raise InvalidArgument(
+                f"{name!r} already names the satellite at {other.host} port {other.port}; choose another --name"
+                " (or `satctl unpair -s NAME` that one first)",
+                field="--name",
+            )
+
+    def free_name(self, wanted: str, host: str, port: int) -> str:
+        """The default name for a new pairing: `wanted` (the satellite's hostname), unless it
+        names a satellite at another address; then the first free `wanted-2`, `wanted-3`... An
+        entry for this very address keeps its name (a re-pairing after a factory reset)."""
+        for sat in self.satellites.values():
+            if (sat.host, sat.port) == (host, port):
+                return sat.name
+        name, n = wanted, 1
+        while name in self.satellites:
+            n += 1
+            name = f"{wanted}-{n}"
+        return name
+
     def get(self, name: str | None) -> Satellite:
         key = name or self.default
         if not key and len(self.satellites) == 1:

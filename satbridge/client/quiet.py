@@ -5,4 +5,5 @@ the operator set it (GRPC_VERBOSITY=debug still shows everything)."""
 
 import os
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+if not os.environ.get("GRPC_VERBOSITY", "").strip():  # unset or empty: quiet
+    os.environ["GRPC_VERBOSITY"] = "NONE"

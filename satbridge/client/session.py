@@ -69,6 +69,13 @@ def check_host(host: str) -> str:
 IDENTITY_CHANGED = "REMOTE IDENTITY CHANGED"
 
 
+def repair_command(sat: Satellite) -> str:
+    """The satctl line that pairs this entry's satellite again, under the same name and ports."""
+    flags = "" if sat.port == DEFAULT_PORT else f" --port {sat.port}"
+    flags += "" if sat.pairing_port == DEFAULT_PAIRING_PORT else f" --pairing-port {sat.pairing_port}"
+    return f"satctl pair {sat.host} CODE --name {sat.name}{flags}"
+
+
 async def explain_unreachable(sat: Satellite, timeout: float) -> None:
     """After a call failed as UNAVAILABLE: read the identity the address presents now, and when
     it is not the pinned one, say so the way ssh does (it was factory-reset, or someone is in
@@ -87,7 +94,7 @@ async def explain_unreachable(sat: Satellite, timeout: float) -> None:
     raise Unauthenticated(
         f"{IDENTITY_CHANGED}: {sat.name} at {target(sat.host, sat.port)} presents identity {now[:16]}…, not the "
         f"{sat.fingerprint[:16]}… paired with. It was factory-reset, or someone is in the middle. If you reset it: "
-        f"open a pairing window on its console and run `satctl pair {sat.host} CODE` (it replaces this entry); "
+        f"open a pairing window on its console and run `{repair_command(sat)}` (it replaces this entry); "
         "if not, do not trust it"
     )
 
@@ -128,6 +135,7 @@ async def pair(
     check_host(host)
     key = proofs.code_key(code)
     check_peer_name(server_name, field="server_name")
+    inventory.check_name_free(name, host, port)  # before anything changes on the satellite
     der = await fetch_server_certificate(host, pairing_port, timeout=timeout)
     fp = hashlib.sha256(der).digest()
     identity_pem = certs.der_to_pem(der)
@@ -154,7 +162,7 @@ async def pair(
             "the satellite's answer does not prove it knows the code: possible man in the middle; nothing was saved"
         )
     sat = Satellite(
-        name=name or ident.hostname or host,
+        name=name or inventory.free_name(ident.hostname or host, host, port),
         host=host,
         port=port,
         pairing_port=pairing_port,

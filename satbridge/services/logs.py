@@ -89,7 +89,7 @@ class LogsService:
         if since is not None and not (math.isfinite(since) and 0 <= since < 2**40):
             raise InvalidArgument("a time from 1970 on", field="since")
         if kind == "file" and (since or lines):
-            raise InvalidArgument("since and lines apply to journal sources only", field="since")
+            raise InvalidArgument("since and lines apply to journal sources only", field="since" if since else "lines")
         if kind == "journal" and offset:
             raise InvalidArgument("journal sources start at a point in time (since), not an offset", field="offset")
         if lines < 0 or lines > 1_000_000:
