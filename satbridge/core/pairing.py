@@ -219,6 +219,7 @@ class ChallengeBook:
     hold: float = 30.0  # = ttl: a live, unused challenge is never evicted by its own address either
 
     def __post_init__(self) -> None:
+        self._missing: set[Connection] = set()  # missed by the last look
         self._issued: dict[Connection, tuple[bytes, float, float]] = {}  # conn -> (challenge, issued, expires)
         self.abandoned = 0  # challenges that expired, were replaced or evicted unused, or lost their connection
 
@@ -248,10 +249,21 @@ class ChallengeBook:
         return entry is not None and hmac.compare_digest(entry[0], challenge)
 
     def prune(self, alive: set[Connection]) -> None:
-        """Drop the challenges of connections that are no longer open (known inodes only)."""
-        for conn in [c for c in self._issued if c[1] is not None and c not in alive]:
-            del self._issued[conn]
-            self.abandoned += 1
+        """Drop the challenges of connections that are no longer open (known inodes only).
+
+        A connection counts as closed only when two looks in a row miss it: /proc/net/tcp is
+        read in pieces while connections come and go, so one read can miss a connection that is
+        open (proc(5): seq_file reads are not a snapshot), and an honest challenge must never go
+        for that."""
+        for conn in list(self._issued):
+            if conn[1] is None or conn in alive:
+                self._missing.discard(conn)
+            elif conn in self._missing:
+                del self._issued[conn]
+                self._missing.discard(conn)
+                self.abandoned += 1
+            else:
+                self._missing.add(conn)
 
     def connections(self) -> list[Connection]:
         return list(self._issued)

@@ -91,9 +91,12 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         Only the read of /proc/net/tcp runs off the loop; the challenge book stays on it."""
         if not self.local_port:
             return (peer, None), set()
-        open_now = await asyncio.to_thread(sockets.connections, self.local_port)
         key = sockets.peer_key(peer)
-        inode = open_now.get(key) if key else None
+        for _ in range(3):  # this call's connection is open: a read that misses it is retried
+            open_now = await asyncio.to_thread(sockets.connections, self.local_port)
+            inode = open_now.get(key) if key else None
+            if inode is not None or key is None:
+                break
         alive: set[Connection] = set()
         by_key = {f"{a}:{p}": i for (a, p), i in open_now.items()}
         for conn in self.challenges.connections():
@@ -112,6 +115,10 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
             conn, alive = await self._connection(context.peer())
             self.challenges.prune(alive)
             issued = self.challenges.issue(secrets.token_bytes(32), conn, time.monotonic())
+            if issued is None:  # full: a second look, so connections missed twice in a row go
+                _, alive = await self._connection(context.peer())
+                self.challenges.prune(alive)
+                issued = self.challenges.issue(secrets.token_bytes(32), conn, time.monotonic())
             if issued is None:
                 self._refusals.record(context.peer(), "every pairing challenge slot of this address is taken")
                 raise ResourceExhausted("too many pairing attempts in progress on this satellite; try again shortly")
