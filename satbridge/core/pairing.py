@@ -216,9 +216,11 @@ class ChallengeBook:
     ttl: float = 30.0
     per_address: int = 8
     capacity: int = 4096
-    hold: float = 30.0  # = ttl: a live, unused challenge is never evicted by its own address either
+    hold: float | None = None  # None: = ttl, so a live, unused challenge is never evicted by its own address either
 
     def __post_init__(self) -> None:
+        if self.hold is None:
+            self.hold = self.ttl
         self._missing: set[Connection] = set()  # missed by the last look
         self._issued: dict[Connection, tuple[bytes, float, float]] = {}  # conn -> (challenge, issued, expires)
         self.abandoned = 0  # challenges that expired, were replaced or evicted unused, or lost their connection
@@ -232,7 +234,7 @@ class ChallengeBook:
         mine = sorted((v[1], k) for k, v in self._issued.items() if peer_address(k[0]) == address)
         if len(mine) >= self.per_address:
             issued, oldest = mine[0]
-            if now - issued < self.hold:
+            if now - issued < (self.ttl if self.hold is None else self.hold):
                 return None
             del self._issued[oldest]
             self.abandoned += 1

@@ -146,3 +146,14 @@ def test_ipv6_peers_are_bounded_per_64():
     assert pairing.peer_address("ipv6:[2001:db8:1:2:bbbb::9]:6000") == "ipv6:2001:db8:1:2::/64"
     assert pairing.peer_address("ipv4:192.0.2.1:80") == "ipv4:192.0.2.1"
     assert pairing.peer_address("unix:/run/x") == "unix:/run/x"
+
+
+def test_a_live_challenge_is_never_evicted_by_its_own_address_for_its_whole_life():
+    """The hold follows the life: with a 60 s life and a 30 s hold, a storm from the honest
+    client's own address evicted its challenge after 30 s (CI found it in the storm test)."""
+    book = pairing.ChallengeBook(ttl=60, per_address=2)
+    honest = c("ipv4:127.0.0.1:1000", 1)
+    book.issue(b"h" * 32, honest, now=0)
+    book.issue(b"x" * 32, c("ipv4:127.0.0.1:1001", 2), now=0)
+    assert book.issue(b"y" * 32, c("ipv4:127.0.0.1:1002", 3), now=45) is None, "refused, not evicting"
+    assert book.redeem(b"h" * 32, honest, now=50)
