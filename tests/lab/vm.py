@@ -114,9 +114,35 @@ def _stop(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def remove_leftovers() -> list[int]:
+    """Stop the VMs of runs that were killed before their `finally` (pytest-timeout's os._exit,
+    a SIGKILL): each run's tmux server is named satvm-<its PID>, so a server whose run is gone
+    is a leftover. Its QEMU is stopped by PID, then the server by its socket. Returns the PIDs."""
+    base = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+    stopped = []
+    for sock in base.glob("satvm-*"):
+        owner = sock.name.removeprefix("satvm-")
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        done = subprocess.run(
+            ["tmux", "-L", sock.name, "display-message", "-p", "-t", "vm", "#{pane_pid}"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        shell = done.stdout.strip()
+        qemu = _qemu_pid(int(shell)) if shell.isdigit() else 0
+        _stop(qemu)
+        subprocess.run(["tmux", "-L", sock.name, "kill-server"], capture_output=True, timeout=10)
+        sock.unlink(missing_ok=True)  # a server that had died already leaves its socket behind
+        if qemu:
+            stopped.append(qemu)
+    return stopped
+
+
 @contextmanager
 def booted_vm(image: Path, work: Path) -> Iterator[Vm]:
-    """Boot `image` through a throw-away overlay in `work`; the console is an 80x24 terminal."""
+    """Boot `image` through a throw-away overlay in `work`; the console is an 80x24 terminal.
+    A VM that a killed run left is stopped first."""
+    remove_leftovers()
     vm = Vm(f"satvm-{os.getpid()}", free_port(), free_port(), work / "serial.log")
     boot = f"{BUILD / 'boot-vm.sh'} {image} {work} {vm.management} {vm.pairing}; echo QEMU-EXIT $?; sleep 3600"
     subprocess.run(
