@@ -170,7 +170,10 @@ def _bind(server: grpc.aio.Server, address: ListenAddress, creds: grpc.ServerCre
 
 
 class BridgeServer:
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, *, guard_memory: bool = True) -> None:
+        """`guard_memory`: watch this process's RSS for the pairing port's budget. Only a process
+        that is the bridge alone can: a test serving in-process measures the test runner."""
+        self.guard_memory = guard_memory
         self.bridge = bridge
         self._servers: list[grpc.aio.Server] = []
         self.health = health_aio.HealthServicer()
@@ -213,7 +216,8 @@ class BridgeServer:
         )
         self.bound = bound
         self._watcher = asyncio.get_running_loop().create_task(self._watch_identity())
-        self._guard = asyncio.get_running_loop().create_task(self._guard_memory())
+        if self.guard_memory:
+            self._guard = asyncio.get_running_loop().create_task(self._guard_memory())
         return bound
 
     async def _listen(self, listen: ListenAddress, pairing_listen: ListenAddress) -> Bound:
