@@ -142,17 +142,10 @@ def read_state_file(path: Path, *, limit: int = MAX_STATE_FILE) -> bytes:
             raise _Damaged("not a regular file (a FIFO, device or socket)")
         if st.st_size > limit:
             raise _Damaged(f"over {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
+        data = _read_capped(fd, limit)
+        if data is None:
             raise _Damaged(f"grew over {limit} bytes while read")
-        return b"".join(chunks)
+        return data
     except OSError as exc:
         if exc.errno in _SHORT_OF:
             raise Unavailable(f"cannot read {path} now: {exc.strerror}; it was left as it is, try again") from None
@@ -252,17 +245,10 @@ def read_regular(
             raise error(f"{path} is {kind}; give a regular file", field=field)
         if st.st_size > limit:
             raise error(f"{path} has {st.st_size} bytes, over the limit of {limit}", field=field)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
+        data = _read_capped(fd, limit)
+        if data is None:
             raise error(f"{path} grew over the limit of {limit} bytes while read", field=field)
-        return b"".join(chunks)
+        return data
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror}", field=field) from None
     finally:
@@ -435,3 +421,17 @@ class FileLocks:
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing drops the flock
+
+
+def _read_capped(fd: int, limit: int) -> bytes | None:
+    """All of an open file, or None when it holds more than `limit` bytes (read at most one
+    more: a file that grows while read, or whose size lied, never costs more memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(chunks)
