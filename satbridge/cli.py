@@ -59,7 +59,7 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from satbridge.client.terminal import Parser, globals_everywhere
+    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds
 
     p = Parser(
         prog="satbridge",
@@ -76,12 +76,19 @@ def _parser() -> argparse.ArgumentParser:
         help="show prints the open window's code (the one every console shows)",
     )
     pw.add_argument("--json", action="store_true")
-    sub.add_parser("disconnect", help="remove the paired server's trust at once and stop XCC")
+    sub.add_parser("disconnect", help="remove the paired server's trust at once and stop XCC").add_argument(
+        "--json", action="store_true"
+    )
     fr = sub.add_parser("factory-reset", help="back to the delivered state (XCC, trust, firewall, network, identity)")
     fr.add_argument("--yes", action="store_true", help="really do it")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
-    xc.add_argument("--timeout", metavar="S", help="seconds to wait for systemd (default 90)")
+    xc.add_argument(
+        "--timeout",
+        type=seconds("--timeout"),
+        metavar="S",
+        help=f"seconds to wait for systemd, more than 0 and at most {MAX_SECONDS}, like 30 or 2.5 (default 90)",
+    )
     xc.add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="show the firewall rules, or reset them to the factory set")
     fwp.add_argument("action", choices=["show", "reset", "get"], help="show (or its alias get), reset")
@@ -101,27 +108,36 @@ def _parser() -> argparse.ArgumentParser:
         how = one.add_mutually_exclusive_group()
         how.add_argument(
             "--confirm-timeout",
-            default="30",
+            type=seconds("--confirm-timeout"),
+            default=30.0,
             metavar="S",
-            help="NetworkManager undoes the change unless `network confirm` runs within S s (30)",
+            help="NetworkManager undoes the change unless `network confirm` runs within S seconds (default 30; "
+            f"more than 0, at most {MAX_SECONDS}, like 30 or 2.5; whole seconds, rounded up)",
         )
         how.add_argument(
             "--no-confirm", action="store_true", help="apply for good at once: no rollback window, nothing to confirm"
         )
-    nets.add_parser("confirm", help="keep the change made last")
-    nets.add_parser("revert", help="put the settings from before the pending change back")
-    nets.add_parser("hostname", help="set the hostname").add_argument("name")
+        one.add_argument("--json", action="store_true")
+    nets.add_parser("confirm", help="keep the change made last").add_argument("--json", action="store_true")
+    nets.add_parser("revert", help="put the settings from before the pending change back").add_argument(
+        "--json", action="store_true"
+    )
+    host = nets.add_parser("hostname", help="set the hostname")
+    host.add_argument("name")
+    host.add_argument("--json", action="store_true")
     sub.add_parser("menu", help="the console menu (the default on a terminal)")
-    sub.add_parser("version", help="print the bridge version")
+    sub.add_parser("version", help="print the bridge version (--json: and the installed XCC's)").add_argument(
+        "--json", action="store_true"
+    )
     sub.add_parser("init-config", help="write the default config file if there is none")
     globals_everywhere(p, _globals)
     return p
 
 
 def _print_json(document: object) -> None:
-    import json
+    from satbridge.client.schema import dumps
 
-    print(json.dumps(document, indent=2))
+    print(dumps(document))
 
 
 def _config(opts: argparse.Namespace) -> Config:
@@ -150,34 +166,45 @@ def _group(fp: str) -> str:
 
 
 def _pair_window(bridge: Bridge, action: str, as_json: bool) -> int:
-    import json
-
+    from satbridge.client.schema import SCHEMA_VERSION, when
     from satbridge.core.addresses import reachable_addresses
 
     pairing = bridge.pairing
+    server = bridge.config.server
     if action == "close":
         closed = pairing.close_window()
-        print("pairing window closed" if closed else "no pairing window was open")
-        return 0
-    window = pairing.open_window() if action == "open" else pairing.show_window()
-    server = bridge.config.server
-    addresses = reachable_addresses([server.pairing_listen, server.listen], bridge.status.host.addresses())
-    if as_json:
-        from satbridge.client.schema import SCHEMA_VERSION, when
-
-        print(
-            json.dumps(
+        if as_json:  # the one pair-window object: no window, so no code, time or attempts
+            _print_json(
                 {
                     "schema_version": SCHEMA_VERSION,
-                    "code": window.code,
-                    "expires_at": when(window.expires_at),
-                    "attempts_left": window.attempts_left,
-                    "fingerprint": window.fingerprint,
-                    "addresses": addresses,
+                    "open": False,
+                    "code": "",
+                    "expires_at": None,
+                    "attempts_left": 0,
+                    "fingerprint": "",
+                    "addresses": [],
                     "pairing_port": server.pairing_listen.port,
                     "management_port": server.listen.port,
                 }
             )
+        else:
+            print("pairing window closed" if closed else "no pairing window was open")
+        return 0
+    window = pairing.open_window() if action == "open" else pairing.show_window()
+    addresses = reachable_addresses([server.pairing_listen, server.listen], bridge.status.host.addresses())
+    if as_json:
+        _print_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "open": True,
+                "code": window.code,
+                "expires_at": when(window.expires_at),
+                "attempts_left": window.attempts_left,
+                "fingerprint": window.fingerprint,
+                "addresses": addresses,
+                "pairing_port": server.pairing_listen.port,
+                "management_port": server.listen.port,
+            }
         )
         return 0
     print(f"Pairing window open until {_when(window.expires_at)} ({window.attempts_left} attempts).")
@@ -239,7 +266,9 @@ def _status(bridge: Bridge, as_json: bool) -> int:
     print(f"Firewall revision: {s.firewall_revision}")
     if s.network is not None:
         n = s.network
-        method = {"auto": "DHCP", "manual": "static"}.get(n.method, n.method or "-")
+        from satbridge.client.schema import method as method_word
+
+        method = method_word(n.method) or "-"
         print(f"Network:           {n.interface} {method}, gateway {n.gateway or '-'}, DNS {', '.join(n.dns) or '-'}")
     for w in s.warnings:
         print(f"WARNING: {w}")
@@ -275,7 +304,7 @@ def _xcc(bridge: Bridge, action: str, timeout: float, as_json: bool) -> int:
     return 0
 
 
-def _disconnect(bridge: Bridge) -> int:
+def _disconnect(bridge: Bridge, as_json: bool) -> int:
     import asyncio
 
     async def run() -> Disconnected:
@@ -285,14 +314,28 @@ def _disconnect(bridge: Bridge) -> int:
             await bridge.aclose()
 
     done = asyncio.run(run())
-    if done.was_paired:
+    if as_json:
+        from satbridge.client.schema import SCHEMA_VERSION
+
+        _print_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "was_paired": done.was_paired,
+                "xcc_stopped": done.xcc_stopped,
+                "problem": done.problem,
+            }
+        )
+    elif done.was_paired:
         print("disconnected: the server's certificate is refused from its next call on")
     else:
         print("not paired; nothing to disconnect")
-    if done.xcc_stopped:
+    if done.xcc_stopped and not as_json:
         print("XCC stopped (it stays installed)")
     if done.problem:
-        print(f"WARNING: {done.problem}", file=sys.stderr)
+        from satbridge.client.terminal import say
+
+        # the trust is gone (the point of the command); what else failed is one error line
+        say(f"satbridge: error: disconnected, but {done.problem}")
         return 1
     return 0
 
@@ -340,7 +383,7 @@ def _firewall(bridge: Bridge, action: str, as_json: bool) -> int:
 def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
     import asyncio
 
-    from satbridge.core.grammar import parse_uint
+    from satbridge.client.terminal import whole_seconds
 
     net = bridge.network
 
@@ -354,9 +397,7 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
                 return await net.revert()
             if opts.action == "hostname":
                 return await net.set_hostname(opts.name)
-            timeout = 0
-            if not opts.no_confirm:
-                timeout = parse_uint(opts.confirm_timeout, field="--confirm-timeout", lo=1, hi=600)
+            timeout = 0 if opts.no_confirm else whole_seconds(opts.confirm_timeout)
             if opts.action == "dhcp":
                 return await net.set_dhcp(confirm_timeout=timeout)
             return await net.set_static(opts.address, opts.gateway, opts.dns, opts.search, confirm_timeout=timeout)
@@ -370,7 +411,9 @@ def _network(bridge: Bridge, opts: argparse.Namespace) -> int:
 
         _print_json(schema.network_document(convert.network_state(state)))
         return 0
-    method = {"auto": "DHCP", "manual": "static"}.get(state.method, state.method or "not managed by satbridge")
+    from satbridge.client.schema import method as method_word
+
+    method = method_word(state.method) or "not managed by satbridge"
     print(f"{state.interface}: {method}, {', '.join(state.addresses) or 'no address'}")
     print(
         f"  gateway {state.gateway or '-'}; DNS {', '.join(state.dns) or '-'}; search {', '.join(state.search) or '-'}"
@@ -417,7 +460,9 @@ def _factory_reset(bridge: Bridge, yes: bool) -> int:
 
     failed = asyncio.run(run())
     if failed:
-        print(f"{failed} step(s) failed; run `satbridge factory-reset --yes` again to finish", file=sys.stderr)
+        from satbridge.client.terminal import say
+
+        say(f"satbridge: error: {failed} step(s) failed; run `satbridge factory-reset --yes` again to finish")
         return 1
     print("factory reset complete; the satellite opens a pairing window at the bridge's next start")
     return 0
@@ -449,7 +494,7 @@ def _read_only(opts: argparse.Namespace) -> bool:
     if opts.serve:
         return False
     action = getattr(opts, "action", None)
-    return opts.command == "status" or (opts.command, action) in {
+    return opts.command in ("status", "version") or (opts.command, action) in {
         ("xcc", "status"),
         ("firewall", "show"),
         ("network", "show"),
@@ -457,7 +502,7 @@ def _read_only(opts: argparse.Namespace) -> bool:
 
 
 def _run(opts: argparse.Namespace) -> int:
-    if opts.command == "version":
+    if opts.command == "version" and not opts.json:
         print(f"satbridge {__version__}")
         return 0
 
@@ -503,14 +548,13 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "pair-window":
         return _pair_window(bridge, opts.action, opts.json)
     if opts.command == "disconnect":
-        return _disconnect(bridge)
+        return _disconnect(bridge, opts.json)
+    if opts.command == "version":
+        return _version(bridge)
     if opts.command == "factory-reset":
         return _factory_reset(bridge, opts.yes)
     if opts.command == "xcc":
-        from satbridge.core.grammar import parse_seconds
-
-        timeout = parse_seconds(opts.timeout, field="--timeout", lo=1, hi=600) if opts.timeout is not None else 0.0
-        return _xcc(bridge, opts.action, timeout, opts.json)
+        return _xcc(bridge, opts.action, opts.timeout or 0.0, opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)
     if opts.command == "network":
@@ -523,18 +567,36 @@ def _run(opts: argparse.Namespace) -> int:
     return 2
 
 
+def _version(bridge: Bridge) -> int:
+    """`satbridge version --json`: the one `version` object, as `satctl version --json` prints it."""
+    import asyncio
+
+    from satbridge.client import schema
+
+    async def run() -> XccStatus:
+        try:
+            return await bridge.xcc.status()
+        finally:
+            await bridge.aclose()
+
+    xcc = asyncio.run(run())
+    _print_json(schema.version(__version__, xcc.version if xcc.installed else ""))
+    return 0
+
+
 def _check_terminal(opts: argparse.Namespace) -> None:
     """The menu draws on a terminal: without one it is one line and an exit code, before anything
     is wired (a traceback from urwid, or a silent screen, helps nobody)."""
-    from satbridge.errors import FailedPrecondition, InvalidArgument
+    from satbridge.errors import FailedPrecondition
 
     if opts.serve or opts.command not in (None, "menu"):
         return
     if sys.stdin.isatty() and sys.stdout.isatty():
         return
-    if opts.command is None:
-        raise InvalidArgument("no command given, and no terminal for the menu; see satbridge --help", field="COMMAND")
-    raise FailedPrecondition("the menu needs a terminal on standard input and output")
+    # `satbridge` alone is `satbridge menu`: the same refusal, code and line for both
+    raise FailedPrecondition(
+        "the menu needs a terminal on standard input and output; for a script, see satbridge --help for the commands"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import sys
@@ -64,7 +63,7 @@ DEFAULT_TIMEOUT = 15.0
 def _globals(p: argparse.ArgumentParser, top: bool) -> None:
     """The options every subcommand accepts too, before or after its name."""
     from satbridge import __version__
-    from satbridge.client.terminal import seconds
+    from satbridge.client.terminal import MAX_SECONDS, seconds
 
     def default(value: object) -> object:
         return value if top else argparse.SUPPRESS
@@ -80,32 +79,36 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=seconds("--timeout", hi=3600),
+        type=seconds("--timeout"),
         default=default(None),
         metavar="S",
-        help=f"seconds a call may take (default {DEFAULT_TIMEOUT:g}); for xcc start/stop/restart, how long the "
-        "satellite waits for systemd (default 90, at most 600)",
+        help=f"seconds a call may take, more than 0 and at most {MAX_SECONDS} (default {DEFAULT_TIMEOUT:g}); for xcc "
+        "start/stop/restart, how long the satellite waits for systemd (default 90)",
     )
     p.add_argument("--version", action="version", version=f"satctl {__version__}")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from satbridge.client.terminal import Parser, globals_everywhere, seconds, uint
+    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds, uint
 
     p = Parser(prog="satctl", description="Manage XCC satellites (the central server's side).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pr = sub.add_parser("pair", help="pair with a satellite whose pairing window is open")
     _pair_arguments(pr)
+    pr.add_argument("--json", action="store_true")
     st = sub.add_parser("status", help="the satellite's status")
     st.add_argument("--json", action="store_true")
     st.add_argument("--strict", action="store_true", help=f"exit {EXIT_WARNING} on a snapshot revert or a clone")
-    sub.add_parser("unpair", help="disconnect this server from the satellite (it stops XCC)")
+    sub.add_parser("unpair", help="disconnect this server from the satellite (it stops XCC)").add_argument(
+        "--json", action="store_true"
+    )
+    sub.add_parser("version", help="the satellite's bridge and XCC versions (satctl's own: --version)").add_argument(
+        "--json", action="store_true"
+    )
     xc = sub.add_parser("xcc", help="start, stop, restart XCC or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
     # the old spelling of --timeout, kept working
-    xc.add_argument(
-        "--wait", dest="timeout", type=seconds("--wait", hi=3600), default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    xc.add_argument("--wait", dest="timeout", type=seconds("--wait"), default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     xc.add_argument("--json", action="store_true")
     sub.add_parser("list", help="the paired satellites").add_argument("--json", action="store_true")
     fwp = sub.add_parser("firewall", help="the satellite's firewall rules for XCC")
@@ -114,26 +117,32 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true"
     )
     fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
-    fset.add_argument("file", type=Path, metavar="FILE")
-    how = fset.add_mutually_exclusive_group()
-    how.add_argument(
-        "--confirm-timeout",
-        type=uint("--confirm-timeout", lo=1, hi=3600),
-        default=30,
-        metavar="S",
-        help="seconds before the satellite rolls the change back unless confirmed (default 30); satctl confirms "
-        "over a new connection at once",
+    fset.add_argument(
+        "file", type=Path, metavar="FILE", help="a rule set, or what `firewall show --json` printed (either tool)"
     )
-    how.add_argument(
+    # --no-confirm excludes both others (checked in _run: argparse groups cannot overlap);
+    # --leave-pending with --confirm-timeout is how long the change waits for its confirm
+    fset.add_argument(
+        "--confirm-timeout",
+        type=seconds("--confirm-timeout"),
+        default=None,
+        metavar="S",
+        help=f"seconds (more than 0, at most {MAX_SECONDS}, like 30 or 2.5; whole seconds on the satellite, rounded "
+        "up) before the satellite rolls the change back unless confirmed (default 30); satctl confirms over a new "
+        "connection at once, unless --leave-pending",
+    )
+    fset.add_argument(
         "--no-confirm",
         action="store_true",
         help="apply for good at once: no rollback window, nothing to confirm (as `satbridge network --no-confirm`)",
     )
-    how.add_argument(
+    fset.add_argument(
         "--leave-pending",
         action="store_true",
-        help="do not confirm: the change rolls back after --confirm-timeout unless `firewall confirm` runs",
+        help="apply, but do not confirm: the satellite rolls the change back when the --confirm-timeout "
+        "(default 30 s) runs out, unless `satctl firewall confirm` runs before",
     )
+    fset.add_argument("--json", action="store_true")
     fconf = fws.add_parser("confirm", help="confirm a pending change")
     fconf.add_argument(
         "revision",
@@ -142,13 +151,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="REVISION",
         help="default: the one pending",
     )
+    fconf.add_argument("--json", action="store_true")
     fws.add_parser("reset", help="back to the factory rule set").add_argument("--json", action="store_true")
     lg = sub.add_parser("logs", help="list and download the satellite's logs, or a support bundle")
     lgs = lg.add_subparsers(dest="action", required=True, metavar="ACTION")
     lgs.add_parser("list", help="the logs there are").add_argument("--json", action="store_true")
     get = lgs.add_parser("get", help="download one log")
     get.add_argument("name", metavar="NAME")
-    get.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    get.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="file to write; - or none: standard output; a FIFO: waits up to --timeout for its reader",
+    )
     get.add_argument("--follow", "-f", action="store_true", help="keep printing new lines, like tail -F")
     get.add_argument("--since", help="journal logs: from this time on (ISO 8601, e.g. 2026-11-28T10:00)")
     get.add_argument(
@@ -167,16 +183,19 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--allow-downgrade", action="store_true")
     up.add_argument(
         "--health-gate",
-        type=uint("--health-gate", lo=0, hi=600),
+        type=seconds("--health-gate", zero=True),
         default=0,
         metavar="S",
-        help="seconds XCC must stay healthy",
+        help=f"seconds XCC must stay healthy, at most {MAX_SECONDS} (default 0: the satellite's setting)",
     )
+    up.add_argument("--json", action="store_true", help="one object at the end instead of the phases as they come")
     sy = sub.add_parser("sync", help="the central server's start check: update only if the version differs")
     sy.add_argument("package", type=Path, metavar="PKG")
+    sy.add_argument("--json", action="store_true")
     cm = sub.add_parser("commission", help="pair, install XCC for the first time and start it")
     _pair_arguments(cm)
     cm.add_argument("--xcc", type=Path, required=True, metavar="PKG")
+    cm.add_argument("--json", action="store_true")
     pk = sub.add_parser("package", help="the vendor's side: keys and signed packages")
     pks = pk.add_subparsers(dest="action", required=True, metavar="ACTION")
     kg = pks.add_parser("keygen", help="make an Ed25519 signing key")
@@ -185,16 +204,27 @@ def _parser() -> argparse.ArgumentParser:
     pb = pks.add_parser("build", help="build a signed package from DIR (package.json + payload/)")
     pb.add_argument("dir", type=Path, metavar="DIR")
     pb.add_argument("--key", type=Path, required=True)
-    pb.add_argument("-o", "--output", type=Path)
+    pb.add_argument("-o", "--output", type=Path, metavar="FILE", help="a file (a package is never streamed)")
     pb.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     bundle = lgs.add_parser("bundle", help="a tar.gz of all logs, status and redacted config")
-    bundle.add_argument("-o", "--output", type=Path, default=Path("satellite-bundle.tar.gz"))
+    bundle.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("satellite-bundle.tar.gz"),
+        metavar="FILE",
+        help="default satellite-bundle.tar.gz; -: standard output; a FIFO: waits up to --timeout for its reader",
+    )
     globals_everywhere(p, _globals)
     return p
 
 
 async def _run(opts: argparse.Namespace) -> int:
+    from satbridge.client import schema
+    from satbridge.client.terminal import warn
+
     opts.call_timeout = opts.timeout or DEFAULT_TIMEOUT
+    as_json = getattr(opts, "json", False)
     if getattr(opts, "action", None) == "get" and opts.command == "firewall":
         opts.action = "show"  # `show` is the verb; `get` its alias
     if opts.command == "package":
@@ -206,6 +236,11 @@ async def _run(opts: argparse.Namespace) -> int:
     if opts.command in ("update", "sync"):
         await asyncio.to_thread(_check_package, opts.package, "PKG")
     if opts.command == "firewall" and opts.action == "set":
+        if opts.no_confirm and (opts.leave_pending or opts.confirm_timeout is not None):
+            other = "--leave-pending" if opts.leave_pending else "--confirm-timeout"
+            raise InvalidArgument(
+                f"not with {other}: --no-confirm applies for good, with no window", field="--no-confirm"
+            )
         opts.rules = _rules_from_file(opts.file)  # a bad file fails here: nothing is sent
     if opts.command in ("pair", "commission"):
         sat = await pair(
@@ -218,22 +253,47 @@ async def _run(opts: argparse.Namespace) -> int:
             pairing_port=opts.pairing_port,
             timeout=opts.call_timeout,
         )
-        print(f"paired with {sat.name} ({sat.host}); identity {sat.fingerprint}")
         if opts.command == "pair":
+            if as_json:
+                _print_json({"schema_version": schema.SCHEMA_VERSION, **schema.satellite(sat, inv.default)})
+            else:
+                print(f"paired with {sat.name} ({sat.host}); identity {sat.fingerprint}")
             return 0
+        if not as_json:
+            print(f"paired with {sat.name} ({sat.host}); identity {sat.fingerprint}")
         async with connect(sat, inv, timeout=opts.call_timeout) as client:
-            return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
+            code, result = await _update(client, opts.xcc, allow_downgrade=False, health_gate=0, silent=as_json)
+        if as_json:
+            _print_json(
+                {
+                    "schema_version": schema.SCHEMA_VERSION,
+                    "satellite": schema.satellite(sat, inv.default),
+                    "update": result,
+                }
+            )
+        return _install_outcome(result, code)
     if opts.command == "list":
-        return _list(inv, opts.json)
-    sat = inv.get(opts.satellite)
+        return _list(inv, as_json)
+    sat = _satellite(inv, opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":
-            await client.unpair()
+            done = await client.unpair()
             del inv.satellites[sat.name]
             if inv.default == sat.name:
                 inv.default = next(iter(inv.satellites), "")
             inv.save()
-            print(f"unpaired from {sat.name}")
+            if as_json:
+                _print_json(
+                    {
+                        "schema_version": schema.SCHEMA_VERSION,
+                        "name": sat.name,
+                        "host": sat.host,
+                        "unpaired_at": schema.when(done.unpaired_at.seconds if done.HasField("unpaired_at") else None),
+                        "default": inv.default,
+                    }
+                )
+            else:
+                print(f"unpaired from {sat.name}")
             return 0
         if opts.command == "xcc":
             return await _xcc(client, opts)
@@ -242,19 +302,31 @@ async def _run(opts: argparse.Namespace) -> int:
         if opts.command == "logs":
             return await _logs(client, opts)
         if opts.command == "update":
-            return await _update(
-                client, opts.package, allow_downgrade=opts.allow_downgrade, health_gate=opts.health_gate
+            code, result = await _update(
+                client, opts.package, allow_downgrade=opts.allow_downgrade, health_gate=opts.health_gate, silent=as_json
             )
+            if as_json:
+                _print_json({"schema_version": schema.SCHEMA_VERSION, **result})
+            return _install_outcome(result, code)
         if opts.command == "sync":
-            return await _sync(client, opts.package)
+            code, result = await _sync(client, opts.package, silent=as_json)
+            if as_json:
+                _print_json({"schema_version": schema.SCHEMA_VERSION, **result})
+            return _install_outcome(result, code)
         status = await client.status()
+    if opts.command == "version":
+        xcc_version = status.xcc.version if status.xcc.installed else ""
+        if as_json:
+            _print_json(schema.version(status.bridge_version, xcc_version))
+        else:
+            print(f"satbridge {status.bridge_version}")
+            print(f"xcc {xcc_version or 'not installed'}")
+        return 0
     found = check_generation(inv, sat, status.instance_id, status.state_generation)
     inv.save()
     for warning in found.warnings:
-        print(f"WARNING: {warning}", file=sys.stderr)
-    if opts.json:
-        from satbridge.client import schema
-
+        warn("satctl", warning)
+    if as_json:
         document = schema.status(status)
         document["warnings"] += found.warnings  # satctl's own findings, in the one schema's list
         _print_json(document)
@@ -270,32 +342,42 @@ async def _run(opts: argparse.Namespace) -> int:
     return EXIT_WARNING if opts.strict and found.warnings else 0
 
 
+def _satellite(inv: Inventory, name: str | None) -> Satellite:
+    """The satellite a command is for: -s NAME, else the default. With none paired yet, that is
+    said as such (exit 6, as for a name that is not in the inventory), with how to pair, rather
+    than as a name '' that is not there."""
+    from satbridge.errors import NotFound
+
+    if not inv.satellites:
+        raise NotFound(
+            "no satellite is paired yet: open a pairing window on the satellite's console "
+            "(or `satbridge pair-window open`) and run `satctl pair ADDRESS CODE`"
+        )
+    return inv.get(name)
+
+
+def _install_outcome(result: dict[str, object], code: int) -> int:
+    """An install that rolled back is exit 8 with one line on stderr (after the JSON, if any)."""
+    if result["outcome"] == "rolled_back":
+        raise Aborted(f"rolled back: {result['reason']}")
+    return code
+
+
 def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2))
+    from satbridge.client.schema import dumps
+
+    print(dumps(document))
 
 
 def _list(inv: Inventory, as_json: bool) -> int:
-    from satbridge.client.schema import SCHEMA_VERSION, when
+    from satbridge.client.schema import SCHEMA_VERSION, satellite
 
     if as_json:
         _print_json(
             {
                 "schema_version": SCHEMA_VERSION,
                 "default": inv.default,
-                "satellites": [
-                    {
-                        "name": sat.name,
-                        "host": sat.host,
-                        "port": sat.port,
-                        "pairing_port": sat.pairing_port,
-                        "fingerprint": sat.fingerprint,
-                        "instance_id": sat.instance_id,
-                        "max_generation": sat.max_generation,
-                        "paired_at": when(sat.paired_at or None),
-                        "default": sat.name == inv.default,
-                    }
-                    for sat in inv.satellites.values()
-                ],
+                "satellites": [satellite(sat, inv.default) for sat in inv.satellites.values()],
             }
         )
         return 0
@@ -341,10 +423,10 @@ async def _xcc(client: SatelliteClient, opts: argparse.Namespace) -> int:
     if opts.action == "status":
         state = await client.xcc_state()
     else:
-        wait = opts.timeout or 0  # 0: the satellite's default (90 s)
-        if wait > 600:
-            raise InvalidArgument(f"systemd is waited for at most 600 seconds, got {wait:g}", field="--timeout")
-        state = await client.xcc_control(opts.action, wait=wait)
+        from satbridge.client.terminal import whole_seconds
+
+        # 0: the satellite's default (90 s); 0.5 is 1 s, never 0 (the default)
+        state = await client.xcc_control(opts.action, wait=whole_seconds(opts.timeout or 0))
     if opts.json:
         from satbridge.client import schema
 
@@ -366,8 +448,11 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
         raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
     except FileNotFoundError:
         raise InvalidArgument(f"no such file {path}", field="FILE") from None
-    # Errors name the field, e.g. rules[0].ports.
-    return rule_set_msg(from_json(loads(raw, str(path), field="FILE")))
+    from satbridge.client.schema import rules_document
+
+    # Errors name the field, e.g. rules[0].ports. What `firewall show --json` printed is a rule
+    # set too: its state keys (revision, warnings, ...) are dropped.
+    return rule_set_msg(from_json(rules_document(loads(raw, str(path), field="FILE"))))
 
 
 def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
@@ -386,20 +471,26 @@ def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
 
 
 async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opts: argparse.Namespace) -> int:
+    from satbridge.client.terminal import whole_seconds
+
+    as_json: bool = opts.json
+    say = _quiet_print if as_json else print  # with --json, the state is the one thing printed
     if opts.action == "show":
-        _print_firewall(await client.firewall_call("Get", firewall_pb2.GetFirewallRequest()), opts.json)
+        _print_firewall(await client.firewall_call("Get", firewall_pb2.GetFirewallRequest()), as_json)
         return 0
     if opts.action == "reset":
-        _print_firewall(await client.firewall_call("Reset", firewall_pb2.ResetFirewallRequest()), opts.json)
+        _print_firewall(await client.firewall_call("Reset", firewall_pb2.ResetFirewallRequest()), as_json)
         return 0
     if opts.action == "confirm":
+        from satbridge.errors import FailedPrecondition
+
         revision = opts.revision
         if revision is None:
             revision = (await client.firewall_call("Get", firewall_pb2.GetFirewallRequest())).pending_revision
             if not revision:
-                raise InvalidArgument("nothing is pending on the satellite", field="REVISION")
+                raise FailedPrecondition("nothing is pending on the satellite: there is no change to confirm")
         _print_firewall(
-            await client.firewall_call("Confirm", firewall_pb2.ConfirmFirewallRequest(revision=revision)), False
+            await client.firewall_call("Confirm", firewall_pb2.ConfirmFirewallRequest(revision=revision)), as_json
         )
         return 0
     if opts.no_confirm:  # for good: the satellite keeps no rollback window
@@ -407,29 +498,45 @@ async def _firewall(client: SatelliteClient, sat: Satellite, inv: Inventory, opt
         request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=0)
         state = await client.firewall_call("Set", request)
         if state.revision == before.revision:
-            print(f"no change: these rules are revision {state.revision}, already in force")
+            say(f"no change: these rules are revision {state.revision}, already in force")
         else:
-            print(f"applied for good as revision {state.revision} (no rollback window)")
-        for w in state.warnings:
-            print(f"warning: {w}")
+            say(f"applied for good as revision {state.revision} (no rollback window)")
+        _firewall_end(state, as_json)
         return 0
-    request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=opts.confirm_timeout)
+    window = whole_seconds(opts.confirm_timeout if opts.confirm_timeout is not None else 30)
+    request = firewall_pb2.SetFirewallRequest(rules=opts.rules, confirm_timeout_seconds=window)
     state = await client.firewall_call("Set", request)
     if not state.pending_revision:  # the set in force already: nothing to confirm
-        print(f"no change: these rules are revision {state.revision}, already in force")
-        for w in state.warnings:
-            print(f"warning: {w}")
+        say(f"no change: these rules are revision {state.revision}, already in force")
+        _firewall_end(state, as_json)
         return 0
-    print(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
+    say(f"applied as revision {state.pending_revision}; rolls back in {state.rollback_in_seconds} s unless confirmed")
     if opts.leave_pending:
+        _firewall_end(state, as_json)
         return 0
     # Confirm over a NEW connection: proof that the new rules still let this server in.
     async with connect(sat, inv, timeout=opts.call_timeout) as fresh:
         done = await fresh.firewall_call(
             "Confirm", firewall_pb2.ConfirmFirewallRequest(revision=state.pending_revision)
         )
-    print(f"confirmed over a new connection: revision {done.revision} is in force")
+    say(f"confirmed over a new connection: revision {done.revision} is in force")
+    _firewall_end(done, as_json)
     return 0
+
+
+def _quiet_print(*_: object) -> None:
+    """print's stand-in when --json owns standard output."""
+
+
+def _firewall_end(state: firewall_pb2.FirewallState, as_json: bool) -> None:
+    """After a set: the state as JSON, or its warnings as lines."""
+    if as_json:
+        from satbridge.client import schema
+
+        _print_json(schema.firewall(state))
+        return
+    for w in state.warnings:
+        print(f"warning: {w}")
 
 
 RESUME_OVERLAP = 64 << 10  # bytes of a partial download fetched again to prove it is the same file
@@ -466,19 +573,32 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             name = TerminalFilter(ascii_only=not _utf8_terminal()).feed(s.name.encode()).decode()
             print(f"{name}\t{kind}")  # a name cannot retitle the terminal or forge a line
         return 0
+    from satbridge.client.terminal import open_output, to_stdout
+
     if opts.action == "bundle":
         progress = Progress(0, label="bundle")
-        with open(opts.output, "wb") as bundle_file:  # noqa: ASYNC230 - a CLI with nothing else on its loop
+        bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
+        try:
             async for chunk in client.logs_stream(None):
                 bundle_file.write(chunk.data)
                 progress.update(len(chunk.data))
-        progress.close()
-        print(f"wrote {opts.output}")
+        finally:
+            progress.close()
+            if not to_stdout(opts.output):
+                bundle_file.close()
+        if not to_stdout(opts.output):
+            print(f"wrote {opts.output}")
         return 0
+    if opts.output is not None and to_stdout(opts.output):
+        opts.output = None  # `-o -`: standard output, as with no -o
     offset, overlap = 0, b""
     if opts.resume:
         if not opts.output:
             raise InvalidArgument("resuming needs the partial file", field="--output")
+        import stat
+
+        if opts.output.exists() and not stat.S_ISREG(opts.output.stat().st_mode):
+            raise InvalidArgument(f"{opts.output} is not a regular file: nothing to resume", field="--output")
         offset = opts.output.stat().st_size if opts.output.exists() else 0
         # The last bytes of the partial file are asked for again and must come back the same:
         # otherwise the log was rotated or rewritten since, and appending would splice two files.
@@ -521,7 +641,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     unpack = decompressor(opts.compression if opts.compression != "none" else "")
     digest = hashlib.sha256()
     out: BinaryIO = (
-        open(opts.output, "ab" if opts.resume else "wb")  # noqa: SIM115, ASYNC230 - closed below; a CLI
+        await asyncio.to_thread(open_output, opts.output, append=opts.resume, wait=opts.call_timeout)
         if opts.output
         else sys.stdout.buffer
     )
@@ -572,8 +692,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         elif to_terminal:
             out.write(shown.flush())
     if expected and expected != digest.hexdigest():
-        print("satctl: error: the download does not match the satellite's sha256; try again", file=sys.stderr)
-        return 1
+        raise Aborted("the download does not match the satellite's sha256; try again")
     return 0
 
 
@@ -590,6 +709,8 @@ def _package(opts: argparse.Namespace) -> int:
         key = read_regular(opts.key, limit=64 << 10, field="--key")  # a PEM key is well under 1 KiB
     except FileNotFoundError:
         raise InvalidArgument(f"no such file {opts.key}", field="--key") from None
+    if opts.output is not None and str(opts.output) == "-":
+        raise InvalidArgument("a package is written to a file, never to standard output: name one", field="--output")
     manifest = package.manifest_for(opts.dir)
     suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[opts.compression]
     out = opts.output or Path(f"{manifest.name}-{manifest.version}{suffix}")
@@ -598,40 +719,73 @@ def _package(opts: argparse.Namespace) -> int:
     return 0
 
 
-async def _update(client: SatelliteClient, path: Path, *, allow_downgrade: bool, health_gate: int) -> int:
+async def _update(
+    client: SatelliteClient, path: Path, *, allow_downgrade: bool, health_gate: float, silent: bool = False
+) -> tuple[int, dict[str, object]]:
+    """Upload and install `path`; returns the exit code and the `update` object (schema.py).
+    The phases are printed as they come unless `silent` (--json: the object says them)."""
     from satbridge.api.v1 import update_pb2
+    from satbridge.client import schema
+    from satbridge.client.terminal import whole_seconds
     from satbridge.client.update import Updater, describe
 
     if not path.is_file():  # noqa: ASYNC240 - one stat on a CLI
         raise InvalidArgument(f"no package file {path}", field="PKG")
     updater = Updater(client.channel, timeout=max(client.timeout, 60))
-    _, version, _, _ = await asyncio.to_thread(describe, path)
-    if (await updater.versions()).running == version:
-        print(f"{version} is already running; nothing to do")
-        return 0
-    upload_id = await updater.upload(path)
+    name, version, _, _ = await asyncio.to_thread(describe, path)
+    before = (await updater.versions()).running
+
+    def result(
+        running: str, outcome: str, reason: str = "", events: list[tuple[str, str]] | None = None
+    ) -> dict[str, object]:
+        return schema.update_result(
+            package=str(path),
+            name=name,
+            version=version,
+            before=before,
+            running=running,
+            outcome=outcome,
+            reason=reason,
+            events=events,
+        )
+
+    if before == version:
+        if not silent:
+            print(f"{version} is already running; nothing to do")
+        return 0, result(before, "unchanged")
+    upload_id = await updater.upload(path, progress=not silent)
+    events: list[tuple[str, str]] = []
 
     def show(event: update_pb2.InstallEvent) -> None:
         phase = update_pb2.InstallEvent.Phase.Name(event.phase)
-        print(f"{phase:<13} {event.message}")
+        events.append((phase.lower(), event.message))
+        if not silent:
+            print(f"{phase:<13} {event.message}")
 
-    final = await updater.install(upload_id, allow_downgrade=allow_downgrade, health_gate=health_gate, on_event=show)
+    final = await updater.install(
+        upload_id, allow_downgrade=allow_downgrade, health_gate=whole_seconds(health_gate), on_event=show
+    )
+    running = (await updater.versions()).running
     if final.phase == update_pb2.InstallEvent.ROLLED_BACK:
-        print(f"satctl: error: rolled back: {final.reason}", file=sys.stderr)
-        return EXIT_CODES[Kind.ABORTED]
-    return 0
+        return EXIT_CODES[Kind.ABORTED], result(running, "rolled_back", final.reason, events)
+    return 0, result(running, "installed", events=events)
 
 
-async def _sync(client: SatelliteClient, path: Path) -> int:
+async def _sync(client: SatelliteClient, path: Path, *, silent: bool = False) -> tuple[int, dict[str, object]]:
+    from satbridge.client import schema
     from satbridge.client.update import Updater, describe
 
-    _, version, _, _ = await asyncio.to_thread(describe, path)
+    name, version, _, _ = await asyncio.to_thread(describe, path)
     running = (await Updater(client.channel).versions()).running
     if running == version:
-        print(f"up to date: {version} is running")
-        return 0
-    print(f"running {running or 'nothing'}, package {version}: updating")
-    return await _update(client, path, allow_downgrade=True, health_gate=0)
+        if not silent:
+            print(f"up to date: {version} is running")
+        return 0, schema.update_result(
+            package=str(path), name=name, version=version, before=running, running=running, outcome="unchanged"
+        )
+    if not silent:
+        print(f"running {running or 'nothing'}, package {version}: updating")
+    return await _update(client, path, allow_downgrade=True, health_gate=0, silent=silent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

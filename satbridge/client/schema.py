@@ -10,13 +10,17 @@ outputs have one shape by construction, and `SCHEMAS` says what that shape is (t
 * enums are lower-case words (`drop`, `journal`, `tcp`);
 * times are RFC 3339 in UTC with a `Z` (`2026-11-28T10:00:00Z`), or null for "none";
 * durations are whole seconds (`uptime_seconds`, `rollback_in_seconds`);
+* a network's `method` is `dhcp` or `static`, the words of the commands (`network dhcp`,
+  `network static`), whatever NetworkManager calls them (`auto`, `manual`);
 * every top-level object carries `schema_version`; a change that removes or retypes a key
-  raises it.
+  raises it;
+* a document is printed as one line (`dumps`): one object, then a newline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -34,6 +38,22 @@ def when(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dumps(document: object) -> str:
+    """A document as both tools print it: one object on one line (no indentation), so a script
+    reads one line per command and `jq` shows it indented when a person wants to read it."""
+    return json.dumps(document)
+
+
+METHODS = {"auto": "dhcp", "manual": "static"}
+"""NetworkManager's ipv4.method words, as the commands say them."""
+
+
+def method(nm_method: str) -> str:
+    """`dhcp` or `static` (the commands' words) for NetworkManager's `auto` or `manual`; any
+    other method (`disabled`, `link-local`, "" for none) as it is."""
+    return METHODS.get(nm_method, nm_method)
 
 
 def _ts(msg: Any, name: str) -> str | None:
@@ -60,7 +80,7 @@ def xcc(x: xcc_pb2.XccState) -> dict[str, Any]:
 def network(n: system_pb2.NetworkState) -> dict[str, Any]:
     return {
         "interface": n.interface,
-        "method": n.method,
+        "method": method(n.method),
         "addresses": list(n.addresses),
         "gateway": n.gateway,
         "dns": list(n.dns),
@@ -130,6 +150,77 @@ def firewall(state: firewall_pb2.FirewallState) -> dict[str, Any]:
     }
 
 
+def rules_document(data: object) -> object:
+    """What `satctl firewall set FILE` reads: a rule set (`default_action`, `rules`), or a
+    `firewall` document as `firewall show --json` printed it (either tool), whose state keys
+    (`revision`, `warnings`, ...) are dropped; the rule set is then core.firewall's to check.
+    A document of another schema_version, or with keys no firewall document has, is refused
+    naming the key."""
+    from satbridge.errors import InvalidArgument
+
+    if not isinstance(data, dict) or "schema_version" not in data:
+        return data
+    version = data["schema_version"]
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise InvalidArgument(
+            f"this satctl reads firewall documents of schema_version {SCHEMA_VERSION}, got {version!r}",
+            field="schema_version",
+        )
+    unknown = sorted(str(k)[:40] for k in data if k not in SCHEMAS["firewall"])
+    if unknown:
+        raise InvalidArgument(
+            f"not a key of a firewall document (see the README's JSON section): {unknown}", field=unknown[0]
+        )
+    return {k: v for k, v in data.items() if k in ("default_action", "rules")}
+
+
+def satellite(sat: Any, default: str) -> dict[str, Any]:
+    """An inventory entry (client.inventory.Satellite) in the `satellites` list's item form."""
+    return {
+        "name": sat.name,
+        "host": sat.host,
+        "port": sat.port,
+        "pairing_port": sat.pairing_port,
+        "fingerprint": sat.fingerprint,
+        "instance_id": sat.instance_id,
+        "max_generation": sat.max_generation,
+        "paired_at": when(sat.paired_at or None),
+        "default": sat.name == default,
+    }
+
+
+def update_result(
+    *,
+    package: str,
+    name: str,
+    version: str,
+    before: str,
+    running: str,
+    outcome: str,
+    reason: str = "",
+    events: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """What `satctl update|sync PKG` did: `outcome` is `installed`, `unchanged` (the package's
+    version was running already) or `rolled_back` (`reason` says why); `events` the install's
+    phases in order (lower-case) with the satellite's messages."""
+    return {
+        "package": package,
+        "name": name,
+        "version": version,
+        "previous_version": before,
+        "running_version": running,
+        "outcome": outcome,
+        "reason": reason,
+        "events": [{"phase": phase, "message": message} for phase, message in events or []],
+    }
+
+
+def version(bridge_version: str, xcc_version: str) -> dict[str, Any]:
+    """`satbridge version --json`, `satctl version --json`: the satellite's bridge and its
+    installed XCC ("" when none)."""
+    return {"schema_version": SCHEMA_VERSION, "bridge_version": bridge_version, "xcc_version": xcc_version}
+
+
 def logs(sources: list[logs_pb2.LogSource]) -> dict[str, Any]:
     kinds = {logs_pb2.LogSource.FILE: "file", logs_pb2.LogSource.JOURNAL: "journal"}
     return {
@@ -163,6 +254,27 @@ NETWORK: dict[str, Any] = {
     "dhcp_lease": {str: str},
     "hostname": str,
     "rollback_in_seconds": int,
+}
+SATELLITE: dict[str, Any] = {
+    "name": str,
+    "host": str,
+    "port": int,
+    "pairing_port": int,
+    "fingerprint": str,
+    "instance_id": str,
+    "max_generation": int,
+    "paired_at": TIME,
+    "default": bool,
+}
+UPDATE: dict[str, Any] = {
+    "package": str,
+    "name": str,
+    "version": str,
+    "previous_version": str,
+    "running_version": str,
+    "outcome": str,
+    "reason": str,
+    "events": [{"phase": str, "message": str}],
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
     "status": {
@@ -203,25 +315,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "warnings": [str],
     },
     "logs": {"schema_version": int, "logs": [{"name": str, "kind": str, "size": int, "mtime": TIME}]},
-    "satellites": {
-        "schema_version": int,
-        "default": str,
-        "satellites": [
-            {
-                "name": str,
-                "host": str,
-                "port": int,
-                "pairing_port": int,
-                "fingerprint": str,
-                "instance_id": str,
-                "max_generation": int,
-                "paired_at": TIME,
-                "default": bool,
-            }
-        ],
-    },
+    "satellites": {"schema_version": int, "default": str, "satellites": [SATELLITE]},
+    "satellite": {"schema_version": int, **SATELLITE},
+    "unpair": {"schema_version": int, "name": str, "host": str, "unpaired_at": TIME, "default": str},
+    "disconnect": {"schema_version": int, "was_paired": bool, "xcc_stopped": bool, "problem": str},
+    "update": {"schema_version": int, **UPDATE},
+    "commission": {"schema_version": int, "satellite": SATELLITE, "update": UPDATE},
+    "version": {"schema_version": int, "bridge_version": str, "xcc_version": str},
     "pair-window": {
         "schema_version": int,
+        "open": bool,
         "code": str,
         "expires_at": TIME,
         "attempts_left": int,

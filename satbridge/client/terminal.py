@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 from satbridge.errors import EXIT_CODES, Kind, SatbridgeError
 
@@ -39,8 +40,18 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a refused command line is one line on stderr (exit 2), not the usage too."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        say(f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)")
+        # One style for every error of both tools, `PROG: error: FIELD: message`: argparse's
+        # `argument --x: ...` and a subcommand's prog (`satctl firewall set`) are rewritten to it.
+        root = self.prog.split()[0]
+        message = re.sub(r"^argument ([^:]+): ", lambda m: f"{_long_name(m.group(1))}: ", message)
+        say(f"{root}: error: {message} (see {self.prog} --help)")
         raise SystemExit(EXIT_USAGE)
+
+
+def _long_name(names: str) -> str:
+    """`-o/--output` as `--output`: an option's long name, the one the README uses."""
+    spelled = names.split("/")
+    return next((n for n in spelled if n.startswith("--")), spelled[0])
 
 
 # What would break the one line or act on the terminal (ECMA-48 controls; the characters
@@ -84,23 +95,42 @@ def _subparsers(parser: argparse.ArgumentParser) -> Iterable[argparse.ArgumentPa
                     yield sub
 
 
-def seconds(flag: str, *, hi: float = 86400.0) -> Callable[[str], float]:
-    """An argparse type: a duration > 0 written in ASCII like 30 or 2.5 (no sign, nan, inf)."""
+MAX_SECONDS = 600
+"""The one range of every duration flag of both tools (`--timeout`, `--confirm-timeout`,
+`--health-gate`): more than 0 and at most 600 seconds, the bridge's own limit for waiting on
+systemd (services/xcc.py) and for a network change's rollback window (services/network.py)."""
+
+
+def seconds(flag: str, *, zero: bool = False) -> Callable[[str], float]:
+    """The one argparse type for a duration, in both tools: seconds written in ASCII like 30 or
+    2.5, more than 0 (or 0 too when `zero`: "the satellite's default") and at most
+    MAX_SECONDS; no sign, exponent, nan or inf. The satellite counts whole seconds: see
+    `whole_seconds`."""
     from satbridge.core.grammar import parse_seconds
     from satbridge.errors import InvalidArgument
 
+    least = "at least 0" if zero else "more than 0"
+
     def parse(text: str) -> float:
         try:
-            value = parse_seconds(text, field=flag, lo=0.0, hi=hi)
+            value = parse_seconds(text, field=flag, lo=0.0, hi=MAX_SECONDS)
         except InvalidArgument:
-            value = 0.0
-        if value <= 0:
+            value = -1.0
+        if value < 0 or (value == 0 and not zero):
             raise argparse.ArgumentTypeError(
-                f"seconds must be more than 0 and at most {hi:g}, like 30 or 2.5: {text!r}"
+                f"seconds must be {least} and at most {MAX_SECONDS}, written like 30 or 2.5: {text!r}"
             )
         return value
 
     return parse
+
+
+def whole_seconds(value: float) -> int:
+    """A duration as the whole seconds the protocol carries, rounded up: 2.5 s waits 3 s, and a
+    rollback window is never shorter than asked (0.5 s must not become 0, "the default")."""
+    import math
+
+    return math.ceil(value)
 
 
 def uint(flag: str, *, lo: int, hi: int) -> Callable[[str], int]:
@@ -115,6 +145,63 @@ def uint(flag: str, *, lo: int, hi: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be {lo}..{hi} in digits 0-9: {text!r}") from None
 
     return parse
+
+
+def to_stdout(path: os.PathLike[str] | str) -> bool:
+    """`-o -`: standard output, as every Unix tool reads a lone dash."""
+    return os.fspath(path) == "-"
+
+
+FIFO_POLL = 0.05
+"""Seconds between two looks for a FIFO's reader."""
+
+
+def open_output(path: os.PathLike[str] | str, *, append: bool = False, wait: float = 15.0) -> BinaryIO:
+    """The file an `-o/--output` names, open for writing (blocking; run it off the event loop):
+
+    * `-`: standard output (the caller does not close it);
+    * a FIFO: written once a reader has it open. The reader may start before or after this
+      command (`satctl logs get x -o p & cat p`): it is waited for up to `wait` seconds (the
+      command's --timeout), then DeadlineExceeded (exit 9) naming the FIFO. Never an open()
+      that blocks forever;
+    * anything else: created or truncated (appended to with `append`); what cannot be opened
+      is an OSError naming the file (exit 2, 5 or 7 through run()).
+    """
+    import stat
+    import time
+
+    from satbridge.errors import DeadlineExceeded
+
+    if to_stdout(path):
+        return sys.stdout.buffer
+    try:
+        is_fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        is_fifo = False  # missing (it is created) or unreachable (open() says why)
+    if not is_fifo:
+        return open(path, "ab" if append else "wb")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded(
+                f"{os.fsdecode(path)} is a FIFO and nothing opened it for reading within {wait:g} s "
+                "(start its reader, e.g. `cat`, or give a longer --timeout)",
+                field="--output",
+            )
+        time.sleep(FIFO_POLL)
+    os.set_blocking(fd, True)  # the reader is there: from now on, writes wait for it as in a pipe
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
+def warn(prog: str, message: str) -> None:
+    """A warning in the one style of both tools' errors: `PROG: warning: message`, one line."""
+    say(f"{prog}: warning: {message}")
 
 
 def run(prog: str, body: Callable[[], int]) -> int:
