@@ -103,6 +103,22 @@ def ctl_commands(number: str, file: str) -> list[list[str]]:
         ["unpair"],
         ["list", "--json"],
         ["logs", "bundle", "-o", file],
+        # issue 20's rest: --json everywhere, the one duration grammar, -o -
+        ["version", "--json"],
+        ["version", "--timeout", number],
+        ["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--json", "--timeout", number],
+        ["unpair", "--json"],
+        ["firewall", "set", file, "--leave-pending", "--confirm-timeout", number, "--json"],
+        ["firewall", "set", file, "--no-confirm", "--confirm-timeout", number],
+        ["firewall", "set", file, "--no-confirm", "--leave-pending", "--json"],
+        ["firewall", "confirm", number, "--json"],
+        ["firewall", "reset", "--json"],
+        ["update", file, "--json", "--health-gate", number],
+        ["sync", file, "--json"],
+        ["commission", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--xcc", file, "--json"],
+        ["logs", "get", "xcc/x.log", "-o", "-", "--timeout", number],
+        ["logs", "bundle", "-o", "-"],
+        ["package", "build", file, "--key", file, "-o", "-"],
     ]
 
 
@@ -128,21 +144,45 @@ def test_satbridge_odd_numbers_and_files(tmp_path, odd_files, capsys):
             ["network", "static", "--address", f"192.0.2.10/{number}", "--confirm-timeout", number],
             ["--listen", f"127.0.0.1:{number}", "status"],
             ["status", "--listen", f"127.0.0.1:{number}"],
+            ["xcc", "start", "--timeout", number, "--json"],
+            ["network", "dhcp", "--confirm-timeout", number, "--json"],
+            ["network", "static", "--address", "192.0.2.10/24", "--confirm-timeout", number, "--json"],
+            ["network", "dhcp", "--no-confirm", "--confirm-timeout", number],
+            ["network", "hostname", number, "--json"],
         ):
             run_bridge([*root, *argv], capsys)
+    for argv in (
+        ["network", "confirm", "--json"],  # nothing pending: 3
+        ["network", "revert", "--json"],
+        ["pair-window", "close", "--json"],
+        ["pair-window", "show", "--json"],
+        ["disconnect", "--json"],
+        ["version", "--json"],
+        ["version", "--json", "--root", str(tmp_path / "missing-root")],
+        ["pair-window", "open", "--json", "--config", str(odd_files["malformed"])],
+    ):
+        run_bridge([*root, *argv], capsys)
     for file in odd_files.values():
         run_bridge(["--root", str(tmp_path / "root"), "--config", str(file), "status"], capsys)
         run_bridge(["--root", str(file), "status"], capsys)
+
+
+WORDS = [
+    *("status", "xcc", "start", "firewall", "set", "show", "get", "confirm", "logs", "list", "pair", "-o"),
+    *("version", "unpair", "sync", "update", "reset", "bundle", "-", "2.5"),
+]
+FLAGS = [
+    *("--timeout", "--json", "--port", "-n", "--lines", "--since", "--compression", "--wait"),
+    *("--confirm-timeout", "--leave-pending", "--no-confirm", "--health-gate"),
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     words=st.lists(
         st.one_of(
-            st.sampled_from(
-                ["status", "xcc", "start", "firewall", "set", "show", "get", "confirm", "logs", "list", "pair", "-o"]
-            ),
-            st.sampled_from(["--timeout", "--json", "--port", "-n", "--lines", "--since", "--compression", "--wait"]),
+            st.sampled_from(WORDS),
+            st.sampled_from(FLAGS),
             st.text(max_size=8),
         ),
         max_size=6,
@@ -190,6 +230,7 @@ def test_old_spellings_still_work(tmp_path, capsys):
 
 
 def test_the_menu_without_a_terminal_is_one_line(tmp_path):
+    said: list[str] = []
     for argv in (["menu"], []):
         done = subprocess.run(
             [PYTHON, str(TOP / "bridge.py"), "--root", str(tmp_path), "--sandbox", *argv],
@@ -198,9 +239,11 @@ def test_the_menu_without_a_terminal_is_one_line(tmp_path):
             text=True,
             timeout=60,
         )
-        assert done.returncode in (2, 3), done.stderr
+        assert done.returncode == 3, done.stderr  # `satbridge` alone is the menu: the same refusal
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "terminal" in done.stderr
+        said.append(done.stderr)
+    assert said[0] == said[1]
 
 
 @pytest.mark.parametrize(
@@ -230,3 +273,115 @@ def test_a_closed_pipe_is_no_traceback(tmp_path, argv):
     assert "Traceback" not in done.stderr
     assert "BrokenPipe" not in done.stderr
     assert done.returncode == 141, done.stderr
+
+
+DURATIONS_OK = ["0.5", "2.5", "1", "30", "600", "600.0", "599.99"]
+DURATIONS_BAD = ["0", "0.0", "601", "600.5", "-1", "nan", "inf", "1e3", "", " 5", "٢", "2,5", "3600"]
+
+
+def test_one_duration_grammar_for_every_duration_flag_of_both_tools(capsys):
+    """`--timeout`, `--confirm-timeout`, `--wait`, `--health-gate`: the same parser in both
+    tools (more than 0, at most 600, decimals like 2.5); satbridge once refused
+    `xcc --timeout 0.5` and capped --confirm-timeout at 600 where satctl took 3600."""
+    ctl, bridge = ctl_cli._parser(), bridge_cli._parser()
+    places = [
+        (ctl, ["--timeout", "{}", "status"], "timeout"),
+        (ctl, ["xcc", "start", "--wait", "{}"], "timeout"),
+        (ctl, ["firewall", "set", "f", "--confirm-timeout", "{}"], "confirm_timeout"),
+        (ctl, ["update", "p", "--health-gate", "{}"], "health_gate"),
+        (bridge, ["xcc", "start", "--timeout", "{}"], "timeout"),
+        (bridge, ["network", "dhcp", "--confirm-timeout", "{}"], "confirm_timeout"),
+        (bridge, ["network", "static", "--address", "192.0.2.1/24", "--confirm-timeout", "{}"], "confirm_timeout"),
+    ]
+    for parser, argv, dest in places:
+        for value in DURATIONS_OK:
+            opts = parser.parse_args([a.format(value) for a in argv])
+            assert getattr(opts, dest) == float(value), (argv, value)
+        for value in DURATIONS_BAD:
+            if dest == "health_gate" and value in ("0", "0.0"):
+                continue  # --health-gate 0: the satellite's own setting
+            with pytest.raises(SystemExit) as refused:
+                parser.parse_args([a.format(value) for a in argv])
+            assert refused.value.code == 2
+            err = capsys.readouterr().err
+            assert "at most 600" in err, err
+            assert len(err.strip().splitlines()) == 1
+    from satbridge.client.terminal import whole_seconds
+
+    assert [whole_seconds(v) for v in (0.5, 2.5, 3.0, 600.0)] == [1, 3, 3, 600]
+
+
+def test_leave_pending_goes_with_confirm_timeout_and_its_help_says_so(capsys):
+    opts = ctl_cli._parser().parse_args(["firewall", "set", "f", "--leave-pending", "--confirm-timeout", "60"])
+    assert (opts.leave_pending, opts.confirm_timeout) == (True, 60.0)
+    with pytest.raises(SystemExit):
+        ctl_cli._parser().parse_args(["firewall", "set", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "rolls the change back when the --confirm-timeout (default 30 s) runs out" in text
+
+
+def test_every_error_is_one_line_in_one_style(tmp_path, capsys):
+    """`PROG: error: FIELD: message`, whichever tool and whichever subcommand refused it; no
+    message of either CLI goes to stderr but through terminal.say (grep)."""
+    code, _, err = run_ctl(["firewall", "set", "f", "--confirm-timeout", "x"], capsys)
+    assert code == 2
+    assert err.startswith("satctl: error: --confirm-timeout: "), err
+    code, _, err = run_ctl(["logs", "get", "x", "-n", "x"], capsys)
+    assert err.startswith("satctl: error: --lines: "), err
+    code, _, err = run_bridge(["network", "dhcp", "--confirm-timeout", "x"], capsys)
+    assert err.startswith("satbridge: error: --confirm-timeout: "), err
+    code, _, err = run_bridge(["xcc", "dance"], capsys)
+    assert err.startswith("satbridge: error: action: "), err
+    for source in (TOP / "satbridge/cli.py", TOP / "satbridge/client/cli.py"):
+        text = source.read_text()
+        assert "file=sys.stderr" not in text, source
+        assert "sys.stderr.write" not in text, source
+
+
+def test_unpaired_status_says_nothing_is_paired_and_how_to_pair(tmp_path, capsys):
+    for argv in (["status"], ["version"], ["firewall", "show"], ["unpair", "--json"]):
+        code, out, err = run_ctl(["--config-dir", str(tmp_path / "ctl"), *argv], capsys)
+        assert code == 6, err
+        assert "no satellite is paired" in err
+        assert "satctl pair ADDRESS CODE" in err
+        assert "''" not in err
+        assert out == ""
+
+
+def test_output_dash_and_fifos(tmp_path, capsys):
+    """terminal.open_output: `-` is standard output; a FIFO without a reader is DeadlineExceeded
+    after `wait`, never a blocking open; with a reader it is written."""
+    import sys
+    import threading
+    import time
+
+    from satbridge.client.terminal import open_output
+    from satbridge.errors import DeadlineExceeded
+
+    assert open_output("-") is sys.stdout.buffer
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as late:
+        open_output(fifo, wait=0.2)
+    assert time.monotonic() - started < 5
+    assert str(fifo) in str(late.value)
+    got: list[bytes] = []
+
+    def read() -> None:
+        time.sleep(0.2)  # the reader comes second
+        with open(fifo, "rb") as reader:
+            got.append(reader.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with open_output(fifo, wait=10) as out:
+        out.write(b"x" * 200000)  # more than a pipe holds: the writes wait for the reader
+    reader.join(10)
+    assert got == [b"x" * 200000]
+    plain = tmp_path / "plain"
+    with open_output(plain) as out:
+        out.write(b"a")
+    with open_output(plain, append=True) as out:
+        out.write(b"b")
+    assert plain.read_bytes() == b"ab"

@@ -7,6 +7,7 @@ import os
 import pty
 import sys
 import time
+from asyncio.subprocess import PIPE
 
 from tests.lab.bridge import paired_bridge
 
@@ -161,3 +162,48 @@ async def test_log_names_cannot_retitle_the_terminal_or_forge_a_line(tmp_path, b
         assert "xcc/ok.log" in out
         assert "\x1b" not in out
         assert "999 bytes" not in out
+
+
+async def test_dash_is_standard_output_and_a_fifo_waits_for_its_reader(tmp_path, bus_address):
+    """Issue 20: `-o -` writes to standard output (logs get, logs bundle), never a file named
+    `-`; `-o FIFO` is written once a reader opens it, and without one it is one line and exit 9
+    after --timeout, never a hang."""
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        log = bridge.root / "var/log/xcc/app.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        data = b"line\n" * 20000
+        log.write_bytes(data)
+        work = tmp_path / "cwd"
+        work.mkdir()
+        for args in (["logs", "get", "xcc/app.log", "-o", "-"], ["logs", "bundle", "-o", "-"]):
+            proc = await asyncio.create_subprocess_exec(
+                PY, "-m", "satbridge.client", *ctl, *args, stdout=PIPE, stderr=PIPE, cwd=work
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err
+            assert out == data if args[1] == "get" else out[:2] == b"\x1f\x8b", out[:100]  # gzip's magic
+            assert list(work.iterdir()) == []  # no file named -
+
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        started = time.monotonic()
+        rc, out, err = await run_satctl(ctl, "logs", "get", "xcc/app.log", "-o", str(fifo), "--timeout", "0.5")
+        assert rc == 9, err
+        assert str(fifo) in err
+        assert "--output" in err
+        assert len(err.strip().splitlines()) == 1, err
+        assert time.monotonic() - started < 30
+
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge.client", *ctl, "logs", "get", "xcc/app.log", "-o", str(fifo), stderr=PIPE
+        )
+        await asyncio.sleep(0.3)  # the reader comes after the writer, as with `satctl ... -o p & cat p`
+
+        def read_all() -> bytes:
+            with open(fifo, "rb") as reader:
+                return reader.read()
+
+        got = await asyncio.wait_for(asyncio.to_thread(read_all), 60)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err
+        assert got == data

@@ -149,3 +149,63 @@ def test_stale_partial_uploads_are_collected(tmp_path):
     assert staging.collect_stale(24 * 3600) == ["old"]
     assert not (tmp_path / "old.meta.json").exists()
     assert (tmp_path / "new.part").exists()
+
+
+async def test_commission_update_and_sync_json(tmp_path, fake_systemd, probe_port):
+    """Issue 20: --json on commission, update, sync: one line, one object of the schema,
+    the rollback too (exit 8, its one line on stderr after the object)."""
+    from satbridge.client import schema
+
+    def one(out: str, name: str) -> dict:
+        lines = out.splitlines()
+        assert len(lines) == 1, out
+        document = json.loads(lines[0])
+        assert schema.problems(document, schema.SCHEMAS[name]) == [], document
+        return document
+
+    root, ctl = tmp_path / "root", tmp_path / "ctl"
+    key = packages.trusted_key(root / "etc/satbridge", tmp_path)
+    (root / "etc/satbridge/satbridge.toml").write_text("[update]\nhealth_gate_seconds = 0.3\n")
+    v1 = packages.good(tmp_path, key, "1.0.0", port=probe_port)
+    v2 = packages.good(tmp_path, key, "2.0.0", port=probe_port)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    v3 = packages.good(tmp_path, key, "3.0.0", port=dead_port, variant="bad-health")
+    bridge = Bridge(root, fake_systemd.address)
+    try:
+        await bridge.start()
+        window = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge", "--root", str(root), "pair-window", "open", "--json", stdout=asyncio.subprocess.PIPE
+        )
+        code = json.loads((await window.communicate())[0])["code"]
+        ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
+        rc, out, err = await satctl(ctl, "commission", "127.0.0.1", code, "--xcc", str(v1), *ports, "--json")
+        assert rc == 0, err
+        done = one(out, "commission")
+        assert done["satellite"]["host"] == "127.0.0.1"
+        assert (done["update"]["outcome"], done["update"]["running_version"]) == ("installed", "1.0.0")
+        assert done["update"]["events"][-1]["phase"] == "committed"
+        rc, out, err = await satctl(ctl, "sync", str(v1), "--json")
+        assert rc == 0, err
+        assert one(out, "update")["outcome"] == "unchanged"
+        rc, out, err = await satctl(ctl, "update", str(v2), "--health-gate", "0.5", "--json")
+        assert rc == 0, err
+        updated = one(out, "update")
+        assert (updated["previous_version"], updated["running_version"]) == ("1.0.0", "2.0.0")
+        assert [e["phase"] for e in updated["events"]] == [
+            "verifying",
+            "extracting",
+            "switching",
+            "restarting",
+            "health_check",
+            "committed",
+        ]
+        rc, out, err = await satctl(ctl, "sync", str(v3), "--json")
+        assert rc == 8, (out, err)
+        rolled = one(out, "update")
+        assert (rolled["outcome"], rolled["running_version"]) == ("rolled_back", "2.0.0")
+        assert rolled["reason"]
+        assert err.strip().splitlines() == [f"satctl: error: rolled back: {rolled['reason']}"]
+    finally:
+        await bridge.stop()
