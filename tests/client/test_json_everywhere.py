@@ -185,3 +185,19 @@ def test_network_method_is_dhcp_or_static_whatever_the_wire_says():
     for wire, word in (("auto", "dhcp"), ("manual", "static"), ("", ""), ("disabled", "disabled")):
         document = schema.network_document(system_pb2.NetworkState(method=wire))
         assert document["method"] == word
+
+
+def test_the_readme_documents_every_object_and_its_keys():
+    """The README's JSON table names each object of SCHEMAS, with its top-level keys."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `([a-z-]+)` \| [^|]*(?:\\\|[^|]*)*\| (.*) \|$", readme, re.MULTILINE)
+    }
+    assert set(rows) == set(schema.SCHEMAS), set(rows) ^ set(schema.SCHEMAS)
+    for name, keys in rows.items():
+        for key in schema.SCHEMAS[name]:
+            if key != "schema_version":
+                assert re.search(rf"\b{key}\b", keys), (name, key)
