@@ -468,12 +468,31 @@ def _factory_reset(bridge: Bridge, yes: bool) -> int:
     return 0
 
 
-def _log_to(config: Config, *, menu_file: bool) -> None:
+def _log_to(config: Config, *, menu_file: bool, command: bool = False, level: str | None = None) -> None:
     """stderr, which the journal takes for the service; the menu owns its terminal, so a log
-    line there would be drawn over the screen: it logs to a file beside the audit log."""
+    line there would be drawn over the screen: it logs to a file beside the audit log.
+
+    A subcommand (`satbridge network dhcp`, ...) is a tool a person or a script runs: its
+    stderr holds warnings and errors only (the audit log keeps the record; `--log-level info`
+    shows it), each one line in the style of the tool's errors, `satbridge: warning: ...`."""
     import logging
 
     fmt = "%(levelname)s %(name)s: %(message)s"
+    if command:
+
+        class OneLine(logging.Formatter):
+            """One line, no traceback (SATBRIDGE_DEBUG=1 adds it): an operator's terminal."""
+
+            def format(self, record: logging.LogRecord) -> str:
+                line = f"satbridge: {record.levelname.lower()}: {record.getMessage()}".replace("\n", " ")
+                if record.exc_info and os.environ.get("SATBRIDGE_DEBUG"):
+                    line += "\n" + self.formatException(record.exc_info)
+                return line
+
+        to_stderr = logging.StreamHandler(sys.stderr)
+        to_stderr.setFormatter(OneLine())
+        logging.basicConfig(level=(level or "warning").upper(), handlers=[to_stderr])
+        return
     if not menu_file:
         logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format=fmt)
         return
@@ -508,7 +527,7 @@ def _run(opts: argparse.Namespace) -> int:
 
     config = _config(opts)
     menu = opts.command in (None, "menu") and not opts.serve
-    _log_to(config, menu_file=menu)
+    _log_to(config, menu_file=menu, command=not menu and not opts.serve, level=opts.log_level)
     if opts.command == "init-config":
         from satbridge.config import DEFAULT_TOML
         from satbridge.system.files import atomic_write
@@ -554,7 +573,10 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "factory-reset":
         return _factory_reset(bridge, opts.yes)
     if opts.command == "xcc":
-        return _xcc(bridge, opts.action, opts.timeout or 0.0, opts.json)
+        from satbridge.client.terminal import whole_seconds
+
+        # whole seconds, rounded up, as satctl sends them: one meaning for `--timeout 0.5`
+        return _xcc(bridge, opts.action, whole_seconds(opts.timeout or 0.0), opts.json)
     if opts.command == "firewall":
         return _firewall(bridge, opts.action, opts.json)
     if opts.command == "network":

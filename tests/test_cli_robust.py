@@ -385,3 +385,25 @@ def test_output_dash_and_fifos(tmp_path, capsys):
     with open_output(plain, append=True) as out:
         out.write(b"b")
     assert plain.read_bytes() == b"ab"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=12), st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,3})?", fullmatch=True)))
+def test_the_duration_parser_takes_exactly_ascii_decimals_above_0_up_to_600(text):
+    import argparse
+    import re
+
+    from satbridge.client.terminal import MAX_SECONDS, seconds, whole_seconds
+
+    # ASCII decimal digits, no leading zero, no sign, exponent, space or other digits
+    written = re.fullmatch(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?", text) is not None
+    wanted = written and 0 < float(text) <= MAX_SECONDS
+    if not wanted:
+        with pytest.raises(argparse.ArgumentTypeError, match="at most 600"):
+            seconds("--timeout")(text)
+        return
+    value = seconds("--timeout")(text)
+    assert wanted, text
+    assert value == float(text)
+    assert 1 <= whole_seconds(value) <= MAX_SECONDS
+    assert whole_seconds(value) >= value
