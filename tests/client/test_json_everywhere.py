@@ -142,6 +142,7 @@ async def test_satbridge_pair_window_network_disconnect_and_version_json(tmp_pat
     rc, out, err = await satbridge(root, "network", "static", "--address", "192.0.2.10/24", "--json")
     assert rc == 0, err
     static = one_object(out, "network")
+    assert err == ""  # the audit line goes to the audit log; stderr is for warnings and errors
     assert static["method"] == "static"
     assert static["rollback_in_seconds"] == 30
     rc, out, err = await satbridge(root, "network", "confirm", "--json")
