@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     fr = sub.add_parser("factory-reset", help="back to the delivered state (XCC, trust, firewall, network, identity)")
     fr.add_argument("--yes", action="store_true", help="really do it")
+    fr.add_argument("--json", action="store_true", help="one object with every step at the end")
     xc = sub.add_parser("xcc", help="start, stop, restart XCC (xcc.service) or show its state")
     xc.add_argument("action", choices=["start", "stop", "restart", "status"])
     xc.add_argument(
@@ -129,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the bridge version (--json: and the installed XCC's)").add_argument(
         "--json", action="store_true"
     )
-    sub.add_parser("init-config", help="write the default config file if there is none")
+    sub.add_parser("init-config", help="write the default config file if there is none").add_argument(
+        "--json", action="store_true"
+    )
     globals_everywhere(p, _globals)
     return p
 
@@ -439,7 +442,7 @@ SLOW_SETTLE = 5.0
 """Seconds after which a network change is reported as slow to settle."""
 
 
-def _factory_reset(bridge: Bridge, yes: bool) -> int:
+def _factory_reset(bridge: Bridge, yes: bool, as_json: bool = False) -> int:
     import asyncio
 
     from satbridge.errors import InvalidArgument
@@ -447,24 +450,33 @@ def _factory_reset(bridge: Bridge, yes: bool) -> int:
     if not yes:
         raise InvalidArgument("a factory reset removes XCC, the pairing and every setting: add --yes", field="--yes")
 
+    steps: list[dict[str, object]] = []
+
     async def run() -> int:
         failed = 0
         try:
             async for step in bridge.factory_reset.run(by="console (satbridge factory-reset)"):
-                mark = "done" if step.done else "FAILED"
-                print(f"[{mark:>6}] {step.name}: {step.detail}")
+                steps.append({"name": step.name, "done": step.done, "detail": step.detail})
+                if not as_json:
+                    mark = "done" if step.done else "FAILED"
+                    print(f"[{mark:>6}] {step.name}: {step.detail}")
                 failed += not step.done
         finally:
             await bridge.aclose()
         return failed
 
     failed = asyncio.run(run())
+    if as_json:
+        from satbridge.client.schema import SCHEMA_VERSION
+
+        _print_json({"schema_version": SCHEMA_VERSION, "steps": steps, "failed": failed})
     if failed:
         from satbridge.client.terminal import say
 
         say(f"satbridge: error: {failed} step(s) failed; run `satbridge factory-reset --yes` again to finish")
         return 1
-    print("factory reset complete; the satellite opens a pairing window at the bridge's next start")
+    if not as_json:
+        print("factory reset complete; the satellite opens a pairing window at the bridge's next start")
     return 0
 
 
@@ -532,8 +544,10 @@ def _run(opts: argparse.Namespace) -> int:
         from satbridge.config import DEFAULT_TOML
         from satbridge.system.files import atomic_write
 
-        if config.paths.config_file.exists():
-            print(f"{config.paths.config_file} exists; left as it is")
+        written = not config.paths.config_file.exists()
+        if not written:
+            if not opts.json:
+                print(f"{config.paths.config_file} exists; left as it is")
         else:
             # the listen addresses given now (--listen, $SATBRIDGE_LISTEN) go into the file, so
             # the console, which reads only the file, shows where this bridge really listens
@@ -541,7 +555,12 @@ def _run(opts: argparse.Namespace) -> int:
                 'pairing_listen = "[::]:50052"', f'pairing_listen = "{config.server.pairing_listen}"'
             )
             atomic_write(config.paths.config_file, text.encode())
-            print(f"wrote {config.paths.config_file}")
+            if not opts.json:
+                print(f"wrote {config.paths.config_file}")
+        if opts.json:
+            from satbridge.client.schema import SCHEMA_VERSION
+
+            _print_json({"schema_version": SCHEMA_VERSION, "path": str(config.paths.config_file), "written": written})
         return 0
     from satbridge.wiring import wire
 
@@ -571,7 +590,7 @@ def _run(opts: argparse.Namespace) -> int:
     if opts.command == "version":
         return _version(bridge)
     if opts.command == "factory-reset":
-        return _factory_reset(bridge, opts.yes)
+        return _factory_reset(bridge, opts.yes, opts.json)
     if opts.command == "xcc":
         from satbridge.client.terminal import whole_seconds
 

@@ -160,6 +160,9 @@ def test_satbridge_odd_numbers_and_files(tmp_path, odd_files, capsys):
         ["version", "--json"],
         ["version", "--json", "--root", str(tmp_path / "missing-root")],
         ["pair-window", "open", "--json", "--config", str(odd_files["malformed"])],
+        ["factory-reset", "--json"],  # no --yes: 2
+        ["init-config", "--json", "--config", str(odd_files["directory"])],
+        ["init-config", "--json", "--config", str(odd_files["dev-full"])],
     ):
         run_bridge([*root, *argv], capsys)
     for file in odd_files.values():

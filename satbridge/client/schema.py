@@ -322,6 +322,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "update": {"schema_version": int, **UPDATE},
     "commission": {"schema_version": int, "satellite": SATELLITE, "update": UPDATE},
     "version": {"schema_version": int, "bridge_version": str, "xcc_version": str},
+    "factory-reset": {
+        "schema_version": int,
+        "steps": [{"name": str, "done": bool, "detail": str}],
+        "failed": int,
+    },
+    "init-config": {"schema_version": int, "path": str, "written": bool},
     "pair-window": {
         "schema_version": int,
         "open": bool,

@@ -202,3 +202,17 @@ def test_the_readme_documents_every_object_and_its_keys():
         for key in schema.SCHEMAS[name]:
             if key != "schema_version":
                 assert re.search(rf"\b{key}\b", keys), (name, key)
+
+
+async def test_factory_reset_and_init_config_json(tmp_path: Path):
+    root = tmp_path / "root"
+    rc, out, err = await satbridge(root, "init-config", "--json")
+    assert rc == 0, err
+    assert one_object(out, "init-config")["written"] is True
+    rc, out, err = await satbridge(root, "init-config", "--json")
+    assert one_object(out, "init-config")["written"] is False
+    rc, out, err = await satbridge(root, "factory-reset", "--yes", "--json")
+    assert rc == 0, err
+    done = one_object(out, "factory-reset")
+    assert done["failed"] == 0
+    assert done["steps"]
