@@ -119,6 +119,7 @@ def ctl_commands(number: str, file: str) -> list[list[str]]:
         ["logs", "get", "xcc/x.log", "-o", "-", "--timeout", number],
         ["logs", "bundle", "-o", "-"],
         ["package", "build", file, "--key", file, "-o", "-"],
+        ["package", "keygen", "-o", "-"],
     ]
 
 
@@ -410,3 +411,14 @@ def test_the_duration_parser_takes_exactly_ascii_decimals_above_0_up_to_600(text
     assert value == float(text)
     assert 1 <= whole_seconds(value) <= MAX_SECONDS
     assert whole_seconds(value) >= value
+
+
+def test_dash_is_never_a_file_or_directory_named_dash(tmp_path, capsys, monkeypatch):
+    """`-o -` means standard output; where that cannot be (keys, a package), it is refused
+    naming --output, and nothing named `-` appears."""
+    monkeypatch.chdir(tmp_path)
+    for argv in (["package", "keygen", "-o", "-"], ["package", "build", str(tmp_path), "--key", "k", "-o", "-"]):
+        code, _, err = run_ctl(["--config-dir", str(tmp_path / "ctl"), *argv], capsys)
+        assert code == 2, err
+        assert "--output" in err
+        assert not (tmp_path / "-").exists()

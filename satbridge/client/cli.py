@@ -699,6 +699,9 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
 def _package(opts: argparse.Namespace) -> int:
     from satbridge.client import package
 
+    if str(opts.output) == "-":  # `-o -` is standard output elsewhere: never a file or directory named -
+        what = "a key pair is two files in a directory" if opts.action == "keygen" else "a package is a file"
+        raise InvalidArgument(f"{what}, never standard output: name one", field="--output")
     if opts.action == "keygen":
         made, pub = package.keygen(opts.output)
         print(f"wrote {made} (keep it secret) and {pub} (install it in /etc/satbridge/keys/ on satellites)")
@@ -709,8 +712,6 @@ def _package(opts: argparse.Namespace) -> int:
         key = read_regular(opts.key, limit=64 << 10, field="--key")  # a PEM key is well under 1 KiB
     except FileNotFoundError:
         raise InvalidArgument(f"no such file {opts.key}", field="--key") from None
-    if opts.output is not None and str(opts.output) == "-":
-        raise InvalidArgument("a package is written to a file, never to standard output: name one", field="--output")
     manifest = package.manifest_for(opts.dir)
     suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[opts.compression]
     out = opts.output or Path(f"{manifest.name}-{manifest.version}{suffix}")

@@ -26,7 +26,7 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     key, pub = out_dir / "vendor.key", out_dir / "vendor.pub"
     if key.exists():
-        raise InvalidArgument(f"{key} exists; keep it, or remove it first", field="--out")
+        raise InvalidArgument(f"{key} exists; keep it, or remove it first", field="--output")
     atomic_write(key, private, mode=0o600)
     atomic_write(pub, public)
     return key, pub
