@@ -145,7 +145,7 @@ async def test_the_whole_scenario(appliance, zipapp, tmp_path):
         done = sat.satctl("pair", LAB_SATELLITE, sat.code(), "--as", "central")
         assert done.returncode == 0, done.stderr
         network = json.loads(sat.satctl("status", "--json").stdout)["network"]
-        assert (network["interface"], network["method"]) == ("host0", "auto"), network  # NM's own DHCP profile
+        assert (network["interface"], network["method"]) == ("host0", "dhcp"), network  # NM's own DHCP profile (auto)
         assert network["addresses"] == [f"{LAB_SATELLITE}/24"], network
         # 2. the first XCC install, and start
         done = sat.satctl("update", str(v1))

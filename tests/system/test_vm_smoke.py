@@ -95,7 +95,7 @@ def test_boots_to_the_menu_and_pairs_through_the_forwarded_port(image, tmp_path)
         assert status["pairing"]["peer_name"] == "central"
         # first boot: a hostname of its own, from the machine id made at that boot
         assert re.fullmatch(r"satellite-[0-9a-f]{6}", status["hostname"]), status["hostname"]
-        assert status["network"]["method"] == "auto", status["network"]  # NetworkManager on DHCP
+        assert status["network"]["method"] == "dhcp", status["network"]  # NetworkManager on DHCP (its "auto")
         assert any(a["address"] == "10.0.2.15" for a in status["addresses"]), status["addresses"]
         # the firewall came up at start under the unit's hardening (the modules were loaded for it)
         journal = tmp_path / "journal.txt"
