@@ -225,7 +225,11 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     print("|---|---|---|---|")
     print(f"| idle bridge (reference) | {p(idle, 0.5):.1f} | {p(idle, 0.99):.1f} | {rate_idle:.0f} |")
     busy_row = f"{p(busy, 0.5):.1f} | {p(busy, 0.99):.1f} | {rate_busy:.0f}"
-    print(f"| while {streams} uploads of {mib} MiB run at once ({uploads} started; goal p99 <= 50 ms) | {busy_row} |")
+    goal = "met" if p(busy, 0.99) <= 50 else "NOT met"
+    print(
+        f"| while {streams} uploads of {mib} MiB run at once ({uploads} started; goal p99 <= 50 ms: {goal}) "
+        f"| {busy_row} |"
+    )
     print(
         f"| while a stranger floods the pairing port (goal: as idle) | {p(flooded, 0.5):.1f} "
         f"| {p(flooded, 0.99):.1f} | {len(flooded) / seconds:.0f} |"
@@ -250,7 +254,8 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     print()
     print("| bridge CPU per call, idle bridge | ms | ratio to a health check |")
     print("|---|---|---|")
-    print(f"| GetStatus (goal: at most 0.3 ms) | {cpu_status * 1e3:.2f} | {cpu_status / cpu_health:.2f}x |")
+    goal = "met" if cpu_status <= 0.3e-3 else "NOT met"
+    print(f"| GetStatus (goal: at most 0.3 ms: {goal}) | {cpu_status * 1e3:.2f} | {cpu_status / cpu_health:.2f}x |")
     print(f"| Health.Check (gRPC's own cost of a call, reference) | {cpu_health * 1e3:.2f} | 1.00x |")
 
 

@@ -84,7 +84,7 @@ def ssl_send(port: int, path: Path) -> float:
     return time.perf_counter() - start
 
 
-UPLOADS_FOR_RSS = 6
+UPLOADS_FOR_RSS = 6  # the memory measure: RSS over six uploads in all (--uploads)
 
 
 def scp_setup(work: Path) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -172,7 +172,7 @@ async def grpc_upload(stub, path: Path, version: str) -> float:
     return time.perf_counter() - start
 
 
-async def main(mib: int, rounds: int) -> None:
+async def main(mib: int, rounds: int, uploads: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="satbridge-bench-up-"))
     root = work / "root"
     payload = work / "payload.bin"
@@ -189,7 +189,9 @@ async def main(mib: int, rounds: int) -> None:
             ssh = scp_setup(work)
             try:
                 satctl_pair(served, work / "ctl")
-                await measure(served.proc, ref, ssh, Inventory.load(work / "ctl"), work, payload, sink, mib, rounds)
+                await measure(
+                    served.proc, ref, ssh, Inventory.load(work / "ctl"), work, payload, sink, mib, rounds, uploads
+                )
             finally:
                 for proc in (ref, *(ssh[:1] if ssh else ())):  # by PID: this sshd and sink only
                     proc.terminate()
@@ -198,7 +200,7 @@ async def main(mib: int, rounds: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> None:
+async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds, uploads) -> None:
     state = work / "root/var/lib/satbridge"
     sat = inv.get(None)
     with PeakRss(bridge.pid) as memory:
@@ -217,7 +219,7 @@ async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> No
                     scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
                 for pkg in (state / "uploads").glob("*"):
                     pkg.unlink()  # a fresh upload each round
-            for r in range(rounds, max(rounds, UPLOADS_FOR_RSS)):  # the memory measure: six in all
+            for r in range(rounds, max(rounds, uploads)):
                 await grpc_upload(stub, payload, f"1.{r}.0")
                 for pkg in (state / "uploads").glob("*"):
                     pkg.unlink()
@@ -239,7 +241,7 @@ async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> No
         print("| scp | - | no sshd, or not root (build/setup-labs.sh installs openssh-server) |")
     per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
     print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
-    n = max(rounds, UPLOADS_FOR_RSS)
+    n = max(rounds, uploads)
     verdict = "met" if memory.grew_mib <= 32 else "NOT met"
     print(
         f"bridge RSS over {n} uploads of {mib} MiB: idle {memory.idle / 2**20:.0f} MiB, peak "
@@ -252,5 +254,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--uploads", type=int, default=UPLOADS_FOR_RSS, help="uploads in all, for the RSS row")
     opts = parser.parse_args()
-    asyncio.run(main(opts.mib, opts.rounds))
+    asyncio.run(main(opts.mib, opts.rounds, opts.uploads))
