@@ -46,7 +46,7 @@ def _parsed(data: Any) -> fw.RuleSet:
     """fw.from_json of a rule set read from the state file, remembered by a digest of its JSON:
     each Set, Get and Status read the file again, and validating 1000 rules took 20-40 ms
     every time (the answer is the same for the same JSON; raises what from_json raises)."""
-    key = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).digest()
+    key = hashlib.sha256(json.dumps(data).encode()).digest()  # the file's own key order
     found = _PARSED.get(key)
     if found is None:
         found = fw.from_json(data)
