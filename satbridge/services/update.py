@@ -134,7 +134,7 @@ class UpdateService:
         for upload_id in upload_ids:
             self.staging.remove(upload_id)
 
-    async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes]]) -> Uploaded:
+    async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes | memoryview]]) -> Uploaded:
         """Receive {upload_id, offset, data} chunks; check the whole file's sha256 at the end."""
         first = await anext(chunks, None)
         if first is None:
@@ -158,7 +158,7 @@ class UpdateService:
                 raise InvalidArgument(f"expected offset {writer.size}, got {offset}", field="offset")
             await writer.start()
             size = int(meta["size"])
-            chunk: tuple[str, int, bytes] | None = first
+            chunk: tuple[str, int, bytes | memoryview] | None = first
             while chunk is not None:
                 cid, coffset, cdata = chunk
                 if cid != upload_id:

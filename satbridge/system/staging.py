@@ -53,7 +53,7 @@ class UploadWriter:
 
         await asyncio.get_running_loop().run_in_executor(self._thread, rehash)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         view = memoryview(data)
         try:
@@ -64,7 +64,7 @@ class UploadWriter:
                 raise ResourceExhausted("the disk is full; free space and resume the upload") from exc
             raise
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         self._pending.append(asyncio.get_running_loop().run_in_executor(self._thread, self._write, data))
         self.size += len(data)
         if len(self._pending) >= IN_FLIGHT:
