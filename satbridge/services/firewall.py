@@ -153,7 +153,10 @@ class FirewallService:
     # -- use cases ----------------------------------------------------------------------
 
     async def get(self) -> FirewallState:
-        data = self._load()
+        return await self._answer(self._load())
+
+    async def _answer(self, data: dict[str, Any]) -> FirewallState:
+        """What Get answers for `data`, the state file as just read."""
         pending = data.get("pending")
         rules = _parsed(pending["rules"]) if pending else self._confirmed(data)
         return FirewallState(
@@ -191,7 +194,7 @@ class FirewallService:
                 if changed:
                     self.audit.record("firewall-reapplied", revision=int(data["revision"]), families=",".join(changed))
                 log.info("firewall Set: revision %s already in force (kernel changed: %s)", data["revision"], changed)
-                return await self.get()
+                return await self._answer(data)  # nothing saved: the state just read is the answer
             revision = int(data.get("last_revision", data["revision"])) + 1
             data["last_revision"] = revision
             if confirm_timeout:

@@ -331,9 +331,10 @@ class IptcFirewall:
                     except Exception:
                         log.exception("could not restore the %s firewall after a failed change", family)
                 raise
-            wanted = {(f == "v6", spec) for p in (plan, previous) if p for f in FAMILIES for spec in p.chains[f]}
-            for key in [k for k in self._built if k not in wanted]:
-                del self._built[key]
+            finally:  # a failed change too: what is kept never outgrows two plans
+                wanted = {(f == "v6", spec) for p in (plan, previous) if p for f in FAMILIES for spec in p.chains[f]}
+                for key in [k for k in self._built if k not in wanted]:
+                    del self._built[key]
         finally:
             os.close(fd)
 
