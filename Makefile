@@ -60,7 +60,9 @@ proto: venv
 	$(BIN)/python build/gen_proto.py
 
 # Every benchmark, one markdown report of ratios: bench/out/report.md (BENCH_ARGS=--quick).
+# As root it first installs the packages the benches use (openssh-server for the scp reference).
 bench: venv
+	build/setup-labs.sh --packages-only
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 # A 10-minute soak of mixed load (not part of `make test`).

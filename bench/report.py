@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,12 @@ BENCHES = [
         ["--rounds", "3"],
         ["--mib", "64", "--rounds", "1"],
     ),
-    ("Package upload, 1 GiB (RSS flat in the size)", "upload.py", ["--mib", "1024", "--rounds", "1"], None),
+    (
+        "Package upload, 1 GiB (RSS flat in the size)",
+        "upload.py",
+        ["--mib", "1024", "--rounds", "1", "--uploads", "1"],
+        None,
+    ),
     (
         "GetStatus latency while an upload runs (50 clients)",
         "status_latency.py",
@@ -37,6 +43,7 @@ BENCHES = [
     ),
     ("Log download against an ssl copy (256 MiB)", "logs.py", ["--rounds", "3"], ["--mib", "64", "--rounds", "1"]),
     ("Firewall apply against iptables-legacy-restore", "firewall.py", ["--rounds", "5"], ["--rounds", "2"]),
+    ("Soak: 10 minutes of mixed load, 8 clients (make soak)", "soak.py", ["--minutes", "10"], None),
 ]
 
 
@@ -46,29 +53,35 @@ def main() -> int:
     opts = parser.parse_args()
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    lines = [
+    head = [
         f"# satbridge benchmarks, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}",
         "Every figure is a ratio against a reference run side by side in the same script.",
         "",
     ]
+    sections: list[str] = []
+    goals: list[str] = []
     for title, script, args, quick in BENCHES:
         chosen = quick if opts.quick else args
         if chosen is None:
+            goals.append(f"| {title} | not run with --quick |")
             continue
-        lines += [f"## {title}", ""]
+        sections += [f"## {title}", ""]
         if script == "firewall.py" and os.geteuid() != 0:
-            lines += ["(skipped: needs root for its own network namespace)", ""]
+            sections += ["(skipped: needs root for its own network namespace)", ""]
             continue
         done = subprocess.run([sys.executable, str(HERE / script), *chosen], capture_output=True, text=True)
         # Tables, the lines after them, and the blank lines between two tables of one benchmark.
         table = [line for line in done.stdout.splitlines() if not line or line.startswith(("|", "bridge", "server"))]
         table = "\n".join(table).strip("\n").split("\n") if any(table) else []
-        lines += table or [f"(failed: {done.stderr.strip().splitlines()[-1:]})"]
-        lines.append("")
+        sections += table or [f"(failed: {done.stderr.strip().splitlines()[-1:]})"]
+        sections.append("")
+        # Every row that states an issue-21 goal says whether this run met it: gathered on top.
+        goals += [f"| {title} | {row.strip('|').strip()} |" for row in table if re.search(r"\bmet\b", row)]
         print(f"{title}: done", file=sys.stderr)
-    (out / "report.md").write_text("\n".join(lines))
+    summary = ["## Goals (issue 21), as measured in this run", "", "| benchmark | row |", "|---|---|", *goals, ""]
+    (out / "report.md").write_text("\n".join(head + summary + sections))
     print(out / "report.md")
     return 0
 

@@ -115,7 +115,11 @@ async def main(minutes: float, clients: int) -> int:
         print("|---|---|")
         print(f"| calls | {calls} ({calls / (minutes * 60):.0f}/s) |")
         print(f"| errors | {len(errors)} |")
-        print(f"| RSS after warm-up -> end | {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB ({growth:+.1f}%) |")
+        verdict = "met" if growth <= 5 else "NOT met"
+        print(
+            f"| RSS after warm-up -> end (goal <= +5 %: {verdict}) "
+            f"| {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB ({growth:+.1f}%) |"
+        )
         print(f"| open fds after warm-up -> end | {fd0} -> {fd1} |")
         for e in sorted(set(errors))[:5]:
             print(f"error: {e}")

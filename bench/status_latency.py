@@ -61,11 +61,13 @@ async def upload_forever(ctl: Path, payload: Path, stop_file: Path) -> None:
         print("uploading", flush=True)
         while not stop_file.exists():
             n += 1
-            tail = n.to_bytes(8, "big")
+            tail = (os.getpid() << 32 | n).to_bytes(8, "big")  # several children: each its own files
             digest = head.copy()
             digest.update(tail)
             begun = await stub.BeginUpload(
-                update_pb2.BeginUploadRequest(name="xcc", version=f"9.{n}.0", size=size, sha256=digest.hexdigest())
+                update_pb2.BeginUploadRequest(
+                    name="xcc", version=f"9.{n}.{os.getpid()}", size=size, sha256=digest.hexdigest()
+                )
             )
 
             async def chunks(upload_id: str = begun.upload_id, tail: bytes = tail):
@@ -91,19 +93,27 @@ def ssl_copy_forever(port: int, payload: Path, stop_file: Path) -> None:
     print(f"copies {n}", flush=True)
 
 
-async def under(load: list[str], ready: str, ctl: Path, clients: int, seconds: float, interval: float, stop: Path):
-    """Poll while a child process puts `load` on the machine; the latencies and its count."""
+async def under(
+    load: list[str], ready: str, ctl: Path, clients: int, seconds: float, interval: float, stop: Path, n: int = 1
+):
+    """Poll while `n` child processes each put `load` on the machine; the latencies and the
+    children's total count."""
     stop.unlink(missing_ok=True)
-    child = subprocess.Popen([sys.executable, __file__, *load, str(stop)], stdout=subprocess.PIPE, text=True)
+    children = [
+        subprocess.Popen([sys.executable, __file__, *load, str(stop)], stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    outs = []
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().startswith(ready)
-        await asyncio.sleep(1)  # the transfer is under way
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().startswith(ready)
+        await asyncio.sleep(1)  # the transfers are under way
         latencies = await poll(ctl, clients, seconds, interval)
     finally:
         stop.touch()
-        out, _ = child.communicate(timeout=600)
-    return latencies, out.split()[-1]
+        outs = [child.communicate(timeout=600)[0] for child in children]
+    return latencies, sum(int(out.split()[-1]) for out in outs)
 
 
 async def poll(ctl: Path, clients: int, seconds: float, interval: float, *, health: bool = False) -> list[float]:
@@ -170,15 +180,15 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] * 1e3
 
 
-async def main(clients: int, interval: float, seconds: float, mib: int) -> None:
+async def main(clients: int, interval: float, seconds: float, mib: int, streams: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="satbridge-bench-lat-"))
     try:
-        await measure(work, clients, interval, seconds, mib)
+        await measure(work, clients, interval, seconds, mib, streams)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the payload and every staged upload
 
 
-async def measure(work: Path, clients: int, interval: float, seconds: float, mib: int) -> None:
+async def measure(work: Path, clients: int, interval: float, seconds: float, mib: int, streams: int) -> None:
     root, ctl = work / "root", work / "ctl"
     payload = work / "payload.bin"
     with open(payload, "wb") as f:
@@ -197,7 +207,7 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
         cpu_health = (bridge_cpu(served.proc.pid) - cpu) / len(checks)
         stop = work / "stop"
         busy, uploads = await under(
-            ["--upload-child", str(ctl), str(payload)], "uploading", ctl, clients, seconds, interval, stop
+            ["--upload-child", str(ctl), str(payload)], "uploading", ctl, clients, seconds, interval, stop, streams
         )
         flooded = await during_flood(served.pairing, ctl, clients, seconds, interval)
         sink = free_port()
@@ -215,7 +225,11 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     print("|---|---|---|---|")
     print(f"| idle bridge (reference) | {p(idle, 0.5):.1f} | {p(idle, 0.99):.1f} | {rate_idle:.0f} |")
     busy_row = f"{p(busy, 0.5):.1f} | {p(busy, 0.99):.1f} | {rate_busy:.0f}"
-    print(f"| while {mib} MiB uploads run ({uploads} started) | {busy_row} |")
+    goal = "met" if p(busy, 0.99) <= 50 else "NOT met"
+    print(
+        f"| while {streams} uploads of {mib} MiB run at once ({uploads} started; goal p99 <= 50 ms: {goal}) "
+        f"| {busy_row} |"
+    )
     print(
         f"| while a stranger floods the pairing port (goal: as idle) | {p(flooded, 0.5):.1f} "
         f"| {p(flooded, 0.99):.1f} | {len(flooded) / seconds:.0f} |"
@@ -240,7 +254,8 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     print()
     print("| bridge CPU per call, idle bridge | ms | ratio to a health check |")
     print("|---|---|---|")
-    print(f"| GetStatus (goal: at most 0.3 ms) | {cpu_status * 1e3:.2f} | {cpu_status / cpu_health:.2f}x |")
+    goal = "met" if cpu_status <= 0.3e-3 else "NOT met"
+    print(f"| GetStatus (goal: at most 0.3 ms: {goal}) | {cpu_status * 1e3:.2f} | {cpu_status / cpu_health:.2f}x |")
     print(f"| Health.Check (gRPC's own cost of a call, reference) | {cpu_health * 1e3:.2f} | 1.00x |")
 
 
@@ -256,5 +271,6 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--mib", type=int, default=512)
+    parser.add_argument("--uploads", type=int, default=3, help="uploads at once (the issue's measure: 3)")
     opts = parser.parse_args()
-    asyncio.run(main(opts.clients, opts.interval, opts.seconds, opts.mib))
+    asyncio.run(main(opts.clients, opts.interval, opts.seconds, opts.mib, opts.uploads))

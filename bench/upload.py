@@ -28,7 +28,7 @@ from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import PeakRss, free_port, satctl_pair, serving, unit_malloc_env
+from tests.lab.bridge import PeakRss, free_port, rss, satctl_pair, serving, unit_malloc_env
 
 PY = sys.executable
 MALLOC = unit_malloc_env()  # as build/units/satbridge.service runs it
@@ -84,7 +84,13 @@ def ssl_send(port: int, path: Path) -> float:
     return time.perf_counter() - start
 
 
+UPLOADS_FOR_RSS = 6  # the issue's memory measure: RSS over six uploads in all (--uploads)
+
+
 def scp_setup(work: Path) -> tuple[subprocess.Popen[bytes], int] | None:
+    """A private sshd for the scp reference: on 127.0.0.1 at a free port, its own host and user
+    keys in `work`, no system configuration (`-f /dev/null`), in the foreground so the caller
+    stops it by its PID. None without sshd (build/setup-labs.sh installs it) or without root."""
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(sshd) or os.geteuid() != 0:
         return None
@@ -94,28 +100,31 @@ def scp_setup(work: Path) -> tuple[subprocess.Popen[bytes], int] | None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "user")], check=True)
     (work / "authorized").write_bytes((work / "user.pub").read_bytes())
     os.chmod(work / "authorized", 0o600)
-    proc = subprocess.Popen(
-        [
-            sshd,
-            "-D",
-            "-e",
-            "-p",
-            str(port),
-            "-h",
-            str(work / "host"),
-            "-o",
-            "ListenAddress=127.0.0.1",
-            "-o",
-            f"AuthorizedKeysFile={work / 'authorized'}",
-            "-o",
-            "PidFile=none",
-            "-o",
-            "StrictModes=no",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
-    return proc, port
+    options = {
+        "ListenAddress": "127.0.0.1",
+        "AuthorizedKeysFile": str(work / "authorized"),
+        "PidFile": "none",
+        "StrictModes": "no",
+        "PermitRootLogin": "prohibit-password",
+        "UsePAM": "yes",  # without PAM, sshd refuses root's locked password entry even for a key
+        "Subsystem": "sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
+    }
+    argv = [sshd, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(work / "host")]
+    for key, value in options.items():
+        argv += ["-o", f"{key}={value}"]
+    proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # listening?
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    proc.terminate()
+    proc.wait()
+    return None
 
 
 def scp_send(port: int, work: Path, path: Path) -> float:
@@ -163,7 +172,7 @@ async def grpc_upload(stub, path: Path, version: str) -> float:
     return time.perf_counter() - start
 
 
-async def main(mib: int, rounds: int) -> None:
+async def main(mib: int, rounds: int, uploads: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="satbridge-bench-up-"))
     root = work / "root"
     payload = work / "payload.bin"
@@ -174,20 +183,24 @@ async def main(mib: int, rounds: int) -> None:
     cfg = root / "etc/satbridge/satbridge.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
-    with serving(root, env={**os.environ, **MALLOC}) as served:
-        ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
-        ssh = scp_setup(work)
-        try:
-            satctl_pair(served, work / "ctl")
-            await measure(served.proc, ref, ssh, Inventory.load(work / "ctl"), work, payload, sink, mib, rounds)
-        finally:
-            for proc in (ref, *(ssh[:1] if ssh else ())):
-                proc.terminate()
-                proc.wait()
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        with serving(root, env={**os.environ, **MALLOC}) as served:
+            ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
+            ssh = scp_setup(work)
+            try:
+                satctl_pair(served, work / "ctl")
+                await measure(
+                    served.proc, ref, ssh, Inventory.load(work / "ctl"), work, payload, sink, mib, rounds, uploads
+                )
+            finally:
+                for proc in (ref, *(ssh[:1] if ssh else ())):  # by PID: this sshd and sink only
+                    proc.terminate()
+                    proc.wait()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> None:
+async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds, uploads) -> None:
     state = work / "root/var/lib/satbridge"
     sat = inv.get(None)
     with PeakRss(bridge.pid) as memory:
@@ -206,6 +219,12 @@ async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> No
                     scps.append(await asyncio.to_thread(scp_send, ssh[1], work, payload))
                 for pkg in (state / "uploads").glob("*"):
                     pkg.unlink()  # a fresh upload each round
+            for r in range(rounds, max(rounds, uploads)):
+                await grpc_upload(stub, payload, f"1.{r}.0")
+                for pkg in (state / "uploads").glob("*"):
+                    pkg.unlink()
+        await asyncio.sleep(1)
+        after = rss(bridge.pid)
     o, r = statistics.median(ours), statistics.median(refs)
     print(f"| {mib} MiB upload ({rounds} rounds) | MiB/s | ratio |")
     print("|---|---|---|")
@@ -213,13 +232,21 @@ async def measure(bridge, ref, ssh, inv, work, payload, sink, mib, rounds) -> No
     print(f"| plain ssl socket copy (recv, sha256, write, fsync, writer thread) | {mib / r:.0f} | 1.00x |")
     if scps:
         s = statistics.median(scps)
-        print(f"| scp to a private sshd on loopback | {mib / s:.0f} | ours is {s / o:.1f}x scp |")
+        verdict = "met" if s / o >= 1.5 else "NOT met"
+        print(
+            f"| scp to a private sshd on loopback | {mib / s:.0f} "
+            f"| ours is {s / o:.2f}x scp (goal >= 1.5x: {verdict}) |"
+        )
     else:
-        print("| scp | - | sshd not installed (apt-get install openssh-server) |")
+        print("| scp | - | no sshd, or not root (build/setup-labs.sh installs openssh-server) |")
     per_ours, per_ref = 1e3 * cpu_ours / (mib * rounds), 1e3 * cpu_ref / (mib * rounds)
     print(f"server CPU per MiB: bridge {per_ours:.2f} ms, ssl copy {per_ref:.2f} ms ({per_ours / per_ref:.2f}x)")
+    n = max(rounds, uploads)
+    verdict = "met" if memory.grew_mib <= 32 else "NOT met"
     print(
-        f"bridge RSS: idle {memory.idle / 2**20:.0f} MiB, peak {memory.peak / 2**20:.0f} MiB (+{memory.grew_mib:.0f})"
+        f"bridge RSS over {n} uploads of {mib} MiB: idle {memory.idle / 2**20:.0f} MiB, peak "
+        f"{memory.peak / 2**20:.0f} MiB (+{memory.grew_mib:.0f}; goal <= idle + 32 MiB at any time: {verdict}), "
+        f"1 s after the last +{(after - memory.idle) / 2**20:.0f} MiB"
     )
 
 
@@ -227,5 +254,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--uploads", type=int, default=UPLOADS_FOR_RSS, help="uploads in all, for the RSS row")
     opts = parser.parse_args()
-    asyncio.run(main(opts.mib, opts.rounds))
+    asyncio.run(main(opts.mib, opts.rounds, opts.uploads))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The one set-up step before the tests, shared by `make test` and `.ci/run`:
 #
-#   build/setup-labs.sh
+#   build/setup-labs.sh [--packages-only]
 #
 # As root: installs the Debian packages the tests and labs need (never starting a daemon), then
 # builds what the labs share, once, here and not inside a test's timeout: the appliance rootfs
@@ -20,10 +20,14 @@ CACHE=${SATBRIDGE_LAB_CACHE:-/var/cache/satbridge-lab}
 # private test buses; mmdebstrap + systemd-container for the appliance lab (a real systemd in
 # nspawn); network-manager + dnsmasq-base for the network lab (both only inside namespaces we
 # make); tmux for the console tests; for the VM image and its QEMU smoke test: qemu, UEFI
-# firmware, FAT/GPT tools, objcopy.
+# firmware, FAT/GPT tools, objcopy; openssh-server and -client for the benchmark's scp reference
+# (bench/upload.py runs its own sshd on 127.0.0.1, never the machine's ssh service).
 PACKAGES=(python3-venv python3-dev gcc libc6-dev make iproute2 util-linux iptables dbus-daemon
           systemd-container mmdebstrap network-manager dnsmasq-base tmux
-          qemu-system-x86 qemu-utils ovmf dosfstools mtools fdisk binutils e2fsprogs)
+          qemu-system-x86 qemu-utils ovmf dosfstools mtools fdisk binutils e2fsprogs
+          openssh-server openssh-client)
+PACKAGES_ONLY=
+if [ "${1:-}" = "--packages-only" ]; then PACKAGES_ONLY=1; fi  # `make bench`: no rootfs
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -68,6 +72,7 @@ if ((${#missing[@]})); then
 fi
 T_PACKAGES=$(date +%s)
 echo "setup-labs: packages ready ($((T_PACKAGES - T_START)) s)"
+if [ -n "$PACKAGES_ONLY" ]; then exit 0; fi
 
 ROOTFS=$("$HERE/appliance/build-rootfs.sh" "$CACHE" | tail -1)
 T_ROOTFS=$(date +%s)

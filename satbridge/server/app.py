@@ -28,7 +28,6 @@ from satbridge.api.v1 import (
     logs_pb2_grpc,
     pairing_pb2_grpc,
     system_pb2_grpc,
-    update_pb2_grpc,
     xcc_pb2_grpc,
 )
 from satbridge.config import StrangerLimits
@@ -44,6 +43,7 @@ from satbridge.server.servicers import (
     UpdateServicer,
     XccServicer,
 )
+from satbridge.server.wire import add_update_servicer
 from satbridge.system.sdnotify import notify
 from satbridge.wiring import Bridge
 
@@ -242,7 +242,7 @@ class BridgeServer:
         xcc_pb2_grpc.add_XccServicer_to_server(XccServicer(bridge), mgmt)
         firewall_pb2_grpc.add_FirewallServicer_to_server(FirewallServicer(bridge), mgmt)
         logs_pb2_grpc.add_LogsServicer_to_server(LogsServicer(bridge), mgmt)
-        update_pb2_grpc.add_UpdateServicer_to_server(UpdateServicer(bridge), mgmt)
+        add_update_servicer(UpdateServicer(bridge), mgmt)  # Upload's data is not copied (wire.py)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, mgmt)
         reflection.enable_server_reflection(servicer_names, mgmt)
         mgmt_creds = grpc.ssl_server_credentials(

@@ -35,6 +35,7 @@ from satbridge.core.pairing import ChallengeBook, Connection
 from satbridge.errors import DeadlineExceeded, InvalidArgument, PermissionDenied, ResourceExhausted, SatbridgeError
 from satbridge.protocol import rule_set
 from satbridge.server import convert
+from satbridge.server.wire import RawChunk
 from satbridge.system import sockets
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
@@ -319,10 +320,10 @@ class UpdateServicer(update_pb2_grpc.UpdateServicer):
             disposition=disposition, upload_id=begun.upload_id, resume_offset=begun.resume_offset
         )
 
-    async def Upload(
-        self, request_iterator: AsyncIterator[update_pb2.UploadChunk], context: grpc.aio.ServicerContext
+    async def Upload(  # type: ignore[override]  # RawChunks: app.py registers wire.upload_chunk
+        self, request_iterator: AsyncIterator[RawChunk], context: grpc.aio.ServicerContext
     ) -> update_pb2.UploadResponse:
-        async def chunks() -> AsyncIterator[tuple[str, int, bytes]]:
+        async def chunks() -> AsyncIterator[tuple[str, int, bytes | memoryview]]:
             async for chunk in request_iterator:
                 yield chunk.upload_id, chunk.offset, chunk.data
 

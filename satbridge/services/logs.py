@@ -8,6 +8,7 @@ a hard-linked file (possibly another name of a secret) is left out (the checked 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -36,6 +37,11 @@ class Chunk:
     offset: int  # where `data` starts in the uncompressed stream
     data: bytes
     sha256: str = ""  # on the last chunk only: of all uncompressed bytes sent
+
+
+def _hash_and_pack(digest: Any, packer: Compressor, data: bytes) -> bytes:
+    digest.update(data)
+    return packer.compress(data)
 
 
 class LogsService:
@@ -119,11 +125,18 @@ class LogsService:
         digest = hashlib.sha256()
         packer = self.compressor(compression)
         position = offset
+        loop = asyncio.get_running_loop()
         async for data in source:
-            digest.update(data)
-            packed = packer.compress(data)
-            if packed:
-                yield Chunk(position, packed)
+            if compression:  # hash and compress on a worker thread, not on the event loop
+                packed = await loop.run_in_executor(None, _hash_and_pack, digest, packer, data)
+                if packed:
+                    yield Chunk(position, packed)
+            else:  # the chunk goes out while a worker thread hashes it (issue 21)
+                hashing = loop.run_in_executor(None, digest.update, data)
+                try:
+                    yield Chunk(position, data)
+                finally:
+                    await hashing
             position += len(data)
         yield Chunk(position, packer.flush(), digest.hexdigest())
 

@@ -66,6 +66,7 @@ class UpdateService:
         self.max_staged = max_staged
         self.pinned = pinned if pinned is not None else set()  # in use elsewhere (an install): kept
         self._active: set[str] = set()
+        self._evicting: set[str] = set()  # being removed on a thread to make room
 
     async def begin(self, name: str, version: str, size: int, sha256: str) -> Begun:
         check_name(name)
@@ -76,6 +77,8 @@ class UpdateService:
         if size > self.max_size:
             raise ResourceExhausted(f"packages are limited to {self.max_size} bytes; this one is {size}")
         upload_id = sha256
+        if upload_id in self._evicting:
+            raise Aborted(f"upload {upload_id[:16]}... is being removed to make room; try again")
         if self.releases.current() == version:
             return Begun(upload_id, size, already_present=True)
         await asyncio.to_thread(self.staging.collect_stale, STALE_AFTER)
@@ -108,11 +111,18 @@ class UpdateService:
             return Begun(upload_id, size, already_present=True)
         if meta is None:
             # A new upload: the oldest others go first, so uploads that are never installed
-            # cannot fill the disk or grow every scan of the staging directory. On the loop,
-            # not a thread: `upload()` marks a stream active on the loop, so the two never
-            # interleave (a handful of small files; measured by the soak).
-            evicted = self.staging.evict_oldest(self.max_staged - 1, self._active | self.pinned | {upload_id})
+            # cannot fill the disk or grow every scan of the staging directory. Chosen on the
+            # loop, where `upload()` marks a stream active, so the two never interleave (a
+            # handful of small files); removed on a thread (unlinking 512 MiB held the loop for
+            # tens of ms, issue 21), marked meanwhile so that no stream or announcement uses them.
+            protect = self._active | self._evicting | self.pinned | {upload_id}
+            evicted = self.staging.evictable(self.max_staged - 1, protect)
             if evicted:
+                self._evicting.update(evicted)
+                try:
+                    await asyncio.to_thread(self._remove_all, evicted)
+                finally:
+                    self._evicting.difference_update(evicted)
                 log.info("staged uploads removed to make room (at most %d kept): %s", self.max_staged, evicted)
         done = self.staging.progress(upload_id)
         if size - done > self.staging.free_bytes() - RESERVE:
@@ -120,13 +130,19 @@ class UpdateService:
         await asyncio.to_thread(self.staging.begin, upload_id, announced)
         return Begun(upload_id, done, already_present=False)
 
-    async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes]]) -> Uploaded:
+    def _remove_all(self, upload_ids: list[str]) -> None:
+        for upload_id in upload_ids:
+            self.staging.remove(upload_id)
+
+    async def upload(self, chunks: AsyncIterator[tuple[str, int, bytes | memoryview]]) -> Uploaded:
         """Receive {upload_id, offset, data} chunks; check the whole file's sha256 at the end."""
         first = await anext(chunks, None)
         if first is None:
             raise InvalidArgument("the stream carried no chunk", field="chunks")
         upload_id, offset, _ = first
         check_upload_id(upload_id)
+        if upload_id in self._evicting:
+            raise NotFound(f"upload {upload_id!r} is being removed to make room; call BeginUpload again")
         meta = self.staging.meta(upload_id)
         if meta is None:
             raise NotFound(f"no upload {upload_id!r}; call BeginUpload first", field="upload_id")
@@ -142,7 +158,7 @@ class UpdateService:
                 raise InvalidArgument(f"expected offset {writer.size}, got {offset}", field="offset")
             await writer.start()
             size = int(meta["size"])
-            chunk: tuple[str, int, bytes] | None = first
+            chunk: tuple[str, int, bytes | memoryview] | None = first
             while chunk is not None:
                 cid, coffset, cdata = chunk
                 if cid != upload_id:

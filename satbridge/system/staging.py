@@ -53,7 +53,7 @@ class UploadWriter:
 
         await asyncio.get_running_loop().run_in_executor(self._thread, rehash)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         view = memoryview(data)
         try:
@@ -64,7 +64,7 @@ class UploadWriter:
                 raise ResourceExhausted("the disk is full; free space and resume the upload") from exc
             raise
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         self._pending.append(asyncio.get_running_loop().run_in_executor(self._thread, self._write, data))
         self.size += len(data)
         if len(self._pending) >= IN_FLIGHT:
@@ -195,6 +195,14 @@ class Staging:
         """Remove the oldest uploads, whole or partial, until at most `keep` are left. Never one
         in `protect` (being received), nor one announced in the last `fresh_seconds` that has
         not sent a byte yet (its client is about to stream it)."""
+        removed = self.evictable(keep, protect, fresh_seconds)
+        for upload_id in removed:
+            self.remove(upload_id)
+        return removed
+
+    def evictable(self, keep: int, protect: set[str], fresh_seconds: float = 60.0) -> list[str]:
+        """The uploads evict_oldest would remove, oldest first, without removing them (a scan of
+        the small announcement files: the caller removes the big ones off its event loop)."""
         if not self.directory.is_dir():
             return []
         now = time.time()
@@ -212,7 +220,6 @@ class Staging:
             if len(removed) >= excess:
                 break
             if evictable and upload_id not in protect:
-                self.remove(upload_id)
                 removed.append(upload_id)
         return removed
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from satbridge.errors import InvalidArgument
+from satbridge.errors import Aborted, InvalidArgument, NotFound
 from satbridge.services.update import UpdateService
 from satbridge.system.package import PackageIO
 from satbridge.system.releases import Releases
@@ -55,3 +55,44 @@ async def test_a_partial_upload_takes_the_latest_label_and_keeps_its_bytes(servi
     assert right.resume_offset == half, "a label is no reason to send the bytes again"
     assert (await _send(service, right.upload_id, data, start=half)).complete
     assert service.versions().staged == ("1.0.0",)
+
+
+async def test_evicted_uploads_are_removed_off_the_loop_and_refused_meanwhile(tmp_path):
+    """Issue 21: Begin unlinked the evicted uploads (512 MiB each) on the event loop, stalling
+    every other call. They are removed on a thread now, and an upload chosen for removal is
+    neither streamed nor announced while that runs."""
+    import asyncio
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    loop_thread = threading.get_ident()
+    removed_on: list[int] = []
+
+    class SlowStaging(Staging):
+        def remove(self, upload_id: str) -> None:
+            removed_on.append(threading.get_ident())
+            started.set()
+            release.wait(10)
+            super().remove(upload_id)
+
+    service = UpdateService(
+        SlowStaging(tmp_path / "uploads"), Releases(tmp_path / "opt/xcc"), PackageIO(), max_staged=1
+    )
+    old = b"old package"
+    old_id = hashlib.sha256(old).hexdigest()
+    await service.begin("xcc", "1.0.0", len(old), old_id)
+    await _send(service, old_id, old)
+    new = b"new package"
+    begin = asyncio.create_task(service.begin("xcc", "2.0.0", len(new), hashlib.sha256(new).hexdigest()))
+    await asyncio.to_thread(started.wait, 10)
+    try:
+        assert removed_on
+        assert removed_on[0] != loop_thread, "removed on a thread"
+        with pytest.raises(NotFound):
+            await _send(service, old_id, old)
+        with pytest.raises(Aborted):
+            await service.begin("xcc", "1.0.0", len(old), old_id)
+    finally:
+        release.set()
+    await begin
+    assert service.staging.meta(old_id) is None

@@ -61,3 +61,38 @@ def test_the_bench_inside_step_refuses_outside_its_namespace(tmp_path):
     assert done.returncode != 0
     if os.geteuid() == 0:
         assert "not in its own namespace" in done.stderr, done.stderr
+
+
+async def test_a_no_op_set_reads_each_filter_table_once(tmp_path, monkeypatch):
+    """Issue 21: a no-op Set ran iptables-legacy-save four times (foreign_ahead, then apply) and
+    twice more for the Get it returns. One read per family now serves all three steps, and a
+    plain Get afterwards reads the kernel again (nothing kept for it)."""
+    from satbridge.core import firewall as fw
+    from satbridge.system import iptables
+    from satbridge.system.runner import Completed
+
+    plan = fw.plan(fw.RuleSet(), (50051, 50052))
+    calls: list[list[str]] = []
+
+    async def fake_run(argv: list[str], **_: object) -> Completed:
+        calls.append(argv)
+        if argv[0] in ("iptables-legacy-save", "ip6tables-legacy-save"):
+            family = "v6" if argv[0].startswith("ip6") else "v4"
+            text = "\n".join(["*filter", *fw.expected_lines(plan, family), "COMMIT", ""])
+            return Completed(0, text.encode(), b"")
+        return Completed(1, b"", b"not here")
+
+    monkeypatch.setattr(iptables, "run", fake_run)
+    monkeypatch.setattr(iptables, "lab_netns_problem", lambda root, lab: None)
+    firewall = IptcFirewall(tmp_path)
+    try:
+        assert await firewall.foreign_ahead() == {"v4": [], "v6": []}
+        assert await firewall.apply(plan, plan) == []  # no-op: nothing built, nothing committed
+        await firewall.warnings()
+        saves = [argv for argv in calls if argv[0].endswith("legacy-save")]
+        assert sorted(argv[0] for argv in saves) == ["ip6tables-legacy-save", "iptables-legacy-save"]
+        calls.clear()
+        await firewall.warnings()
+        assert len([argv for argv in calls if argv[0].endswith("legacy-save")]) == 2
+    finally:
+        await firewall.close()
