@@ -161,9 +161,13 @@ class IptcFirewall:
         self._matches: dict[tuple[bool, str], Any] = {}  # one Match per (v6, extension), iptc thread
         """Target entries by (v6, protocol, name, parameters): a handful, kept (iptc thread)."""
         self._lines: tuple[Plan, dict[str, list[str]]] | None = None
-        self._seen: dict[str, tuple[float, str]] = {}
-        """iptables-legacy-save's filter output per family, kept for the one call that follows
-        within SEEN_S (foreign_ahead, then apply, then Get's warnings read the kernel once)."""
+        self._seen: dict[str, tuple[float, object, str, str]] = {}
+        """iptables-legacy-save's filter output per family, with the time it was read, the task
+        that read it and the step that read or last used it ("ahead" or "applied"). One Set reads
+        each table once: foreign_ahead always reads the kernel, apply uses only that read (same
+        task, younger than SEEN_S), the warnings that follow use it once more. Nothing else is
+        served from it: a restore or a rollback that found nothing to do leaves a read behind,
+        and the kernel may have been changed by hand since (red team 21)."""
 
     def _guard(self) -> None:
         # A bridge rooted elsewhere than / is a test, a demo or a bench: it must never change the
@@ -180,18 +184,19 @@ class IptcFirewall:
             raise Unavailable(f"{_SAVE[family]} failed: {done.stderr.decode(errors='replace').strip()}")
         return done.stdout.decode(errors="replace")
 
-    async def _filter(self, family: str, *, keep: bool) -> str:
-        """The filter table's save text: the one a call just before read if it is younger than
-        SEEN_S (taken, so it serves once), else a fresh one; kept for the next call if `keep`.
-        A change this adapter commits drops what was kept. Only a Set's own steps share a read
-        (foreign_ahead -> apply -> warnings); read() always asks the kernel."""
+    async def _filter(self, family: str, owner: object, use: tuple[str, ...], keep_as: str | None) -> str:
+        """The filter table's save text: the one kept by an earlier step of the same task
+        (`owner`) if that step is one of `use` and the read is younger than SEEN_S (taken, so it
+        serves once), else a fresh one; kept as `keep_as` for the next step (None: not kept),
+        with the time it was read (a reuse does not make it younger). A change this adapter
+        commits drops what was kept. read() always asks the kernel."""
         seen = self._seen.pop(family, None)
-        if seen is not None and time.monotonic() - seen[0] < SEEN_S:
-            text = seen[1]
+        if seen is not None and seen[1] is owner and seen[3] in use and time.monotonic() - seen[0] < SEEN_S:
+            read_at, text = seen[0], seen[2]
         else:
-            text = await self._save(family)
-        if keep:
-            self._seen[family] = (time.monotonic(), text)
+            read_at, text = time.monotonic(), await self._save(family)
+        if keep_as is not None:
+            self._seen[family] = (read_at, owner, text, keep_as)
         return text
 
     async def read(self) -> dict[str, list[str]]:
@@ -199,7 +204,8 @@ class IptcFirewall:
         return {family: bridge_lines(await self._save(family)) for family in FAMILIES}
 
     async def foreign_ahead(self) -> dict[str, list[str]]:
-        saves = await asyncio.gather(*(self._filter(family, keep=True) for family in FAMILIES))
+        owner = asyncio.current_task()
+        saves = await asyncio.gather(*(self._filter(family, owner, (), "ahead") for family in FAMILIES))
         return {family: foreign_input_rules(save)[0] for family, save in zip(FAMILIES, saves, strict=True)}
 
     async def apply(self, plan: Plan, previous: Plan | None) -> list[str]:
@@ -208,7 +214,8 @@ class IptcFirewall:
         (or its bridge chains removed). A family already so is not touched (counters kept)."""
         self._guard()
         todo, slow = [], []
-        saves = await asyncio.gather(*(self._filter(family, keep=True) for family in FAMILIES))  # side by side
+        owner = asyncio.current_task()
+        saves = await asyncio.gather(*(self._filter(family, owner, ("ahead",), "applied") for family in FAMILIES))
         for family, save in zip(FAMILIES, saves, strict=True):
             if bridge_lines(save) != self._expected(plan, family) or not jump_is_first(save):
                 todo.append(family)
@@ -246,9 +253,10 @@ class IptcFirewall:
         and mangle chains that see packets before the filter table, iptables-nft rules, and
         native nftables chains hooked on input. Bounded whatever the kernel holds."""
         notes = []
+        owner = asyncio.current_task()
         for family in FAMILIES:
             try:
-                ahead, behind = foreign_input_rules(await self._filter(family, keep=False))
+                ahead, behind = foreign_input_rules(await self._filter(family, owner, ("ahead", "applied"), None))
             except SatbridgeError as exc:
                 notes.append(f"cannot read the {family} rules: {exc}")
                 continue

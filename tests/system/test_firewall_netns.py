@@ -610,3 +610,40 @@ def test_one_source_gets_its_share_of_each_port_and_the_paired_server_keeps_work
         )
         assert outcome["GetIdentity"] == ["OK"] * 3, (share, outcome)
         assert outcome["GetStatus"] == ["OK"] * 3, (share, outcome)
+
+
+TAMPERED_AFTER_NO_OP = r"""
+import asyncio, os, subprocess, sys
+from pathlib import Path
+from satbridge.core import firewall as fw
+from satbridge.system.iptables import IptcFirewall
+
+plan = fw.plan(fw.RuleSet((), fw.Action.DROP), (50051, 50052))
+
+async def step(fwl, previous):  # as FirewallService._apply: foreign_ahead, then apply
+    await fwl.foreign_ahead()
+    return await fwl.apply(plan, previous)
+
+async def main():
+    fwl = IptcFirewall(Path(sys.argv[1]), lab_netns=os.environ["SATBRIDGE_LAB_NETNS"])
+    await step(fwl, None)
+    print("restore:", await step(fwl, None))  # the bridge restarted: nothing to do
+    subprocess.run(["iptables-legacy", "-F", "SATBRIDGE-IN"], check=True)
+    subprocess.run(["ip6tables-legacy", "-D", "INPUT", "-j", "SATBRIDGE-IN"], check=True)
+    print("set:", await step(fwl, plan))  # a no-op Set within the second
+    await fwl.close()
+
+asyncio.run(main())
+"""
+
+
+def test_rules_flushed_by_hand_right_after_a_no_op_restore_are_put_back_by_the_next_set(tmp_path):
+    """Red team 21: the read a no-op restore left behind served the next Set, which then saw
+    the kernel as it was before `iptables -F` and left it open."""
+    with netns_pair(f"t{os.getpid() % 10000}") as net:
+        done = net.run(net.satellite, PY, "-c", TAMPERED_AFTER_NO_OP, str(tmp_path))
+        assert "restore: []" in done.stdout
+        assert "set: ['v4', 'v6']" in done.stdout, done.stdout
+        for family in ("v4", "v6"):
+            lines = [line for line in net.save(family).splitlines() if "SATBRIDGE" in line and line.startswith("-A")]
+            assert lines == fw.expected_lines(fw.plan(fw.RuleSet((), fw.Action.DROP), PORTS), family), family

@@ -96,3 +96,44 @@ async def test_a_no_op_set_reads_each_filter_table_once(tmp_path, monkeypatch):
         assert len([argv for argv in calls if argv[0].endswith("legacy-save")]) == 2
     finally:
         await firewall.close()
+
+
+async def test_a_read_left_by_a_no_op_restore_never_serves_the_next_set(tmp_path, monkeypatch):
+    """Red team 21: a restore (or a rollback) that found nothing to do left its read behind, and
+    each reuse stamped it young again, so a Set within a second read the kernel as it was
+    before someone flushed SATBRIDGE-IN by hand, found nothing to do and left the hole open.
+    Every Set's foreign_ahead reads the kernel; apply uses only that read; warnings at most."""
+    from satbridge.core import firewall as fw
+    from satbridge.system import iptables
+    from satbridge.system.runner import Completed
+
+    plan = fw.plan(fw.RuleSet(), (50051, 50052))
+    kernel = {f: fw.expected_lines(plan, f) for f in ("v4", "v6")}
+    saves: list[str] = []
+
+    async def fake_run(argv: list[str], **_: object) -> Completed:
+        if argv[0] in ("iptables-legacy-save", "ip6tables-legacy-save"):
+            family = "v6" if argv[0].startswith("ip6") else "v4"
+            saves.append(family)
+            return Completed(0, "\n".join(["*filter", *kernel[family], "COMMIT", ""]).encode(), b"")
+        return Completed(1, b"", b"not here")
+
+    committed: list[list[str]] = []
+    monkeypatch.setattr(iptables, "run", fake_run)
+    monkeypatch.setattr(iptables, "lab_netns_problem", lambda root, lab: None)
+    firewall = IptcFirewall(tmp_path)
+    monkeypatch.setattr(firewall, "_apply_locked", lambda plan, previous, todo, slow: committed.append(todo))
+    try:
+        await firewall.foreign_ahead()  # restore() at start: the kernel already holds the plan
+        assert await firewall.apply(plan, None) == []
+        kernel["v4"] = [line for line in kernel["v4"] if not line.startswith("-A SATBRIDGE-IN")]  # iptables -F
+        kernel["v6"] = [line for line in kernel["v6"] if line != "-A INPUT -j SATBRIDGE-IN"]
+        await firewall.foreign_ahead()  # the next Set, same task, well within SEEN_S
+        assert await firewall.apply(plan, plan) == ["v4", "v6"]
+        assert committed == [["v4", "v6"]]
+        saves.clear()
+        committed.clear()
+        assert await firewall.apply(plan, plan) == ["v4", "v6"], "an apply without its own read reads the kernel"
+        assert sorted(saves) == ["v4", "v6"]
+    finally:
+        await firewall.close()
