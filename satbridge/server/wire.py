@@ -44,7 +44,10 @@ def _fast(raw: bytes) -> RawChunk:
     upload_id, offset, data = "", 0, view[0:0]
     at, last = 0, 0
     while at < len(raw):
+        start = at
         tag, at = _varint(raw, at)
+        if at - start > 5:  # protobuf refuses a tag padded past 5 bytes (red team 21)
+            raise ValueError("a tag over 5 bytes")
         field, kind = tag >> 3, tag & 7
         if field <= last:
             raise ValueError("fields out of order or repeated")

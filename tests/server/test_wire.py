@@ -57,3 +57,29 @@ def test_any_bytes_read_as_protobuf_reads_them(raw):
 )
 def test_other_orders_repeats_and_unknown_fields_read_as_protobuf_reads_them(parts):
     _same(b"".join(parts))
+
+
+def _long_varint(value: int, size: int) -> bytes:
+    """`value` as a varint of exactly `size` bytes (padded with 0x80 continuation bytes)."""
+    out = bytearray()
+    for _ in range(size - 1):
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([(0x0A, b"\x03abc"), (0x10, b"\x05"), (0x1A, b"\x02hi")]), st.integers(1, 11)),
+        max_size=3,
+    ),
+    st.integers(1, 11),
+)
+def test_tags_and_varints_padded_to_any_length_read_as_protobuf_reads_them(fields, value_size):
+    """Red team 21: protobuf refuses a tag longer than 5 bytes; the fast path read
+    `8a 80 80 80 80 00 03 abc` as upload_id "abc", a message protobuf calls malformed."""
+    raw = b"".join(_long_varint(tag, size) + rest for (tag, rest), size in fields)
+    _same(raw)
+    _same(b"\x10" + _long_varint(5, value_size))
+    _same(_long_varint(0x1A, 6) + b"\x01x")
