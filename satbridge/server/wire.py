@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from google.protobuf.message import DecodeError
+
 from satbridge.api.v1 import update_pb2
+from satbridge.errors import InvalidArgument
 
 
 class RawChunk(NamedTuple):
@@ -69,13 +72,18 @@ def _fast(raw: bytes) -> RawChunk:
 
 
 def upload_chunk(raw: bytes) -> RawChunk:
-    """The Upload RPC's request deserializer: the fast path, else protobuf's parse (which raises
-    DecodeError for a message it refuses, as the generated deserializer did)."""
+    """The Upload RPC's request deserializer: the fast path, else protobuf's parse. Bytes
+    protobuf refuses are InvalidArgument naming the chunk: the servicer reads each chunk as it
+    iterates the stream, so protobuf's DecodeError reached the caller as INTERNAL (red team 21)."""
     try:
         return _fast(raw)
     except ValueError:
+        pass
+    try:
         message = update_pb2.UploadChunk.FromString(raw)
-        return RawChunk(message.upload_id, message.offset, message.data)
+    except DecodeError as exc:
+        raise InvalidArgument(f"not an UploadChunk protobuf refuses to parse ({exc})", field="chunk") from None
+    return RawChunk(message.upload_id, message.offset, message.data)
 
 
 class _Captured:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from satbridge.api.v1 import update_pb2
+from satbridge.errors import InvalidArgument
 from satbridge.server.wire import _fast, upload_chunk
 
 
@@ -16,7 +17,7 @@ def _same(raw: bytes) -> None:
     try:
         want = update_pb2.UploadChunk.FromString(raw)
     except DecodeError:
-        with pytest.raises(DecodeError):
+        with pytest.raises(InvalidArgument, match=r"^chunk: "):
             upload_chunk(raw)
         return
     got = upload_chunk(raw)
