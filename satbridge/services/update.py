@@ -67,6 +67,7 @@ class UpdateService:
         self.pinned = pinned if pinned is not None else set()  # in use elsewhere (an install): kept
         self._active: set[str] = set()
         self._evicting: set[str] = set()  # being removed on a thread to make room
+        self._announcing: dict[str, int] = {}  # BeginUpload calls under way, per upload: never evicted
 
     async def begin(self, name: str, version: str, size: int, sha256: str) -> Begun:
         check_name(name)
@@ -79,6 +80,18 @@ class UpdateService:
         upload_id = sha256
         if upload_id in self._evicting:
             raise Aborted(f"upload {upload_id[:16]}... is being removed to make room; try again")
+        # From here to the answer this upload is protected from eviction like one being received:
+        # the awaits below let another BeginUpload choose it (red team 21: the answer then named
+        # a file being unlinked).
+        self._announcing[upload_id] = self._announcing.get(upload_id, 0) + 1
+        try:
+            return await self._begin(upload_id, name, version, size, sha256)
+        finally:
+            left = self._announcing.pop(upload_id) - 1
+            if left:
+                self._announcing[upload_id] = left
+
+    async def _begin(self, upload_id: str, name: str, version: str, size: int, sha256: str) -> Begun:
         if self.releases.current() == version:
             return Begun(upload_id, size, already_present=True)
         await asyncio.to_thread(self.staging.collect_stale, STALE_AFTER)
@@ -115,7 +128,7 @@ class UpdateService:
             # loop, where `upload()` marks a stream active, so the two never interleave (a
             # handful of small files); removed on a thread (unlinking 512 MiB held the loop for
             # tens of ms, issue 21), marked meanwhile so that no stream or announcement uses them.
-            protect = self._active | self._evicting | self.pinned | {upload_id}
+            protect = self._active | self._evicting | self._announcing.keys() | self.pinned | {upload_id}
             evicted = self.staging.evictable(self.max_staged - 1, protect)
             if evicted:
                 self._evicting.update(evicted)

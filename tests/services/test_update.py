@@ -96,3 +96,43 @@ async def test_evicted_uploads_are_removed_off_the_loop_and_refused_meanwhile(tm
         release.set()
     await begin
     assert service.staging.meta(old_id) is None
+
+
+async def test_an_upload_being_announced_is_never_evicted_under_it(tmp_path):
+    """Red team 21: BeginUpload of a staged upload checked "being evicted" once, then waited on
+    a thread (stale partial uploads are collected); another BeginUpload evicted it meanwhile,
+    and the first answered already_present for a file that was being unlinked (the Install that
+    followed was NOT_FOUND). An upload being announced is protected like one being received."""
+    import asyncio
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowStaging(Staging):
+        def collect_stale(self, max_age: float) -> list[str]:
+            if not release.is_set() and not entered.is_set():  # the second Begin of `old` only
+                entered.set()
+                release.wait(10)
+            return super().collect_stale(max_age)
+
+    service = UpdateService(
+        SlowStaging(tmp_path / "uploads"), Releases(tmp_path / "opt/xcc"), PackageIO(), max_staged=1
+    )
+    old = b"old package"
+    old_id = hashlib.sha256(old).hexdigest()
+    release.set()
+    await service.begin("xcc", "1.0.0", len(old), old_id)
+    await _send(service, old_id, old)
+    release.clear()
+    again = asyncio.create_task(service.begin("xcc", "1.0.0", len(old), old_id))
+    await asyncio.to_thread(entered.wait, 10)
+    try:
+        new = b"new package"
+        release_later = asyncio.get_running_loop().call_later(0.2, release.set)
+        await service.begin("xcc", "2.0.0", len(new), hashlib.sha256(new).hexdigest())
+    finally:
+        release.set()
+    release_later.cancel()
+    begun = await again
+    assert begun.already_present
+    assert service.staging.complete(old_id), "what BeginUpload called present is still staged"
