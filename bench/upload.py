@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import statistics
@@ -28,7 +30,7 @@ from satbridge.api.v1 import update_pb2, update_pb2_grpc
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.client.update import send_stream
-from tests.lab.bridge import PeakRss, free_port, rss, satctl_pair, serving, unit_malloc_env
+from tests.lab.bridge import PeakRss, dies_with_us, free_port, rss, satctl_pair, serving, unit_malloc_env
 
 PY = sys.executable
 MALLOC = unit_malloc_env()  # as build/units/satbridge.service runs it
@@ -56,7 +58,9 @@ while True:
 def start_ssl_sink(state: Path, port: int, out: Path) -> subprocess.Popen[str]:
     """The reference receiver, with the bridge's own identity as its TLS certificate."""
     sink = subprocess.Popen(
-        [PY, "-c", SSL_SINK, str(state / "identity.crt"), str(state / "identity.key"), str(port), str(out)],
+        dies_with_us(
+            [PY, "-c", SSL_SINK, str(state / "identity.crt"), str(state / "identity.key"), str(port), str(out)]
+        ),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -112,7 +116,7 @@ def scp_setup(work: Path) -> tuple[subprocess.Popen[bytes], int] | None:
     argv = [sshd, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(work / "host")]
     for key, value in options.items():
         argv += ["-o", f"{key}={value}"]
-    proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(dies_with_us(argv), stderr=subprocess.DEVNULL)  # gone even if we are killed
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # listening?
         try:
@@ -172,8 +176,57 @@ async def grpc_upload(stub, path: Path, version: str) -> float:
     return time.perf_counter() - start
 
 
+WORK_PREFIX = "satbridge-bench-up-"
+
+
+def _started(pid: int) -> str:
+    """A process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone:
+    with the PID it names one process, never a later one that reuses the number."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _naming(directory: Path) -> list[int]:
+    """The PIDs of processes with an argument in `directory` (a run's own temporary tree)."""
+    inside, found = f"{directory}/", []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(arg == str(directory) or arg.startswith(inside) or f"={inside}" in arg for arg in args):
+            found.append(int(entry.name))
+    return found
+
+
+def claim_work(tmp: Path | None = None) -> Path:
+    """A new work directory, owned by this process (`owner`: PID and start time). What a run
+    that was killed left (its directory with a 256 MiB payload, a bridge, a sink or an sshd
+    still running from it) is removed first: processes by PID, then the directory. A directory
+    without an owner file, or whose owner still runs, is left alone (red team 21)."""
+    tmp = Path(tempfile.gettempdir()) if tmp is None else tmp
+    for old in sorted(tmp.glob(f"{WORK_PREFIX}*")):
+        try:
+            pid, started = (old / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _started(int(pid)) == started:
+            continue
+        for left in _naming(old):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left, signal.SIGTERM)
+        shutil.rmtree(old, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=tmp))
+    (work / "owner").write_text(f"{os.getpid()} {_started(os.getpid())}\n")
+    return work
+
+
 async def main(mib: int, rounds: int, uploads: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="satbridge-bench-up-"))
+    work = claim_work()
     root = work / "root"
     payload = work / "payload.bin"
     with open(payload, "wb") as f:
@@ -184,7 +237,7 @@ async def main(mib: int, rounds: int, uploads: int) -> None:
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
     try:
-        with serving(root, env={**os.environ, **MALLOC}) as served:
+        with serving(root, env={**os.environ, **MALLOC}, die_with_us=True) as served:
             ref = start_ssl_sink(root / "var/lib/satbridge", sink, work / "ssl.out")
             ssh = scp_setup(work)
             try:

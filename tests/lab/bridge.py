@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,6 +118,15 @@ class PeakRss:
         return (self.peak - self.idle) / 2**20
 
 
+def dies_with_us(argv: list[str]) -> list[str]:
+    """`argv` run so that it gets SIGTERM when the thread that starts it dies, and so when its
+    process dies, even by SIGKILL (util-linux setpriv sets PR_SET_PDEATHSIG, then execs: same
+    PID). A bench killed mid-run left the bridge, the reference sink and a root-login sshd
+    running (red team 21). Only from a thread that outlives the child (a main thread)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
 @dataclass
 class Serving:
     proc: subprocess.Popen[bytes]
@@ -127,26 +137,33 @@ class Serving:
 
 @contextmanager
 def serving(
-    root: Path, *, env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None
+    root: Path,
+    *,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    die_with_us: bool = False,
 ) -> Iterator[Serving]:
-    """`satbridge --sandbox --serve` on two free loopback ports, until the `with` ends."""
+    """`satbridge --sandbox --serve` on two free loopback ports, until the `with` ends.
+    `die_with_us`: SIGTERM to the bridge when the calling thread dies (see dies_with_us; only
+    from a thread that outlives the `with`, such as a bench's main thread)."""
     mgmt, pairing = free_port(), free_port()
+    argv = [
+        PY,
+        "-m",
+        "satbridge",
+        "--root",
+        str(root),
+        "--sandbox",
+        "--serve",
+        "--log-level",
+        "error",
+        "--listen",
+        f"127.0.0.1:{mgmt}",
+        "--pairing-listen",
+        f"127.0.0.1:{pairing}",
+    ]
     proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "satbridge",
-            "--root",
-            str(root),
-            "--sandbox",
-            "--serve",
-            "--log-level",
-            "error",
-            "--listen",
-            f"127.0.0.1:{mgmt}",
-            "--pairing-listen",
-            f"127.0.0.1:{pairing}",
-        ],
+        dies_with_us(argv) if die_with_us else argv,
         env=env,
         preexec_fn=preexec_fn,  # e.g. a descriptor limit for the bridge alone
         stderr=None if os.environ.get("SATBRIDGE_TEST_STDERR") else subprocess.DEVNULL,  # debugging aid
