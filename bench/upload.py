@@ -203,6 +203,29 @@ def _naming(directory: Path) -> list[int]:
     return found
 
 
+def _stop(processes: list[tuple[int, str]], grace: float = 5.0) -> None:
+    """SIGTERM to each (PID, start time), then SIGKILL to any that still runs after `grace`
+    seconds (one that inherited SIGTERM ignored); a PID that now names another process is
+    left alone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        running = [(pid, started) for pid, started in processes if started and _started(pid) == started]
+        for pid, _ in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+            running = [(pid, started) for pid, started in running if _started(pid) == started and not _zombie(pid)]
+        processes = running
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def claim_work(tmp: Path | None = None) -> Path:
     """A new work directory, owned by this process (`owner`: PID and start time). What a run
     that was killed left (its directory with a 256 MiB payload, a bridge, a sink or an sshd
@@ -216,9 +239,7 @@ def claim_work(tmp: Path | None = None) -> Path:
             continue
         if _started(int(pid)) == started:
             continue
-        for left in _naming(old):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(left, signal.SIGTERM)
+        _stop([(pid, _started(pid)) for pid in _naming(old)])
         shutil.rmtree(old, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=tmp))
     (work / "owner").write_text(f"{os.getpid()} {_started(os.getpid())}\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
 
 
 def test_a_killed_runs_directory_and_processes_go_at_the_next_start_and_only_those(tmp_path):
@@ -27,6 +28,11 @@ def test_a_killed_runs_directory_and_processes_go_at_the_next_start_and_only_tho
     (stale / "owner").write_text(f"{dead.pid} 1\n")
     (stale / "payload.bin").write_bytes(b"x" * 4096)
     left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(stale / "host")])
+    deaf = subprocess.Popen(  # one that ignores SIGTERM is killed after the grace period
+        [sys.executable, "-c", DEAF, f"AuthorizedKeysFile={stale}/authorized"], stdout=subprocess.PIPE, text=True
+    )
+    assert deaf.stdout is not None
+    assert deaf.stdout.readline().strip() == "ready"
     alive = tmp_path / f"{upload.WORK_PREFIX}running"
     alive.mkdir()
     (alive / "owner").write_text(f"{os.getpid()} {upload._started(os.getpid())}\n")
@@ -34,15 +40,17 @@ def test_a_killed_runs_directory_and_processes_go_at_the_next_start_and_only_tho
     unowned.mkdir()
     try:
         work = upload.claim_work(tmp_path)
-        assert left.wait(timeout=10) == -signal.SIGTERM, "a process of the killed run is stopped by its PID"
+        assert left.wait(timeout=10) < 0, "a process of the killed run is stopped by its PID"
+        assert deaf.wait(timeout=10) == -signal.SIGKILL
         assert not stale.exists()
         assert alive.is_dir(), "a running bench's directory stays"
         assert unowned.is_dir(), "a directory without an owner file is not ours to judge"
         assert (work / "owner").read_text().split() == [str(os.getpid()), upload._started(os.getpid())]
     finally:
-        if left.poll() is None:
-            left.kill()
-            left.wait()
+        for proc in (left, deaf):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the scp reference's sshd runs only as root")
