@@ -422,3 +422,18 @@ def test_dash_is_never_a_file_or_directory_named_dash(tmp_path, capsys, monkeypa
         assert code == 2, err
         assert "--output" in err
         assert not (tmp_path / "-").exists()
+
+
+def test_satctl_words_that_are_not_utf8_are_refused_naming_the_argument(tmp_path, capsys):
+    """Red team (issue 20): `satctl logs get $'\\xff'` was `internal error: UnicodeEncodeError`
+    (exit 1): a log NAME or a --name the command line held as bytes that are not UTF-8."""
+    word = os.fsdecode(b"\xff\xfe")
+    config = ["--config-dir", str(tmp_path / "ctl")]
+    for argv, field in (
+        (["logs", "get", word], "NAME"),
+        (["logs", "get", f"xcc/{word}.log", "-o", "-"], "NAME"),
+        (["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--name", word], "--name"),
+    ):
+        code, _, err = run_ctl([*config, *argv], capsys)
+        assert code == 2, (argv, err)
+        assert err.startswith(f"satctl: error: {field}: "), err

@@ -34,7 +34,7 @@ def _default_config_dir() -> Path:
 
 
 def _pair_arguments(p: argparse.ArgumentParser) -> None:
-    from satbridge.client.terminal import uint
+    from satbridge.client.terminal import uint, utf8
 
     p.add_argument("host", metavar="HOST", help="the satellite's address (the ports go in --port, --pairing-port)")
     p.add_argument("code", metavar="CODE", help="the pairing code the satellite's console shows")
@@ -47,7 +47,7 @@ def _pair_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PAIRING_PORT,
         help="pairing port (default 50052)",
     )
-    p.add_argument("--name", help="inventory name for the satellite (default: its hostname)")
+    p.add_argument("--name", type=utf8("--name"), help="inventory name for the satellite (default: its hostname)")
     p.add_argument(
         "--as",
         dest="server_name",
@@ -89,7 +89,7 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds, uint
+    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds, uint, utf8
 
     p = Parser(prog="satctl", description="Manage XCC satellites (the central server's side).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     lgs = lg.add_subparsers(dest="action", required=True, metavar="ACTION")
     lgs.add_parser("list", help="the logs there are").add_argument("--json", action="store_true")
     get = lgs.add_parser("get", help="download one log")
-    get.add_argument("name", metavar="NAME")
+    get.add_argument("name", type=utf8("NAME"), metavar="NAME")
     get.add_argument(
         "-o",
         "--output",
@@ -277,7 +277,16 @@ async def _run(opts: argparse.Namespace) -> int:
     sat = _satellite(inv, opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":
-            done = await client.unpair()
+            from satbridge.errors import Unauthenticated
+
+            try:
+                unpaired_at: float | None = (await client.unpair()).unpaired_at.seconds or None
+            except Unauthenticated:
+                # The satellite refuses this entry's certificate already (disconnected on its
+                # console, paired again since, perhaps under another address): what unpair asks
+                # for is done there, so the entry goes too, rather than stay stuck in the inventory.
+                warn("satctl", f"{sat.name} no longer trusted this server's certificate; removed it from the inventory")
+                unpaired_at = None
             del inv.satellites[sat.name]
             if inv.default == sat.name:
                 inv.default = next(iter(inv.satellites), "")
@@ -288,7 +297,7 @@ async def _run(opts: argparse.Namespace) -> int:
                         "schema_version": schema.SCHEMA_VERSION,
                         "name": sat.name,
                         "host": sat.host,
-                        "unpaired_at": schema.when(done.unpaired_at.seconds if done.HasField("unpaired_at") else None),
+                        "unpaired_at": schema.when(unpaired_at),
                         "default": inv.default,
                     }
                 )
@@ -577,14 +586,20 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
 
     if opts.action == "bundle":
         progress = Progress(0, label="bundle")
-        bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
+        # Opened once the satellite sends the first bytes: a call that fails (unreachable, an
+        # identity that changed) leaves an existing file as it was.
+        bundle_file: BinaryIO | None = None
         try:
             async for chunk in client.logs_stream(None):
+                if bundle_file is None:
+                    bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
                 bundle_file.write(chunk.data)
                 progress.update(len(chunk.data))
+            if bundle_file is None:
+                bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
         finally:
             progress.close()
-            if not to_stdout(opts.output):
+            if bundle_file is not None and not to_stdout(opts.output):
                 bundle_file.close()
         if not to_stdout(opts.output):
             print(f"wrote {opts.output}")
@@ -640,11 +655,16 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     progress.enabled = progress.enabled and bool(progress.total)
     unpack = decompressor(opts.compression if opts.compression != "none" else "")
     digest = hashlib.sha256()
-    out: BinaryIO = (
-        await asyncio.to_thread(open_output, opts.output, append=opts.resume, wait=opts.call_timeout)
-        if opts.output
-        else sys.stdout.buffer
-    )
+    # -o FILE is opened when the first chunk comes: a request the satellite refuses (a name it
+    # does not know, an offset past the end) or a call that fails leaves an existing file as it was.
+    out: BinaryIO | None = None if opts.output else sys.stdout.buffer
+
+    def opened() -> BinaryIO:
+        nonlocal out
+        if out is None:
+            out = open_output(opts.output, append=opts.resume, wait=opts.call_timeout)
+        return out
+
     expected = ""
     shown = TerminalFilter(ascii_only=not _utf8_terminal())
 
@@ -661,9 +681,10 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
                 )
             overlap = overlap[len(seen) :]
         # a log may hold escape sequences: a terminal gets them shown, a file or pipe the bytes
-        out.write(shown.feed(data) if to_terminal else data)
+        sink = opened()
+        sink.write(shown.feed(data) if to_terminal else data)
         if opts.follow:
-            out.flush()
+            sink.flush()
         progress.update(len(data))
 
     # Unpacking, hashing, writing and the bar run on one thread of their own, in order, at most
@@ -681,6 +702,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             expected = chunk.sha256 or expected
         for future in pending:
             await future
+        await loop.run_in_executor(writer, opened)  # an empty log is an empty file
     finally:
         writer.shutdown(wait=True)  # what was received is written before the file closes
         # after a failed write (a full disk) the chunks queued behind it failed too: collected
@@ -688,9 +710,10 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         await asyncio.gather(*pending, return_exceptions=True)
         progress.close()
         if opts.output:
-            out.close()
+            if out is not None:
+                out.close()
         elif to_terminal:
-            out.write(shown.flush())
+            sys.stdout.buffer.write(shown.flush())
     if expected and expected != digest.hexdigest():
         raise Aborted("the download does not match the satellite's sha256; try again")
     return 0
