@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -694,12 +695,20 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satctl-write")
     pending: list[asyncio.Future[None]] = []
     loop = asyncio.get_running_loop()
-    try:
+
+    async def receive() -> None:
+        nonlocal expected
         async for chunk in client.logs_stream(request):
             pending.append(loop.run_in_executor(writer, take, chunk.data))
             if len(pending) >= 4:
                 await pending.pop(0)
             expected = chunk.sha256 or expected
+
+    try:
+        if opts.follow and not opts.output:
+            await _until_reader_gone(receive())
+        else:
+            await receive()
         for future in pending:
             await future
         await loop.run_in_executor(writer, opened)  # an empty log is an empty file
@@ -717,6 +726,39 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     if expected and expected != digest.hexdigest():
         raise Aborted("the download does not match the satellite's sha256; try again")
     return 0
+
+
+READER_POLL = 0.5
+"""Seconds between two looks at whether standard output's reader went away (`-f | head -1`)."""
+
+
+async def _until_reader_gone(work: Coroutine[object, object, None]) -> None:
+    """Run `work` (a follow, which may wait hours for a line); when standard output is a pipe or
+    socket whose reader went away (`satctl logs get NAME -f | head -1`), stop it and raise
+    BrokenPipeError (exit 141) at once, as `tail -f` does, rather than at the next line."""
+    import select
+    import stat
+
+    task = asyncio.ensure_future(work)
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        mode = 0
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        await task
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: only POLLERR / POLLHUP, the reader closed its end
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=READER_POLL)
+            if not task.done() and poller.poll(0):
+                raise BrokenPipeError(errno.EPIPE, "standard output's reader went away")
+        await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _package(opts: argparse.Namespace) -> int:

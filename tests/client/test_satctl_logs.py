@@ -239,3 +239,29 @@ async def test_an_output_file_is_left_alone_until_the_satellite_sends(tmp_path, 
         assert rc == 5, err
         assert kept.read_bytes() == b"precious\n"
         del ctl
+
+
+async def test_following_into_a_pipe_whose_reader_left_ends_at_once(tmp_path, bus_address):
+    """Red team (issue 20): `satctl logs get NAME -f | head -c1` on a quiet log hung until the
+    next line was written there (hours, perhaps); now it ends as `tail -f` does, exit 141."""
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        read_end, write_end = os.pipe()
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge.client", *ctl, "logs", "get", "satbridge/audit.log", "-f",
+            stdout=write_end, stderr=PIPE,
+        )  # fmt: skip
+        os.close(write_end)
+        try:
+            first = await asyncio.to_thread(os.read, read_end, 1)
+            assert first
+        finally:
+            os.close(read_end)  # the reader goes away, as `head -c1` does
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 141, err
+        assert err == b"", err
+        del bridge
