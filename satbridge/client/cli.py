@@ -119,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
     fset.add_argument(
-        "file", type=Path, metavar="FILE", help="a rule set, or what `firewall show --json` printed (either tool)"
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="a rule set, or what `firewall show --json` printed (either tool); -: standard input",
     )
     # --no-confirm excludes both others (checked in _run: argparse groups cannot overlap);
     # --leave-pending with --confirm-timeout is how long the change waits for its confirm
@@ -450,14 +453,23 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
     """A rule file through the one checked reader (a regular file, never a blocking open, at
     most MAX_RULE_FILE bytes) and the one strict JSON reading and schema (core.firewall):
     every problem is INVALID_ARGUMENT naming the file or the field (exit 2), never a traceback."""
+    from satbridge.client.terminal import to_stdout
     from satbridge.core.firewall import MAX_RULE_FILE, from_json, loads
     from satbridge.protocol import rule_set_msg
     from satbridge.system.files import read_regular
 
-    try:
-        raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
-    except FileNotFoundError:
-        raise InvalidArgument(f"no such file {path}", field="FILE") from None
+    if to_stdout(path):  # `-`: standard input, so `satbridge firewall show --json | satctl firewall set -`
+        try:
+            raw = sys.stdin.buffer.read(MAX_RULE_FILE + 1)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise InvalidArgument(f"cannot read standard input: {exc}", field="FILE") from None
+        if len(raw) > MAX_RULE_FILE:
+            raise InvalidArgument(f"standard input holds more than {MAX_RULE_FILE} bytes", field="FILE")
+    else:
+        try:
+            raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
+        except FileNotFoundError:
+            raise InvalidArgument(f"no such file {path}", field="FILE") from None
     from satbridge.client.schema import rules_document
 
     # Errors name the field, e.g. rules[0].ports. What `firewall show --json` printed is a rule
