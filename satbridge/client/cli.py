@@ -22,6 +22,7 @@ from satbridge.client.session import (
     check_generation,
     connect,
     pair,
+    target,
 )
 from satbridge.errors import EXIT_CODES, Aborted, InvalidArgument, Kind, SatbridgeError
 
@@ -257,6 +258,14 @@ async def _run(opts: argparse.Namespace) -> int:
             pairing_port=opts.pairing_port,
             timeout=opts.call_timeout,
         )
+        for twin in inv.satellites.values():
+            if twin.name != sat.name and twin.fingerprint == sat.fingerprint:
+                warn(
+                    "satctl",
+                    f"{twin.name} ({target(twin.host, twin.port)}) has this identity too: if it is this satellite "
+                    "under another address, the satellite now refuses that entry (it trusts its newest pairing "
+                    f"only): `satctl unpair -s {twin.name}` removes it",
+                )
         if opts.command == "pair":
             if as_json:
                 _print_json({"schema_version": schema.SCHEMA_VERSION, **schema.satellite(sat, inv.default)})

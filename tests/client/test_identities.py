@@ -96,6 +96,8 @@ async def test_pairing_again_under_another_address_leaves_an_entry_unpair_can_re
         assert rc == 0, err
         new = json.loads(out)["name"]
         assert new != old
+        assert err.startswith(f"satctl: warning: {old} (127.0.0.1:{bridge.mgmt}) has this identity too"), err
+        assert f"satctl unpair -s {old}" in err
         rc, _, err = await satctl(config, "-s", old, "status")
         assert rc == 5, err  # the satellite trusts only the newest pairing
         rc, out, err = await satctl(config, "-s", old, "unpair", "--json")
