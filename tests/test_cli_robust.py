@@ -437,3 +437,31 @@ def test_satctl_words_that_are_not_utf8_are_refused_naming_the_argument(tmp_path
         code, _, err = run_ctl([*config, *argv], capsys)
         assert code == 2, (argv, err)
         assert err.startswith(f"satctl: error: {field}: "), err
+
+
+@pytest.mark.parametrize("fifo", ["ctl/inventory.json", "ctl/client.key", "pkg/package.json"])
+def test_satctl_own_files_as_fifos_are_refused_not_waited_on(tmp_path, fifo):
+    """Red team (issue 20): satctl hung for ever when its inventory.json or client.key in
+    --config-dir, or a `package build DIR`'s package.json, was a FIFO (a blocking read)."""
+    (tmp_path / "ctl").mkdir()
+    (tmp_path / "pkg" / "payload").mkdir(parents=True)
+    (tmp_path / "key").write_bytes(b"")
+    if fifo == "ctl/client.key":  # the key is read once a satellite is to be called
+        (tmp_path / "ctl/inventory.json").write_text(
+            '{"default": "s", "satellites": {"s": {"name": "s", "host": "127.0.0.1", "port": 9, "pairing_port": 9,'
+            ' "fingerprint": "", "identity_pem": "", "cert_pem": ""}}}'
+        )
+    os.mkfifo(tmp_path / fifo)
+    command = ["package", "build", str(tmp_path / "pkg"), "--key", str(tmp_path / "key")]
+    if fifo.startswith("ctl/"):
+        command = ["status"]
+    done = subprocess.run(
+        [PYTHON, "-m", "satbridge.client", "--config-dir", str(tmp_path / "ctl"), *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=TOP,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not a regular file" in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
