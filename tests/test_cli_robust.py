@@ -465,3 +465,12 @@ def test_satctl_own_files_as_fifos_are_refused_not_waited_on(tmp_path, fifo):
     assert done.returncode == 2, done.stderr
     assert "not a regular file" in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_missing_root_is_named_in_the_one_error_style(tmp_path, capsys):
+    """Red team (issue 20): `satbridge --root MISSING status` said `error: --root MISSING: ...`,
+    not `PROG: error: FIELD: message` as every other error does."""
+    for argv in (["status"], ["version", "--json"], ["firewall", "show", "--json"]):
+        code, _, err = run_bridge(["--root", str(tmp_path / "missing"), *argv], capsys)
+        assert code == 6, err
+        assert err.startswith(f"satbridge: error: --root: {tmp_path / 'missing'}: no such directory"), err
