@@ -615,14 +615,14 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             async for chunk in client.logs_stream(None):
                 if bundle_file is None:
                     bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
-                bundle_file.write(chunk.data)
+                _write(bundle_file, chunk.data, opts.output)
                 progress.update(len(chunk.data))
             if bundle_file is None:
                 bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
         finally:
             progress.close()
             if bundle_file is not None and not to_stdout(opts.output):
-                bundle_file.close()
+                _write(bundle_file, b"", opts.output, close=True)
         if not to_stdout(opts.output):
             print(f"wrote {opts.output}")
         return 0
@@ -704,9 +704,7 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
             overlap = overlap[len(seen) :]
         # a log may hold escape sequences: a terminal gets them shown, a file or pipe the bytes
         sink = opened()
-        sink.write(shown.feed(data) if to_terminal else data)
-        if opts.follow:
-            sink.flush()
+        _write(sink, shown.feed(data) if to_terminal else data, opts.output, flush=opts.follow)
         progress.update(len(data))
 
     # Unpacking, hashing, writing and the bar run on one thread of their own, in order, at most
@@ -741,12 +739,30 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         progress.close()
         if opts.output:
             if out is not None:
-                out.close()
+                _write(out, b"", opts.output, close=True)
         elif to_terminal:
             sys.stdout.buffer.write(shown.flush())
     if expected and expected != digest.hexdigest():
         raise Aborted("the download does not match the satellite's sha256; try again")
     return 0
+
+
+def _write(out: BinaryIO, data: bytes, path: Path | None, *, flush: bool = False, close: bool = False) -> None:
+    """Write to an -o FILE (or standard output when `path` is None or -): a failure names the
+    file (`satctl: error: FILE: No space left on device`, exit 7), as an open that failed does;
+    `close`: then close it (where a buffered write fails)."""
+    try:
+        out.write(data)
+        if flush:
+            out.flush()
+        if close:
+            out.close()
+    except OSError as exc:
+        from satbridge.client.terminal import to_stdout
+
+        if path is None or to_stdout(path) or exc.errno == errno.EPIPE or exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
 
 
 READER_POLL = 0.5

@@ -265,3 +265,16 @@ async def test_following_into_a_pipe_whose_reader_left_ends_at_once(tmp_path, bu
         assert proc.returncode == 141, err
         assert err == b"", err
         del bridge
+
+
+async def test_a_full_output_file_is_named(tmp_path, bus_address):
+    """Red team (issue 20): `satctl logs get|bundle -o /dev/full` said only `No space left on
+    device` (exit 7): which file, when a script names several, was left to guess."""
+    from tests.lab.bridge import satctl
+
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        for command in (["logs", "get", "satbridge/audit.log"], ["logs", "bundle"]):
+            rc, _, err = await satctl(tmp_path / "ctl", *command, "-o", "/dev/full")
+            assert rc == 7, err
+            assert err == "satctl: error: /dev/full: No space left on device\n", err
+        del bridge, ctl
