@@ -569,7 +569,7 @@ def _run(opts: argparse.Namespace) -> int:
         from satbridge.errors import NotFound
 
         # A mistyped --root must not quietly make a new satellite there.
-        raise NotFound(f"--root {opts.root}: no such directory (a read-only command creates nothing)")
+        raise NotFound(f"{opts.root}: no such directory (a read-only command creates nothing)", field="--root")
     bridge = wire(config, read_only=read_only)
     if opts.serve:
         import asyncio

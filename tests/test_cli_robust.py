@@ -422,3 +422,55 @@ def test_dash_is_never_a_file_or_directory_named_dash(tmp_path, capsys, monkeypa
         assert code == 2, err
         assert "--output" in err
         assert not (tmp_path / "-").exists()
+
+
+def test_satctl_words_that_are_not_utf8_are_refused_naming_the_argument(tmp_path, capsys):
+    """Red team (issue 20): `satctl logs get $'\\xff'` was `internal error: UnicodeEncodeError`
+    (exit 1): a log NAME or a --name the command line held as bytes that are not UTF-8."""
+    word = os.fsdecode(b"\xff\xfe")
+    config = ["--config-dir", str(tmp_path / "ctl")]
+    for argv, field in (
+        (["logs", "get", word], "NAME"),
+        (["logs", "get", f"xcc/{word}.log", "-o", "-"], "NAME"),
+        (["pair", "127.0.0.1", "K7QM-9T2X-HF4D-PW8R", "--name", word], "--name"),
+    ):
+        code, _, err = run_ctl([*config, *argv], capsys)
+        assert code == 2, (argv, err)
+        assert err.startswith(f"satctl: error: {field}: "), err
+
+
+@pytest.mark.parametrize("fifo", ["ctl/inventory.json", "ctl/client.key", "pkg/package.json"])
+def test_satctl_own_files_as_fifos_are_refused_not_waited_on(tmp_path, fifo):
+    """Red team (issue 20): satctl hung for ever when its inventory.json or client.key in
+    --config-dir, or a `package build DIR`'s package.json, was a FIFO (a blocking read)."""
+    (tmp_path / "ctl").mkdir()
+    (tmp_path / "pkg" / "payload").mkdir(parents=True)
+    (tmp_path / "key").write_bytes(b"")
+    if fifo == "ctl/client.key":  # the key is read once a satellite is to be called
+        (tmp_path / "ctl/inventory.json").write_text(
+            '{"default": "s", "satellites": {"s": {"name": "s", "host": "127.0.0.1", "port": 9, "pairing_port": 9,'
+            ' "fingerprint": "", "identity_pem": "", "cert_pem": ""}}}'
+        )
+    os.mkfifo(tmp_path / fifo)
+    command = ["package", "build", str(tmp_path / "pkg"), "--key", str(tmp_path / "key")]
+    if fifo.startswith("ctl/"):
+        command = ["status"]
+    done = subprocess.run(
+        [PYTHON, "-m", "satbridge.client", "--config-dir", str(tmp_path / "ctl"), *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=TOP,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not a regular file" in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_missing_root_is_named_in_the_one_error_style(tmp_path, capsys):
+    """Red team (issue 20): `satbridge --root MISSING status` said `error: --root MISSING: ...`,
+    not `PROG: error: FIELD: message` as every other error does."""
+    for argv in (["status"], ["version", "--json"], ["firewall", "show", "--json"]):
+        code, _, err = run_bridge(["--root", str(tmp_path / "missing"), *argv], capsys)
+        assert code == 6, err
+        assert err.startswith(f"satbridge: error: --root: {tmp_path / 'missing'}: no such directory"), err

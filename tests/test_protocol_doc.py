@@ -160,3 +160,67 @@ async def test_the_code_as_displayed_is_not_the_key(running):
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await stub.Pair(request, timeout=10)
     assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_management_status_codes_as_the_document_lists_them(running, tmp_path):
+    """Red team (issue 20): section 3's table, called with the generated stubs only. An
+    `upload_id` that is not 64 hex characters was INVALID_ARGUMENT where the table said only
+    NOT_FOUND, and Xcc's timeout_seconds over 600 was not in it."""
+    from satbridge.api.v1 import (
+        firewall_pb2,
+        firewall_pb2_grpc,
+        logs_pb2,
+        logs_pb2_grpc,
+        update_pb2,
+        update_pb2_grpc,
+        xcc_pb2,
+        xcc_pb2_grpc,
+    )
+    from satbridge.client.inventory import Inventory
+    from tests.conftest import pair_with
+
+    sat = await pair_with(running, Inventory(tmp_path / "ctl"))
+    key_pem = (tmp_path / "ctl" / "client.key").read_bytes()
+    mtls = grpc.ssl_channel_credentials(
+        root_certificates=sat.identity_pem.encode(), private_key=key_pem, certificate_chain=sat.cert_pem.encode()
+    )
+    options = [("grpc.ssl_target_name_override", "satbridge")]
+    text = DOC.read_text()
+    async with grpc.aio.secure_channel(f"127.0.0.1:{running.bound.management}", mtls, options=options) as channel:
+        logs, update = logs_pb2_grpc.LogsStub(channel), update_pb2_grpc.UpdateStub(channel)
+
+        async def status_of(make) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await make()
+            return exc.value.code(), exc.value.details() or ""
+
+        async def download(name: str) -> list[object]:
+            return [c async for c in logs.Download(logs_pb2.DownloadLogRequest(name=name), timeout=10)]
+
+        async def install(upload_id: str) -> list[object]:
+            return [e async for e in update.Install(update_pb2.InstallRequest(upload_id=upload_id), timeout=10)]
+
+        async def upload(upload_id: str) -> object:
+            chunk = update_pb2.UploadChunk(upload_id=upload_id, offset=0, data=b"x")
+            return await update.Upload(iter([chunk]), timeout=10)
+
+        assert (await status_of(lambda: download("xcc/no-such.log")))[0] == grpc.StatusCode.NOT_FOUND
+        code, message = await status_of(lambda: download("../x"))
+        assert (code, message.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "name")
+        assert (await status_of(lambda: upload("ab" * 32)))[0] == grpc.StatusCode.NOT_FOUND
+        assert (await status_of(lambda: install("ab" * 32)))[0] == grpc.StatusCode.NOT_FOUND
+        for call in (lambda: upload("nope"), lambda: install("nope")):
+            code, message = await status_of(call)
+            assert (code, message.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "upload_id")
+        assert "not 64 lower-case hex characters" in text
+        code, message = await status_of(
+            lambda: xcc_pb2_grpc.XccStub(channel).Start(xcc_pb2.XccControlRequest(timeout_seconds=601), timeout=10)
+        )
+        assert (code, message.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "timeout_seconds")
+        assert "`INVALID_ARGUMENT` `timeout_seconds` over 600" in text
+        code, message = await status_of(
+            lambda: firewall_pb2_grpc.FirewallStub(channel).Confirm(
+                firewall_pb2.ConfirmFirewallRequest(revision=0), timeout=10
+            )
+        )
+        assert (code, message.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "revision")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +22,7 @@ from satbridge.client.session import (
     check_generation,
     connect,
     pair,
+    target,
 )
 from satbridge.errors import EXIT_CODES, Aborted, InvalidArgument, Kind, SatbridgeError
 
@@ -34,7 +36,7 @@ def _default_config_dir() -> Path:
 
 
 def _pair_arguments(p: argparse.ArgumentParser) -> None:
-    from satbridge.client.terminal import uint
+    from satbridge.client.terminal import uint, utf8
 
     p.add_argument("host", metavar="HOST", help="the satellite's address (the ports go in --port, --pairing-port)")
     p.add_argument("code", metavar="CODE", help="the pairing code the satellite's console shows")
@@ -47,7 +49,7 @@ def _pair_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PAIRING_PORT,
         help="pairing port (default 50052)",
     )
-    p.add_argument("--name", help="inventory name for the satellite (default: its hostname)")
+    p.add_argument("--name", type=utf8("--name"), help="inventory name for the satellite (default: its hostname)")
     p.add_argument(
         "--as",
         dest="server_name",
@@ -89,7 +91,7 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds, uint
+    from satbridge.client.terminal import MAX_SECONDS, Parser, globals_everywhere, seconds, uint, utf8
 
     p = Parser(prog="satctl", description="Manage XCC satellites (the central server's side).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -118,7 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     fset = fws.add_parser("set", help="apply a rule set from a JSON file (see the README)")
     fset.add_argument(
-        "file", type=Path, metavar="FILE", help="a rule set, or what `firewall show --json` printed (either tool)"
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="a rule set, or what `firewall show --json` printed (either tool); -: standard input",
     )
     # --no-confirm excludes both others (checked in _run: argparse groups cannot overlap);
     # --leave-pending with --confirm-timeout is how long the change waits for its confirm
@@ -157,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     lgs = lg.add_subparsers(dest="action", required=True, metavar="ACTION")
     lgs.add_parser("list", help="the logs there are").add_argument("--json", action="store_true")
     get = lgs.add_parser("get", help="download one log")
-    get.add_argument("name", metavar="NAME")
+    get.add_argument("name", type=utf8("NAME"), metavar="NAME")
     get.add_argument(
         "-o",
         "--output",
@@ -253,6 +258,14 @@ async def _run(opts: argparse.Namespace) -> int:
             pairing_port=opts.pairing_port,
             timeout=opts.call_timeout,
         )
+        for twin in inv.satellites.values():
+            if twin.name != sat.name and twin.fingerprint == sat.fingerprint:
+                warn(
+                    "satctl",
+                    f"{twin.name} ({target(twin.host, twin.port)}) has this identity too: if it is this satellite "
+                    "under another address, the satellite now refuses that entry (it trusts its newest pairing "
+                    f"only): `satctl unpair -s {twin.name}` removes it",
+                )
         if opts.command == "pair":
             if as_json:
                 _print_json({"schema_version": schema.SCHEMA_VERSION, **schema.satellite(sat, inv.default)})
@@ -277,7 +290,16 @@ async def _run(opts: argparse.Namespace) -> int:
     sat = _satellite(inv, opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":
-            done = await client.unpair()
+            from satbridge.errors import Unauthenticated
+
+            try:
+                unpaired_at: float | None = (await client.unpair()).unpaired_at.seconds or None
+            except Unauthenticated:
+                # The satellite refuses this entry's certificate already (disconnected on its
+                # console, paired again since, perhaps under another address): what unpair asks
+                # for is done there, so the entry goes too, rather than stay stuck in the inventory.
+                warn("satctl", f"{sat.name} no longer trusted this server's certificate; removed it from the inventory")
+                unpaired_at = None
             del inv.satellites[sat.name]
             if inv.default == sat.name:
                 inv.default = next(iter(inv.satellites), "")
@@ -288,7 +310,7 @@ async def _run(opts: argparse.Namespace) -> int:
                         "schema_version": schema.SCHEMA_VERSION,
                         "name": sat.name,
                         "host": sat.host,
-                        "unpaired_at": schema.when(done.unpaired_at.seconds if done.HasField("unpaired_at") else None),
+                        "unpaired_at": schema.when(unpaired_at),
                         "default": inv.default,
                     }
                 )
@@ -440,14 +462,23 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
     """A rule file through the one checked reader (a regular file, never a blocking open, at
     most MAX_RULE_FILE bytes) and the one strict JSON reading and schema (core.firewall):
     every problem is INVALID_ARGUMENT naming the file or the field (exit 2), never a traceback."""
+    from satbridge.client.terminal import to_stdout
     from satbridge.core.firewall import MAX_RULE_FILE, from_json, loads
     from satbridge.protocol import rule_set_msg
     from satbridge.system.files import read_regular
 
-    try:
-        raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
-    except FileNotFoundError:
-        raise InvalidArgument(f"no such file {path}", field="FILE") from None
+    if to_stdout(path):  # `-`: standard input, so `satbridge firewall show --json | satctl firewall set -`
+        try:
+            raw = sys.stdin.buffer.read(MAX_RULE_FILE + 1)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise InvalidArgument(f"cannot read standard input: {exc}", field="FILE") from None
+        if len(raw) > MAX_RULE_FILE:
+            raise InvalidArgument(f"standard input holds more than {MAX_RULE_FILE} bytes", field="FILE")
+    else:
+        try:
+            raw = read_regular(path, limit=MAX_RULE_FILE, field="FILE")
+        except FileNotFoundError:
+            raise InvalidArgument(f"no such file {path}", field="FILE") from None
     from satbridge.client.schema import rules_document
 
     # Errors name the field, e.g. rules[0].ports. What `firewall show --json` printed is a rule
@@ -577,15 +608,21 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
 
     if opts.action == "bundle":
         progress = Progress(0, label="bundle")
-        bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
+        # Opened once the satellite sends the first bytes: a call that fails (unreachable, an
+        # identity that changed) leaves an existing file as it was.
+        bundle_file: BinaryIO | None = None
         try:
             async for chunk in client.logs_stream(None):
-                bundle_file.write(chunk.data)
+                if bundle_file is None:
+                    bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
+                _write(bundle_file, chunk.data, opts.output)
                 progress.update(len(chunk.data))
+            if bundle_file is None:
+                bundle_file = await asyncio.to_thread(open_output, opts.output, wait=opts.call_timeout)
         finally:
             progress.close()
-            if not to_stdout(opts.output):
-                bundle_file.close()
+            if bundle_file is not None and not to_stdout(opts.output):
+                _write(bundle_file, b"", opts.output, close=True)
         if not to_stdout(opts.output):
             print(f"wrote {opts.output}")
         return 0
@@ -640,11 +677,16 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     progress.enabled = progress.enabled and bool(progress.total)
     unpack = decompressor(opts.compression if opts.compression != "none" else "")
     digest = hashlib.sha256()
-    out: BinaryIO = (
-        await asyncio.to_thread(open_output, opts.output, append=opts.resume, wait=opts.call_timeout)
-        if opts.output
-        else sys.stdout.buffer
-    )
+    # -o FILE is opened when the first chunk comes: a request the satellite refuses (a name it
+    # does not know, an offset past the end) or a call that fails leaves an existing file as it was.
+    out: BinaryIO | None = None if opts.output else sys.stdout.buffer
+
+    def opened() -> BinaryIO:
+        nonlocal out
+        if out is None:
+            out = open_output(opts.output, append=opts.resume, wait=opts.call_timeout)
+        return out
+
     expected = ""
     shown = TerminalFilter(ascii_only=not _utf8_terminal())
 
@@ -661,9 +703,8 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
                 )
             overlap = overlap[len(seen) :]
         # a log may hold escape sequences: a terminal gets them shown, a file or pipe the bytes
-        out.write(shown.feed(data) if to_terminal else data)
-        if opts.follow:
-            out.flush()
+        sink = opened()
+        _write(sink, shown.feed(data) if to_terminal else data, opts.output, flush=opts.follow)
         progress.update(len(data))
 
     # Unpacking, hashing, writing and the bar run on one thread of their own, in order, at most
@@ -673,14 +714,23 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satctl-write")
     pending: list[asyncio.Future[None]] = []
     loop = asyncio.get_running_loop()
-    try:
+
+    async def receive() -> None:
+        nonlocal expected
         async for chunk in client.logs_stream(request):
             pending.append(loop.run_in_executor(writer, take, chunk.data))
             if len(pending) >= 4:
                 await pending.pop(0)
             expected = chunk.sha256 or expected
+
+    try:
+        if opts.follow and not opts.output:
+            await _until_reader_gone(receive())
+        else:
+            await receive()
         for future in pending:
             await future
+        await loop.run_in_executor(writer, opened)  # an empty log is an empty file
     finally:
         writer.shutdown(wait=True)  # what was received is written before the file closes
         # after a failed write (a full disk) the chunks queued behind it failed too: collected
@@ -688,12 +738,64 @@ async def _logs(client: SatelliteClient, opts: argparse.Namespace) -> int:
         await asyncio.gather(*pending, return_exceptions=True)
         progress.close()
         if opts.output:
-            out.close()
+            if out is not None:
+                _write(out, b"", opts.output, close=True)
         elif to_terminal:
-            out.write(shown.flush())
+            sys.stdout.buffer.write(shown.flush())
     if expected and expected != digest.hexdigest():
         raise Aborted("the download does not match the satellite's sha256; try again")
     return 0
+
+
+def _write(out: BinaryIO, data: bytes, path: Path | None, *, flush: bool = False, close: bool = False) -> None:
+    """Write to an -o FILE (or standard output when `path` is None or -): a failure names the
+    file (`satctl: error: FILE: No space left on device`, exit 7), as an open that failed does;
+    `close`: then close it (where a buffered write fails)."""
+    try:
+        out.write(data)
+        if flush:
+            out.flush()
+        if close:
+            out.close()
+    except OSError as exc:
+        from satbridge.client.terminal import to_stdout
+
+        if path is None or to_stdout(path) or exc.errno == errno.EPIPE or exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+
+
+READER_POLL = 0.5
+"""Seconds between two looks at whether standard output's reader went away (`-f | head -1`)."""
+
+
+async def _until_reader_gone(work: Coroutine[object, object, None]) -> None:
+    """Run `work` (a follow, which may wait hours for a line); when standard output is a pipe or
+    socket whose reader went away (`satctl logs get NAME -f | head -1`), stop it and raise
+    BrokenPipeError (exit 141) at once, as `tail -f` does, rather than at the next line."""
+    import select
+    import stat
+
+    task = asyncio.ensure_future(work)
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        mode = 0
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        await task
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: only POLLERR / POLLHUP, the reader closed its end
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=READER_POLL)
+            if not task.done() and poller.poll(0):
+                raise BrokenPipeError(errno.EPIPE, "standard output's reader went away")
+        await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _package(opts: argparse.Namespace) -> int:

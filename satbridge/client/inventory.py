@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from satbridge.errors import FailedPrecondition, InvalidArgument, NotFound
-from satbridge.system.files import atomic_write
+from satbridge.system.files import atomic_write, read_regular
+
+MAX_INVENTORY = 16 << 20
+"""Bytes inventory.json may hold (a few KiB a satellite)."""
+MAX_KEY = 64 << 10
+"""Bytes client.key may hold (a PEM key is well under 1 KiB)."""
 
 
 @dataclass
@@ -44,11 +49,10 @@ class Inventory:
         inv = cls(directory)
         path = directory / "inventory.json"
         try:
-            raw = path.read_bytes()
+            # the one checked reader: a FIFO or a device in its place is refused, never waited on
+            raw = read_regular(path, limit=MAX_INVENTORY, field="--config-dir")
         except FileNotFoundError:
             return inv
-        except OSError as exc:  # --config-dir is a file, unreadable, ...
-            raise InvalidArgument(f"{path}: {exc.strerror or exc}", field="--config-dir") from None
         try:
             data = json.loads(raw)
             inv.default = str(data.get("default", ""))
@@ -117,7 +121,7 @@ class Inventory:
         """satctl's private key, created on first use."""
         path = self.directory / "client.key"
         try:
-            return path.read_bytes()
+            return read_regular(path, limit=MAX_KEY, field="--config-dir")
         except FileNotFoundError:
             pass
         from satbridge.tls.certs import new_client_key  # cryptography only when a key is made

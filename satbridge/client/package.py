@@ -17,7 +17,7 @@ from pathlib import Path
 from satbridge.core.package import FORMAT, Manifest, parse_manifest
 from satbridge.errors import InvalidArgument
 from satbridge.system import package as package_io
-from satbridge.system.files import atomic_write
+from satbridge.system.files import atomic_write, read_regular
 from satbridge.tls.signing import new_signing_key, sign
 
 
@@ -32,13 +32,18 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
     return key, pub
 
 
+MAX_SPEC = 1 << 20
+"""Bytes a package.json may hold (the manifest's own limit)."""
+
+
 def manifest_for(source: Path) -> Manifest:
     """The manifest of DIR: its package.json, and every member of DIR/payload listed (files
     with sha256 and mode, directories with mode, links with target). The bridge's own checks
     (core.package.parse_manifest) then run on it, so what the bridge would refuse is refused
     here, before anything is signed. Raises InvalidArgument naming the file or the field."""
     try:
-        spec = json.loads((source / "package.json").read_bytes())
+        # the one checked reader: a FIFO or a device named package.json is refused, never waited on
+        spec = json.loads(read_regular(source / "package.json", limit=MAX_SPEC, field="DIR"))
     except FileNotFoundError:
         raise InvalidArgument(f"{source}/package.json is missing", field="DIR") from None
     except (OSError, ValueError, RecursionError) as exc:

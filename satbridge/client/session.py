@@ -34,6 +34,8 @@ from satbridge.errors import InvalidArgument, PermissionDenied, Unauthenticated,
 
 DEFAULT_PORT = 50051
 DEFAULT_PAIRING_PORT = 50052
+XCC_DEFAULT_WAIT = 90
+"""Seconds the satellite waits for systemd when XccControlRequest.timeout_seconds is 0."""
 
 
 def target(host: str, port: int) -> str:
@@ -236,7 +238,10 @@ class SatelliteClient:
         method = {"start": self.xcc.Start, "stop": self.xcc.Stop, "restart": self.xcc.Restart}[verb]
         request = xcc_pb2.XccControlRequest(timeout_seconds=int(wait))
         state: xcc_pb2.XccState = await call(
-            method(request, timeout=max(self.timeout, wait + 10)), f"Xcc.{verb.capitalize()}"
+            # the call outlives the satellite's own wait (0: its default, 90 s), so its answer,
+            # not satctl's deadline, says how the job ended
+            method(request, timeout=max(self.timeout, (wait or XCC_DEFAULT_WAIT) + 10)),
+            f"Xcc.{verb.capitalize()}",
         )
         return state
 

@@ -147,6 +147,22 @@ def uint(flag: str, *, lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
+def utf8(flag: str) -> Callable[[str], str]:
+    """An argparse type for a word that goes on the wire or into satctl's files (a log NAME, a
+    --name): the text as typed, refused (exit 2, naming the flag) when the command line held bytes
+    that are not UTF-8 (Python keeps them as lone surrogates, which no protobuf string or JSON file
+    can carry)."""
+
+    def parse(text: str) -> str:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}") from None
+        return text
+
+    return parse
+
+
 def to_stdout(path: os.PathLike[str] | str) -> bool:
     """`-o -`: standard output, as every Unix tool reads a lone dash."""
     return os.fspath(path) == "-"

@@ -31,8 +31,13 @@ def check_name(name: str) -> str:
         or "\0" in name
     ):
         raise InvalidArgument("a log name as `satctl logs list` shows it", field="name")
-    if ".." in name.split("/"):
+    parts = name.split("/")
+    if ".." in parts:
         raise InvalidArgument("`..` is not part of any log name", field="name")
+    if any(part in ("", ".") for part in parts):
+        # One spelling per log: `satbridge//audit.log` or `satbridge/audit.log/` would otherwise
+        # reach the file system as another path (an absolute one, or the file as a directory).
+        raise InvalidArgument("a log name has no empty or `.` component (as `satctl logs list` shows it)", field="name")
     return name
 
 

@@ -184,3 +184,30 @@ async def test_no_confirm_means_for_good_in_both_clis(running: Running, inventor
     shown = json.loads(out)
     assert shown["revision"] == state.revision
     assert shown["pending_revision"] == 0
+
+
+async def test_xcc_control_outlives_the_satellites_own_wait():
+    """Red team (issue 20): `satctl xcc restart` without --timeout asked the satellite to wait its
+    default 90 s for systemd, but gave up itself after 15 s (DEADLINE_EXCEEDED, exit 9, while the
+    job went on). The call's deadline is the satellite's wait plus a margin."""
+    from satbridge.api.v1 import xcc_pb2
+    from satbridge.client.session import XCC_DEFAULT_WAIT, SatelliteClient
+
+    deadlines: list[float] = []
+
+    class Stub:
+        def __getattr__(self, _: str) -> Any:
+            async def method(request: Any, timeout: float) -> xcc_pb2.XccState:
+                deadlines.append(timeout)
+                return xcc_pb2.XccState()
+
+            return method
+
+    client = SatelliteClient.__new__(SatelliteClient)
+    client.timeout, client.xcc = 15.0, Stub()  # type: ignore[assignment]
+    await client.xcc_control("restart")
+    await client.xcc_control("restart", wait=600)
+    await client.xcc_control("restart", wait=3)
+    assert deadlines[0] > XCC_DEFAULT_WAIT
+    assert deadlines[1] > 600
+    assert deadlines[2] >= 15.0

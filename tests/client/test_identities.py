@@ -80,3 +80,34 @@ async def test_a_full_disk_is_one_line_and_a_changed_identity_says_how_to_pair_a
         assert "REMOTE IDENTITY CHANGED" in err
         assert f"--port {bridge.mgmt} --pairing-port {bridge.pairing}" in err
         assert "--name " in err
+
+
+async def test_pairing_again_under_another_address_leaves_an_entry_unpair_can_remove(tmp_path, bus_address):
+    """Red team (issue 20): the same satellite paired again as `localhost` (a new DHCP address, a
+    DNS name) left its old entry as the default, which the satellite refuses from then on; `satctl
+    unpair -s OLD` answered UNAUTHENTICATED (exit 5) and kept it, so it could never be removed.
+    Now an entry the satellite no longer trusts is removed by unpair, with a warning."""
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        config = tmp_path / "ctl"
+        old = json.loads((await satctl(config, "list", "--json"))[1])["satellites"][0]["name"]
+        code = await open_window(bridge)
+        ports = ["--port", str(bridge.mgmt), "--pairing-port", str(bridge.pairing)]
+        rc, out, err = await satctl(config, "pair", "localhost", code, *ports, "--json")
+        assert rc == 0, err
+        new = json.loads(out)["name"]
+        assert new != old
+        assert err.startswith(f"satctl: warning: {old} (127.0.0.1:{bridge.mgmt}) has this identity too"), err
+        assert f"satctl unpair -s {old}" in err
+        rc, _, err = await satctl(config, "-s", old, "status")
+        assert rc == 5, err  # the satellite trusts only the newest pairing
+        rc, out, err = await satctl(config, "-s", old, "unpair", "--json")
+        assert rc == 0, err
+        assert json.loads(out)["unpaired_at"] is None
+        assert err.startswith("satctl: warning: "), err
+        assert len(err.splitlines()) == 1, err
+        listed = json.loads((await satctl(config, "list", "--json"))[1])
+        assert [s["name"] for s in listed["satellites"]] == [new]
+        assert listed["default"] == new
+        rc, _, err = await satctl(config, "status")
+        assert rc == 0, err
+        del ctl

@@ -114,3 +114,35 @@ def test_a_signing_key_that_is_a_fifo_or_device_is_refused(tmp_path, capsys):
         assert code == 2, err
         assert "--key" in err
         assert str(key) in err
+
+
+async def test_show_json_piped_into_set_dash_round_trips(tmp_path, bus_address):
+    """Red team (issue 20): `satbridge firewall show --json | satctl firewall set -` was "no such
+    file -": `-` is standard input for FILE, as it is standard output for -o."""
+    import asyncio
+
+    from tests.lab.bridge import paired_bridge
+
+    rule = {"family": "v4", "protocol": "tcp", "action": "accept", "ports": [[8080, 8081]], "comment": "piped"}
+    rules = {"default_action": "drop", "rules": [{**rule, "sources": []}]}
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+
+        async def run(*args: str, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "satbridge.client", *ctl, *args,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await proc.communicate(stdin)
+            return proc.returncode or 0, out, err
+
+        rc, out, err = await run("firewall", "set", "-", "--no-confirm", "--json", stdin=json.dumps(rules).encode())
+        assert rc == 0, err
+        shown = (await run("firewall", "show", "--json"))[1]
+        assert json.loads(shown)["rules"][0]["comment"] == "piped"
+        rc, out, err = await run("firewall", "set", "-", "--no-confirm", "--json", stdin=shown)
+        assert rc == 0, err
+        assert json.loads(out)["revision"] == json.loads(shown)["revision"]  # the same rules: no change
+        rc, _, err = await run("firewall", "set", "-", stdin=b'{"rules": [')
+        assert rc == 2, err
+        assert err.startswith(b"satctl: error: FILE: "), err
+        del bridge

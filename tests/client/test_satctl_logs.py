@@ -207,3 +207,74 @@ async def test_dash_is_standard_output_and_a_fifo_waits_for_its_reader(tmp_path,
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err
         assert got == data
+
+
+async def test_an_output_file_is_left_alone_until_the_satellite_sends(tmp_path, bus_address):
+    """Red team (issue 20): `satctl logs get TYPO -o FILE` truncated FILE, then failed NOT_FOUND;
+    `logs bundle -o FILE` truncated it when the call failed (UNAUTHENTICATED, unreachable). A
+    command that fails leaves an existing file as it was."""
+    from tests.lab.bridge import satctl
+
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        config = tmp_path / "ctl"
+        kept = tmp_path / "kept.txt"
+        kept.write_bytes(b"precious\n")
+        rc, _, err = await satctl(config, "logs", "get", "no-such.log", "-o", str(kept))
+        assert rc == 6, err
+        rc, _, err = await satctl(config, "logs", "get", "satbridge/audit.log", "--lines", "3", "-o", str(kept))
+        assert rc == 2, err  # lines on a file: refused by the satellite
+        assert kept.read_bytes() == b"precious\n"
+        empty = bridge.root / "var/log/xcc/empty.log"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.write_bytes(b"")
+        rc, _, err = await satctl(config, "logs", "get", "xcc/empty.log", "-o", str(tmp_path / "empty.out"))
+        assert rc == 0, err
+        assert (tmp_path / "empty.out").read_bytes() == b""  # an empty log is still a file
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge", "--root", str(bridge.root), "--sandbox", "disconnect",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await proc.wait() == 0
+        rc, _, err = await satctl(config, "logs", "bundle", "-o", str(kept))
+        assert rc == 5, err
+        assert kept.read_bytes() == b"precious\n"
+        del ctl
+
+
+async def test_following_into_a_pipe_whose_reader_left_ends_at_once(tmp_path, bus_address):
+    """Red team (issue 20): `satctl logs get NAME -f | head -c1` on a quiet log hung until the
+    next line was written there (hours, perhaps); now it ends as `tail -f` does, exit 141."""
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        read_end, write_end = os.pipe()
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-m", "satbridge.client", *ctl, "logs", "get", "satbridge/audit.log", "-f",
+            stdout=write_end, stderr=PIPE,
+        )  # fmt: skip
+        os.close(write_end)
+        try:
+            first = await asyncio.to_thread(os.read, read_end, 1)
+            assert first
+        finally:
+            os.close(read_end)  # the reader goes away, as `head -c1` does
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 141, err
+        assert err == b"", err
+        del bridge
+
+
+async def test_a_full_output_file_is_named(tmp_path, bus_address):
+    """Red team (issue 20): `satctl logs get|bundle -o /dev/full` said only `No space left on
+    device` (exit 7): which file, when a script names several, was left to guess."""
+    from tests.lab.bridge import satctl
+
+    async with paired_bridge(tmp_path, bus_address) as (bridge, ctl):
+        for command in (["logs", "get", "satbridge/audit.log"], ["logs", "bundle"]):
+            rc, _, err = await satctl(tmp_path / "ctl", *command, "-o", "/dev/full")
+            assert rc == 7, err
+            assert err == "satctl: error: /dev/full: No space left on device\n", err
+        del bridge, ctl

@@ -6,10 +6,36 @@ from satbridge.core.logs import TerminalFilter, check_name, journal_line, redact
 from satbridge.errors import InvalidArgument
 
 
-@pytest.mark.parametrize("name", ["", "/etc/passwd", "xcc/../../etc/passwd", "../x", "a\0b", "x" * 300])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "/etc/passwd",
+        "xcc/../../etc/passwd",
+        "../x",
+        "a\0b",
+        "x" * 300,
+        "satbridge//audit.log",
+        "satbridge/audit.log/",
+        "satbridge/./audit.log",
+        "satbridge/",
+    ],
+)
 def test_bad_names(name):
     with pytest.raises(InvalidArgument) as exc:
         check_name(name)
+    assert exc.value.field == "name"
+
+
+@given(
+    st.lists(st.text(st.characters(blacklist_characters="/\0"), max_size=8), min_size=1, max_size=4),
+    st.sampled_from(["", "."]),
+    st.integers(0, 4),
+)
+def test_a_name_with_an_empty_or_dot_component_is_refused(parts, odd, where):
+    parts.insert(min(where, len(parts)), odd)
+    with pytest.raises(InvalidArgument) as exc:
+        check_name("/".join(parts))
     assert exc.value.field == "name"
 
 

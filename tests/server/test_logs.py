@@ -75,6 +75,9 @@ async def test_resume_from_an_offset(client, running):
         ("../etc/passwd", grpc.StatusCode.INVALID_ARGUMENT),
         ("xcc/../../../etc/passwd", grpc.StatusCode.INVALID_ARGUMENT),
         ("/etc/passwd", grpc.StatusCode.INVALID_ARGUMENT),
+        ("xcc//xcc.log", grpc.StatusCode.INVALID_ARGUMENT),  # was PERMISSION_DENIED "outside" (red team 20)
+        ("xcc/xcc.log/", grpc.StatusCode.INVALID_ARGUMENT),  # was served as the file
+        ("xcc/./xcc.log", grpc.StatusCode.INVALID_ARGUMENT),
         ("xcc/escape", grpc.StatusCode.PERMISSION_DENIED),  # a symlink out of the log root
         ("xcc/calls", grpc.StatusCode.PERMISSION_DENIED),  # a directory
         ("xcc/missing.log", grpc.StatusCode.NOT_FOUND),
