@@ -97,7 +97,7 @@ async def main(mib: int, rounds: int, *, malloc_tuning: bool) -> None:
     size = mib << 20
     plain = free_port()
     env = {**os.environ, **(MALLOC if malloc_tuning else {})}
-    with serving(root, env=env) as bridge:
+    with serving(root, env=env, die_with_us=True) as bridge:
         state = root / "var/lib/satbridge"
         ref = subprocess.Popen(
             [PY, "-c", SSL_SERVER, str(log), str(state / "identity.crt"), str(state / "identity.key"), str(plain)],

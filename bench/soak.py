@@ -94,7 +94,7 @@ async def main(minutes: float, clients: int) -> int:
     (root / "etc/satbridge/satbridge.toml").write_text("[update]\nmax_package_mib = 8\n")
     try:
         env = {**os.environ, **unit_malloc_env()}  # as build/units/satbridge.service runs it
-        with serving(root, env=env) as bridge:
+        with serving(root, env=env, die_with_us=True) as bridge:
             satctl_pair(bridge, work / "ctl")
             inv = Inventory.load(work / "ctl")
             sat = inv.get(None)

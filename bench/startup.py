@@ -154,7 +154,7 @@ def main() -> None:
             [PY, str(TOP / "bridge.py"), "--root", str(root), "status"], check=True, stdout=subprocess.DEVNULL
         )  # identity made once, outside the timing
         # satctl status needs a paired satellite: pair against a bridge kept running meanwhile.
-        with serving(root) as bridge:
+        with serving(root, die_with_us=True) as bridge:
             satctl_pair(bridge, ctl)
             rows = timed_cases(ctl, opts.rounds)
         a, b = [], []

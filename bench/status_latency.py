@@ -197,7 +197,7 @@ async def measure(work: Path, clients: int, interval: float, seconds: float, mib
     cfg = root / "etc/satbridge/satbridge.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[update]\nmax_package_mib = {mib * 2}\n")
-    with serving(root, env={**os.environ, **MALLOC}) as served:
+    with serving(root, env={**os.environ, **MALLOC}, die_with_us=True) as served:
         satctl_pair(served, ctl)
         cpu = bridge_cpu(served.proc.pid)
         idle = await poll(ctl, clients, seconds, interval)
