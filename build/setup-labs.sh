@@ -49,16 +49,22 @@ POLICY_MARK="# made by satbridge build/setup-labs.sh while it installs"
 # this machine from starting: it is recognised by its marker and removed. A policy of the
 # machine's own is never touched.
 if [ -e "$POLICY" ] && grep -qx "$POLICY_MARK" "$POLICY"; then rm -f "$POLICY"; fi
+# apt enables the services it installs (NetworkManager, sshd): build/unit-links.sh removes the
+# links it adds, this run's and those of a run killed mid-install.
+ENABLED_BEFORE=$CACHE/enabled-before.list
+undo_enabling() { "$HERE/unit-links.sh" undo "$ENABLED_BEFORE"; }
+undo_enabling
 if ((${#missing[@]})); then
     echo "setup-labs: installing ${missing[*]}"
     # Installing must never START a daemon on this machine (NetworkManager would take over its
     # network): deny every service start while apt runs, unless a policy already does.
     made_policy=
+    "$HERE/unit-links.sh" snapshot "$ENABLED_BEFORE"
+    trap 'if [ -n "$made_policy" ]; then rm -f "$POLICY"; fi; undo_enabling' EXIT
     if [ ! -e "$POLICY" ]; then
         printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" > "$POLICY"
         chmod +x "$POLICY"
         made_policy=1
-        trap 'rm -f "$POLICY"' EXIT
     fi
     # an install killed mid-way leaves packages unpacked but not configured: finish them first
     DEBIAN_FRONTEND=noninteractive dpkg --configure -a
@@ -68,7 +74,9 @@ if ((${#missing[@]})); then
         sleep 5
     done
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [ -n "$made_policy" ]; then rm -f "$POLICY"; trap - EXIT; fi
+    undo_enabling
+    if [ -n "$made_policy" ]; then rm -f "$POLICY"; fi
+    trap - EXIT
 fi
 T_PACKAGES=$(date +%s)
 echo "setup-labs: packages ready ($((T_PACKAGES - T_START)) s)"
