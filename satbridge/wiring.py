@@ -6,17 +6,21 @@ adapters.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from satbridge import __version__
 from satbridge.config import Config
 from satbridge.core import firewall as fw
-from satbridge.errors import FailedPrecondition
+from satbridge.errors import FailedPrecondition, SatbridgeError
+from satbridge.services import events as ev
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.factory import FactoryResetService
 from satbridge.services.firewall import FirewallService
@@ -30,7 +34,7 @@ from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
 from satbridge.services.update import UpdateService
 from satbridge.services.xcc import XccService
-from satbridge.system.audit import FileAuditLog
+from satbridge.system.audit import AuditTail, FileAuditLog
 from satbridge.system.compress import compressor
 from satbridge.system.files import ConfigDir, DirStore, FileLocks, OwnedDirectory
 from satbridge.system.host import LinuxHost
@@ -66,6 +70,38 @@ class Bridge:
     update: UpdateService
     install: InstallService
     factory_reset: FactoryResetService
+    events: ev.EventBus
+    locks: FileLocks
+
+    async def start_feeds(self) -> ev.Feeds:
+        """The server process's event feeds (services/events.py): the audit log from now on,
+        xcc.service's PropertiesChanged, NetworkManager's checkpoints, disk and memory."""
+        bus = self.events
+        bus.attach(asyncio.get_running_loop())
+        feeds = ev.Feeds(bus)
+        feeds.spawn(ev.audit_feed(bus, AuditTail(self.config.paths.audit_log)), "audit")
+        feeds.spawn(ev.resource_feed(bus, self.status.host), "resources")
+
+        async def watch(what: str, start: Callable[[], Awaitable[ev.Stop]]) -> None:
+            # The daemon may be down at the bridge's start: try again until it answers.
+            for attempt in itertools.count():
+                try:
+                    feeds.on_stop(await start())
+                    return
+                except SatbridgeError as exc:
+                    (log.warning if attempt == 0 else log.debug)("events: cannot watch %s yet: %s", what, exc)
+                await asyncio.sleep(5.0)
+
+        if self.config.dbus_address or not self.config.sandbox:  # a sandbox leaves the host's systemd alone
+            feeds.spawn(watch("xcc.service", lambda: ev.start_xcc_feed(bus, self.units)), "xcc")
+        feeds.spawn(
+            watch(
+                "NetworkManager",
+                lambda: ev.start_network_feed(feeds, self.network, self.network_backend, self.locks),
+            ),
+            "network",
+        )
+        return feeds
 
     async def aclose(self) -> None:
         """Close what the adapters opened (D-Bus connections, the iptc thread)."""
@@ -180,4 +216,6 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         update,
         install,
         factory_reset,
+        ev.EventBus(clock, ev.cached_generation(state, store.stamp)),
+        locks,
     )

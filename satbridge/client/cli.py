@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from satbridge.api.v1 import firewall_pb2, xcc_pb2
-from satbridge.client import quiet  # noqa: F401 - before grpc loads: no C-core log lines
+from satbridge.client import (
+    quiet,  # noqa: F401 - before grpc loads: no C-core log lines
+    watch,
+)
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.client.session import (
     DEFAULT_PAIRING_PORT,
@@ -189,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     pb.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     bundle = lgs.add_parser("bundle", help="a tar.gz of all logs, status and redacted config")
     bundle.add_argument("-o", "--output", type=Path, default=Path("satellite-bundle.tar.gz"))
+    watch.add_parser(sub)
     globals_everywhere(p, _globals)
     return p
 
@@ -225,6 +229,8 @@ async def _run(opts: argparse.Namespace) -> int:
             return await _update(client, opts.xcc, allow_downgrade=False, health_gate=0)
     if opts.command == "list":
         return _list(inv, opts.json)
+    if opts.command == "watch":
+        return await watch.run(inv, opts)
     sat = inv.get(opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,14 @@ class SandboxNetwork:
         self.path = path
         self.on_damaged = on_damaged
         self.repair = repair  # False for a read-only command: damage is reported, not moved
+
+    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """No daemon, no signals: a pending sandbox change ends by its deadline (pending())."""
+
+        async def stop() -> None:
+            return None
+
+        return stop
 
     def _load(self) -> dict[str, object]:
         data = load_json(self.path, _parse, repair=self.repair, on_damaged=self.on_damaged)
