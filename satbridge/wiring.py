@@ -40,7 +40,7 @@ from satbridge.system.files import ConfigDir, DirStore, FileLocks, OwnedDirector
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import LAB_NETNS_ENV, IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
-from satbridge.system.logfiles import LogFiles
+from satbridge.system.logfiles import LogFiles, watch_directory
 from satbridge.system.networkmanager import NmNetwork
 from satbridge.system.package import PackageIO
 from satbridge.system.probe import Prober
@@ -79,7 +79,18 @@ class Bridge:
         bus = self.events
         bus.attach(asyncio.get_running_loop())
         feeds = ev.Feeds(bus)
-        feeds.spawn(ev.audit_feed(bus, AuditTail(self.config.paths.audit_log)), "audit")
+        audit_log = self.config.paths.audit_log
+        wake = asyncio.Event()
+        unwatch = watch_directory(audit_log.parent, wake.set)
+        if unwatch is not None:
+            stop_watch = unwatch
+
+            async def unwatch_audit() -> None:
+                stop_watch()
+
+            feeds.on_stop(unwatch_audit)
+        tail = AuditTail(audit_log)
+        feeds.spawn(ev.audit_feed(bus, tail, wake if unwatch else None, 1.0 if unwatch else 0.2), "audit")
         feeds.spawn(ev.resource_feed(bus, self.status.host), "resources")
 
         async def watch(what: str, start: Callable[[], Awaitable[ev.Stop]]) -> None:

@@ -4,14 +4,14 @@
   so 50 subscribers cost 50 numbers, and a slow one falls off the ring's end and gets a Lost
   instead of growing memory. At most `max_subscribers` at once (ResourceExhausted past it).
 * Feeds, run by the server process only:
-  - `AuditFeed`: the audit log is where every change is recorded, by the bridge service *and* by
-    the console (another process): firewall, network, pairing, disconnect, factory reset. Its
-    new lines become events within `every` seconds (one stat() per look when nothing changed).
-  - `XccFeed`: systemd's PropertiesChanged on xcc.service (no polling).
-  - `NetworkFeed`: NetworkManager's PropertiesChanged of its Checkpoints: a checkpoint that
+  - `audit_feed`: the audit log is where every change is recorded, by the bridge service *and*
+    by the console (another process): firewall, network, pairing, disconnect, factory reset. Its
+    new lines become events as inotify reports the write (a stat() a second behind it).
+  - `start_xcc_feed`: systemd's PropertiesChanged on xcc.service (no polling).
+  - `start_network_feed`: NetworkManager's PropertiesChanged of its Checkpoints: a checkpoint that
     disappears (NM rolled back, or the console confirmed) makes the network service look at once,
     so a rollback is recorded (audit, then event) when it happens, not at the next reader.
-  - `ResourceFeed`: disk and memory against core.events.LOW_BELOW, every `every` seconds.
+  - `resource_feed`: disk and memory against core.events.LOW_BELOW, every `every` seconds.
   Install progress is published by the Install RPC itself, the bridge's start and stop by the
   server.
 """
@@ -241,15 +241,21 @@ class Feeds:
         self._stops.clear()
 
 
-async def audit_feed(bus: EventBus, source: AuditSource, every: float = 0.2) -> None:
-    """Audit entries -> events, forever."""
+async def audit_feed(bus: EventBus, source: AuditSource, wake: asyncio.Event | None = None, every: float = 0.2) -> None:
+    """Audit entries -> events, forever: at once when `wake` is set (inotify on the log's
+    directory), and every `every` seconds in any case (one stat() when nothing changed)."""
     while True:
         if source.changed():
             for record in await asyncio.to_thread(source.read_new):
                 payload = ev.from_audit(record)
                 if payload is not None:
                     bus.publish(payload)
-        await asyncio.sleep(every)
+        if wake is None:
+            await asyncio.sleep(every)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), every)
+        wake.clear()  # before the next look: a write after it sets it again
 
 
 async def start_xcc_feed(bus: EventBus, units: UnitWatch) -> Stop:
