@@ -51,6 +51,9 @@ from satbridge.system.systemd import SystemdUnits
 
 log = logging.getLogger(__name__)
 
+WATCH_CHECK_SECONDS = 5.0
+"""How often the event feeds look whether their D-Bus connection still stands."""
+
 
 @dataclass(frozen=True)
 class Bridge:
@@ -93,15 +96,24 @@ class Bridge:
         feeds.spawn(ev.audit_feed(bus, tail, wake if unwatch else None, 1.0 if unwatch else 0.2), "audit")
         feeds.spawn(ev.resource_feed(bus, self.status.host), "resources")
 
-        async def watch(what: str, start: Callable[[], Awaitable[ev.Stop]]) -> None:
-            # The daemon may be down at the bridge's start: try again until it answers.
+        async def watch(what: str, start: Callable[[], Awaitable[ev.Watching]]) -> None:
+            # The daemon may be down at the bridge's start, and its bus connection can break
+            # later (dbus-daemon restarted): watch again until it answers. A look at a flag
+            # every WATCH_CHECK_SECONDS, not a poll of the daemon.
             for attempt in itertools.count():
                 try:
-                    feeds.on_stop(await start())
-                    return
+                    watching = await start()
                 except SatbridgeError as exc:
                     (log.warning if attempt == 0 else log.debug)("events: cannot watch %s yet: %s", what, exc)
-                await asyncio.sleep(5.0)
+                    await asyncio.sleep(WATCH_CHECK_SECONDS)
+                    continue
+                feeds.on_stop(watching)
+                while True:
+                    await asyncio.sleep(WATCH_CHECK_SECONDS)
+                    if not watching.alive():
+                        break
+                log.warning("events: the connection for %s broke; watching again", what)
+                await watching()
 
         if self.config.dbus_address or not self.config.sandbox:  # a sandbox leaves the host's systemd alone
             feeds.spawn(watch("xcc.service", lambda: ev.start_xcc_feed(bus, self.units)), "xcc")

@@ -184,14 +184,22 @@ class AuditSource(Protocol):
 Stop = Callable[[], Awaitable[None]]
 
 
+class Watching(Protocol):
+    """A signal subscription: alive() while its bus connection is up; calling it stops it."""
+
+    def alive(self) -> bool: ...
+
+    def __call__(self) -> Awaitable[None]: ...
+
+
 class UnitWatch(Protocol):
-    async def watch_unit(self, unit: str, on_change: Callable[[UnitState], None]) -> Stop:
-        """Call on_change with the unit's state on each of systemd's PropertiesChanged."""
+    async def watch_unit(self, unit: str, on_change: Callable[[UnitState], None]) -> Watching:
+        """Call on_change with the unit's state now and on each of systemd's PropertiesChanged."""
         ...
 
 
 class CheckpointWatch(Protocol):
-    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Stop:
+    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Watching:
         """Call on_change when NetworkManager's list of checkpoints changes."""
         ...
 
@@ -258,7 +266,7 @@ async def audit_feed(bus: EventBus, source: AuditSource, wake: asyncio.Event | N
         wake.clear()  # before the next look: a write after it sets it again
 
 
-async def start_xcc_feed(bus: EventBus, units: UnitWatch) -> Stop:
+async def start_xcc_feed(bus: EventBus, units: UnitWatch) -> Watching:
     """xcc.service's state changes -> events (only when one of the four fields changed)."""
     last: list[tuple[str, str, int, str]] = []
 
@@ -272,7 +280,7 @@ async def start_xcc_feed(bus: EventBus, units: UnitWatch) -> Stop:
     return await units.watch_unit(XCC_UNIT, on_change)
 
 
-async def start_network_feed(feeds: Feeds, network: PendingNetwork, nm: CheckpointWatch, locks: Locks) -> Stop:
+async def start_network_feed(feeds: Feeds, network: PendingNetwork, nm: CheckpointWatch, locks: Locks) -> Watching:
     """A checkpoint gone -> the network service looks at once (under the console's lock, so a
     confirm or revert in progress finishes first): a rollback by NetworkManager's timer is
     recorded then, and the audit feed makes it an event."""

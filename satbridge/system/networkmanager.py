@@ -12,12 +12,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4, Typed, connection_settings
 from satbridge.errors import DeadlineExceeded, FailedPrecondition, NotFound, SatbridgeError
-from satbridge.system.dbus import Bus, variant
+from satbridge.system.dbus import Bus, Watching, variant
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ class NmNetwork:
             await self._bus.close()
             self._bus = None
 
-    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Watching:
         """Call `on_change` whenever NetworkManager's Checkpoints property changes (a checkpoint
         made, destroyed or rolled back by its timer), from NM's PropertiesChanged signal (only
-        from NM's owner: Bus.subscribe). Returns the stop function."""
+        from NM's owner: Bus.subscribe)."""
         bus = await self.bus()
 
         def on_signal(_path: str, body: list[Any]) -> None:
@@ -81,7 +81,7 @@ class NmNetwork:
         async def stop() -> None:
             remove()
 
-        return stop
+        return Watching(bus, stop)
 
     async def _nm(self, member: str, signature: str = "", body: list[Any] | None = None) -> list[Any]:
         return await (await self.bus()).call(NM, NM_PATH, NM, member, signature, body or [])

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from satbridge.core.units import JobFailed, UnitState
 from satbridge.errors import DeadlineExceeded, SatbridgeError
-from satbridge.system.dbus import Bus
+from satbridge.system.dbus import Bus, Watching
 from satbridge.system.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,12 @@ class SystemdUnits:
             unit_file_state=str(props.get("UnitFileState", "")),
         )
 
-    async def watch_unit(self, unit: str, on_change: Callable[[UnitState], None]) -> Callable[[], Awaitable[None]]:
+    async def watch_unit(self, unit: str, on_change: Callable[[UnitState], None]) -> Watching:
         """Call `on_change` with the unit's state now, then on each PropertiesChanged systemd
         sends for it (ActiveState/SubState on the Unit interface, MainPID/Result on the Service
         one), from the values in the signal: no polling, and the states in between (a crash's
         failed/auto-restart) are seen too. Only signals from systemd's owner count (Bus.subscribe).
-        A property sent as invalidated (no value) makes one fresh read. Returns the stop function."""
+        A property sent as invalidated (no value) makes one fresh read."""
         await self._ensure_subscribed()  # systemd sends unit signals only while someone subscribed
         bus = await self.bus()
         path = unit_path(unit)
@@ -196,7 +196,7 @@ class SystemdUnits:
                 task.cancel()
             await asyncio.gather(*refresh, return_exceptions=True)
 
-        return stop
+        return Watching(bus, stop)
 
     async def enable(self, unit: str) -> None:
         await self._call("EnableUnitFiles", "asbb", [[unit], False, True])

@@ -9,12 +9,16 @@ from dataclasses import replace
 
 import pytest
 
+from satbridge import wiring
 from satbridge.api.v1 import firewall_pb2, system_pb2
-from satbridge.client.session import SatelliteClient, connect
+from satbridge.client.inventory import Inventory
+from satbridge.client.session import SatelliteClient, connect, pair
 from satbridge.core import events as ev
-from satbridge.errors import ResourceExhausted, Unauthenticated, Unavailable
-from satbridge.services.events import EventBus
+from satbridge.core.status import DiskUsage
+from satbridge.errors import PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable
+from satbridge.services.events import EventBus, resource_feed
 from tests.conftest import loopback_config, pair_with, serve_bridge
+from tests.fakes import FakeHost
 from tests.server.test_xcc import install
 
 WAIT = 10.0  # seconds an event may take here (the audit feed looks every 0.2 s)
@@ -245,3 +249,94 @@ async def test_publish_from_another_thread():
     (item,) = await sub.read(2.0)
     assert isinstance(item, ev.Event)
     assert item.payload == ev.PairingChanged("ATTEMPT_FAILED", source="192.0.2.7")
+
+
+async def test_factory_reset_ends_the_stream_unauthenticated(running, inventory):
+    sat = await pair_with(running, inventory)
+    async with connect(sat, inventory) as client:
+        watch = Watch(client)
+        try:
+            await watch.next()
+            async for _ in running.bridge.factory_reset.run(by="console"):
+                pass
+            reset = await watch.until("factory_reset")
+            assert reset.factory_reset.by == "console"
+            with pytest.raises(Unauthenticated):
+                await watch.next()
+        finally:
+            await watch.close()
+
+
+async def test_a_failed_pairing_attempt_arrives(running, inventory, tmp_path):
+    sat = await pair_with(running, inventory)
+    async with connect(sat, inventory) as client:
+        watch = Watch(client)
+        try:
+            await watch.next()
+            running.bridge.pairing.open_window()
+            opened = await watch.until("pairing")
+            assert opened.pairing.action == system_pb2.PairingChanged.WINDOW_OPENED
+            other = Inventory.load(tmp_path / "other")
+            with pytest.raises(PermissionDenied):
+                await pair(
+                    "127.0.0.1",
+                    "0000-0000-0000-0000",
+                    inventory=other,
+                    server_name="mallory",
+                    port=running.bound.management,
+                    pairing_port=running.bound.pairing,
+                )
+            failed = await watch.until("pairing")
+            assert failed.pairing.action == system_pb2.PairingChanged.ATTEMPT_FAILED
+            assert failed.pairing.source == "ipv4:127.0.0.1"  # as the audit log names it
+            assert failed.pairing.peer_name == "mallory"
+            assert failed.pairing.attempts_left > 0
+        finally:
+            await watch.close()
+
+
+async def test_the_xcc_feed_watches_again_after_its_bus_connection_broke(root, inventory, fake_systemd, monkeypatch):
+    monkeypatch.setattr(wiring, "WATCH_CHECK_SECONDS", 0.1)
+    install(root)
+    async with serve_bridge(replace(loopback_config(root), dbus_address=fake_systemd.address)) as run:
+        sat = await pair_with(run, inventory)
+        async with connect(sat, inventory) as client:
+            watch = Watch(client)
+            try:
+                await watch.next()
+                await asyncio.sleep(0.3)
+                await run.bridge.units.close()  # as when the bus daemon went away
+                await asyncio.sleep(0.5)  # noticed, and subscribed again on a new connection
+                await client.xcc_control("start")
+                event = await watch.until("xcc")
+                while event.xcc.main_pid != 4242:
+                    event = await watch.until("xcc")
+            finally:
+                await watch.close()
+
+
+async def test_disk_and_memory_low_and_back():
+    class Host(FakeHost):
+        free = 40
+
+        def disk(self) -> DiskUsage:
+            return DiskUsage("/var/lib/satbridge", 1000, self.free)
+
+    host = Host()
+    bus = EventBus(lambda: 0.0)
+    sub = bus.subscribe(0, bus.run)
+    feed = asyncio.ensure_future(resource_feed(bus, host, every=0.01))
+    try:
+        (low,) = await sub.read(2.0)
+        assert isinstance(low, ev.Event)
+        assert low.payload == ev.ResourceLow("DISK", True, 40, 1000)
+        host.free = 70  # under OK_ABOVE: still low, no event
+        await asyncio.sleep(0.1)
+        assert await sub.read(0.01) == []
+        host.free = 200
+        (back,) = await sub.read(2.0)
+        assert isinstance(back, ev.Event)
+        assert back.payload == ev.ResourceLow("DISK", False, 200, 1000)
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
