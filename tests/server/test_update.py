@@ -184,10 +184,9 @@ async def test_install_progress_reaches_event_subscribers(updater, running, inve
     bus = running.bridge.events
     sub = bus.subscribe()
     phases: list[str] = []
-    try:
+    # No systemd here: how far it gets does not matter, only that what it sent was published.
+    with contextlib.suppress(SatbridgeError):
         await updater.install(upload_id, on_event=lambda e: phases.append(update_pb2.InstallEvent.Phase.Name(e.phase)))
-    except SatbridgeError:
-        pass  # no systemd here: how far it gets does not matter, only that what it sent was published
     assert phases
     published = [item.payload for item in await sub.read(1.0) if isinstance(item, ev.Event)]
     assert [p.phase for p in published if isinstance(p, ev.InstallProgress)] == phases
