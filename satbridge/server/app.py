@@ -192,6 +192,9 @@ class BridgeServer:
 
     async def start(self) -> Bound:
         bridge = self.bridge
+        # The event feeds first: what the start itself changes (a recovered install, a firewall
+        # change rolled back because it was never confirmed) is an event too.
+        self.feeds = await bridge.start_feeds()
         # An install a crash interrupted is finished or rolled back before anything is served.
         try:
             recovered = await bridge.install.recover()
@@ -201,7 +204,6 @@ class BridgeServer:
             if recovered:
                 log.warning("install: %s", recovered)
         config = bridge.config.server
-        self.feeds = await bridge.start_feeds()  # before the firewall's restore, so its rollback is seen
         bound = await self._listen(config.listen, config.pairing_listen)
         await self._restore_firewall(bound)
         for server in self._servers:

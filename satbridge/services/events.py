@@ -92,7 +92,8 @@ class EventBus:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see audit_feed
+                await waiter
         except TimeoutError:
             pass
         finally:
@@ -261,8 +262,11 @@ async def audit_feed(bus: EventBus, source: AuditSource, wake: asyncio.Event | N
         if wake is None:
             await asyncio.sleep(every)
             continue
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes
+        # as the event is set (the feed then never stopped: a hang at the bridge's stop).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), every)
+            async with asyncio.timeout(every):
+                await wake.wait()
         wake.clear()  # before the next look: a write after it sets it again
 
 
