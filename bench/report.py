@@ -44,6 +44,12 @@ BENCHES = [
     ("Log download against an ssl copy (256 MiB)", "logs.py", ["--rounds", "3"], ["--mib", "64", "--rounds", "1"]),
     ("Firewall apply against iptables-legacy-restore", "firewall.py", ["--rounds", "5"], ["--rounds", "2"]),
     ("Soak: 10 minutes of mixed load, 8 clients (make soak)", "soak.py", ["--minutes", "10"], None),
+    (
+        "Events: latency, and 50 subscribers against 50 GetStatus pollers at 5/s",
+        "events.py",
+        ["--seconds", "10"],
+        ["--seconds", "3", "--rounds", "10", "--kills", "5"],
+    ),
 ]
 
 

@@ -6,17 +6,21 @@ adapters.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from satbridge import __version__
 from satbridge.config import Config
 from satbridge.core import firewall as fw
-from satbridge.errors import FailedPrecondition
+from satbridge.errors import FailedPrecondition, SatbridgeError
+from satbridge.services import events as ev
 from satbridge.services.disconnect import DisconnectService
 from satbridge.services.factory import FactoryResetService
 from satbridge.services.firewall import FirewallService
@@ -30,13 +34,13 @@ from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
 from satbridge.services.update import UpdateService
 from satbridge.services.xcc import XccService
-from satbridge.system.audit import FileAuditLog
+from satbridge.system.audit import AuditTail, FileAuditLog
 from satbridge.system.compress import compressor
 from satbridge.system.files import ConfigDir, DirStore, FileLocks, OwnedDirectory
 from satbridge.system.host import LinuxHost
 from satbridge.system.iptables import LAB_NETNS_ENV, IptcFirewall, SandboxFirewall
 from satbridge.system.journal import JournalLogs, JournalReader
-from satbridge.system.logfiles import LogFiles
+from satbridge.system.logfiles import LogFiles, watch_directory
 from satbridge.system.networkmanager import NmNetwork
 from satbridge.system.package import PackageIO
 from satbridge.system.probe import Prober
@@ -46,6 +50,9 @@ from satbridge.system.staging import Staging
 from satbridge.system.systemd import SystemdUnits
 
 log = logging.getLogger(__name__)
+
+WATCH_CHECK_SECONDS = 5.0
+"""How often the event feeds look whether their D-Bus connection still stands."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,58 @@ class Bridge:
     update: UpdateService
     install: InstallService
     factory_reset: FactoryResetService
+    events: ev.EventBus
+    locks: FileLocks
+
+    async def start_feeds(self) -> ev.Feeds:
+        """The server process's event feeds (services/events.py): the audit log from now on,
+        xcc.service's PropertiesChanged, NetworkManager's checkpoints, disk and memory."""
+        bus = self.events
+        bus.attach(asyncio.get_running_loop())
+        feeds = ev.Feeds(bus)
+        audit_log = self.config.paths.audit_log
+        wake = asyncio.Event()
+        unwatch = watch_directory(audit_log.parent, wake.set)
+        if unwatch is not None:
+            stop_watch = unwatch
+
+            async def unwatch_audit() -> None:
+                stop_watch()
+
+            feeds.on_stop(unwatch_audit)
+        tail = AuditTail(audit_log)
+        feeds.spawn(ev.audit_feed(bus, tail, wake if unwatch else None, 1.0 if unwatch else 0.2), "audit")
+        feeds.spawn(ev.resource_feed(bus, self.status.host), "resources")
+
+        async def watch(what: str, start: Callable[[], Awaitable[ev.Watching]]) -> None:
+            # The daemon may be down at the bridge's start, and its bus connection can break
+            # later (dbus-daemon restarted): watch again until it answers. A look at a flag
+            # every WATCH_CHECK_SECONDS, not a poll of the daemon.
+            for attempt in itertools.count():
+                try:
+                    watching = await start()
+                except SatbridgeError as exc:
+                    (log.warning if attempt == 0 else log.debug)("events: cannot watch %s yet: %s", what, exc)
+                    await asyncio.sleep(WATCH_CHECK_SECONDS)
+                    continue
+                feeds.on_stop(watching)
+                while True:
+                    await asyncio.sleep(WATCH_CHECK_SECONDS)
+                    if not watching.alive():
+                        break
+                log.warning("events: the connection for %s broke; watching again", what)
+                await watching()
+
+        if self.config.dbus_address or not self.config.sandbox:  # a sandbox leaves the host's systemd alone
+            feeds.spawn(watch("xcc.service", lambda: ev.start_xcc_feed(bus, self.units)), "xcc")
+        feeds.spawn(
+            watch(
+                "NetworkManager",
+                lambda: ev.start_network_feed(feeds, self.network, self.network_backend, self.locks),
+            ),
+            "network",
+        )
+        return feeds
 
     async def aclose(self) -> None:
         """Close what the adapters opened (D-Bus connections, the iptc thread)."""
@@ -180,4 +239,6 @@ def wire(config: Config, *, clock: Clock = time.time, read_only: bool = False) -
         update,
         install,
         factory_reset,
+        ev.EventBus(clock, ev.cached_generation(state, store.stamp)),
+        locks,
     )

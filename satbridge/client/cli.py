@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from satbridge.api.v1 import firewall_pb2, xcc_pb2
-from satbridge.client import quiet  # noqa: F401 - before grpc loads: no C-core log lines
+from satbridge.client import (
+    quiet,  # noqa: F401 - before grpc loads: no C-core log lines
+    watch,
+)
 from satbridge.client.inventory import Inventory, Satellite
 from satbridge.client.session import (
     DEFAULT_PAIRING_PORT,
@@ -220,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="default satellite-bundle.tar.gz; -: standard output; a FIFO: waits up to --timeout for its reader",
     )
+    watch.add_parser(sub)
     globals_everywhere(p, _globals)
     return p
 
@@ -287,6 +291,8 @@ async def _run(opts: argparse.Namespace) -> int:
         return _install_outcome(result, code)
     if opts.command == "list":
         return _list(inv, as_json)
+    if opts.command == "watch":
+        return await watch.run(inv, opts)
     sat = _satellite(inv, opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":

@@ -271,6 +271,19 @@ class SatelliteClient:
         finally:
             call.cancel()
 
+    async def watch_events(self, since: int = 0, run: str = "") -> AsyncIterator[system_pb2.Event]:
+        """System.WatchEvents after `since` of run `run` (docs/PROTOCOL.md, "Events"); no deadline.
+        The stream's end is a SatbridgeError: Unauthenticated (unpaired or reset), Unavailable
+        (the bridge stopped or the connection broke: resume with the last seq and run)."""
+        stream = self.system.WatchEvents(system_pb2.WatchEventsRequest(since=since, run=run))
+        try:
+            async for event in stream:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "WatchEvents") from None
+        finally:
+            stream.cancel()
+
     async def unpair(self) -> pairing_pb2.UnpairResponse:
         return await call(self.pairing.Unpair(pairing_pb2.UnpairRequest(), timeout=self.timeout), "Unpair")
 

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from satbridge import __version__
 from satbridge.api.v1 import (
     firewall_pb2_grpc,
     logs_pb2_grpc,
@@ -31,6 +32,7 @@ from satbridge.api.v1 import (
     xcc_pb2_grpc,
 )
 from satbridge.config import StrangerLimits
+from satbridge.core import events as ev
 from satbridge.core.addresses import ListenAddress
 from satbridge.core.firewall import BridgePort
 from satbridge.errors import SatbridgeError, Unavailable
@@ -44,6 +46,7 @@ from satbridge.server.servicers import (
     XccServicer,
 )
 from satbridge.server.wire import add_update_servicer
+from satbridge.services.events import Feeds
 from satbridge.system.sdnotify import notify
 from satbridge.wiring import Bridge
 
@@ -185,9 +188,13 @@ class BridgeServer:
         self._key_cert: list[tuple[bytes, bytes]] = []
         self._guard: asyncio.Task[None] | None = None
         self.recycled = 0
+        self.feeds: Feeds | None = None
 
     async def start(self) -> Bound:
         bridge = self.bridge
+        # The event feeds first: what the start itself changes (a recovered install, a firewall
+        # change rolled back because it was never confirmed) is an event too.
+        self.feeds = await bridge.start_feeds()
         # An install a crash interrupted is finished or rolled back before anything is served.
         try:
             recovered = await bridge.install.recover()
@@ -215,6 +222,7 @@ class BridgeServer:
             len(contract_methods()),
         )
         self.bound = bound
+        bridge.events.publish(ev.BridgeLifecycle("STARTED", __version__))
         self._watcher = asyncio.get_running_loop().create_task(self._watch_identity())
         if self.guard_memory:
             self._guard = asyncio.get_running_loop().create_task(self._guard_memory())
@@ -357,6 +365,12 @@ class BridgeServer:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._watcher = self._guard = None
+        # Subscribers get STOPPING, then their streams end UNAVAILABLE (before the grace period).
+        self.bridge.events.publish(ev.BridgeLifecycle("STOPPING", __version__))
+        self.bridge.events.close()
+        if self.feeds is not None:
+            await self.feeds.stop()
+            self.feeds = None
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(*(s.stop(grace) for s in self._servers))
         self._servers = []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from satbridge.api.v1 import firewall_pb2, system_pb2, xcc_pb2
+from satbridge.core import events as ev
 from satbridge.core.network import NetworkState
 from satbridge.core.status import PairingStatus, Status
 from satbridge.core.units import XccStatus
@@ -91,4 +95,33 @@ def firewall_state(s: FirewallState) -> firewall_pb2.FirewallState:
         pending_revision=s.pending_revision,
         rollback_in_seconds=int(s.rollback_in + 0.999),
         warnings=list(s.warnings),
+    )
+
+
+_PAYLOADS: dict[str, Any] = {
+    "xcc": system_pb2.XccUnitChanged,
+    "install": system_pb2.InstallProgress,
+    "firewall": system_pb2.FirewallChanged,
+    "network": system_pb2.NetworkChanged,
+    "pairing": system_pb2.PairingChanged,
+    "resource": system_pb2.ResourceLow,
+    "bridge": system_pb2.BridgeLifecycle,
+    "factory_reset": system_pb2.FactoryReset,
+}
+
+
+def event(item: ev.Event | ev.Lost, run: str) -> system_pb2.Event:
+    """One ring entry (or a Lost marker, seq 0) -> satbridge.v1.Event. Enum fields go by name
+    (core.events spells them as the proto does)."""
+    if isinstance(item, ev.Lost):
+        lost = system_pb2.EventsLost(reason=item.reason, first_available_seq=item.first_available_seq)
+        return system_pb2.Event(run=run, lost=lost)
+    payload = item.payload
+    msg = _PAYLOADS[payload.KIND](**dataclasses.asdict(payload))
+    return system_pb2.Event(
+        seq=item.seq,
+        time=timestamp(item.time),
+        state_generation=item.generation,
+        run=run,
+        **{payload.KIND: msg},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,10 +32,20 @@ from satbridge.api.v1 import (
     xcc_pb2,
     xcc_pb2_grpc,
 )
+from satbridge.core import events as ev
 from satbridge.core.pairing import ChallengeBook, Connection
-from satbridge.errors import DeadlineExceeded, InvalidArgument, PermissionDenied, ResourceExhausted, SatbridgeError
+from satbridge.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    SatbridgeError,
+    Unauthenticated,
+    Unavailable,
+)
 from satbridge.protocol import rule_set
 from satbridge.server import convert
+from satbridge.server.auth import peer_fingerprint
 from satbridge.server.wire import RawChunk
 from satbridge.system import sockets
 from satbridge.tls.certs import TLS_SERVER_NAME
@@ -176,9 +187,45 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         return pairing_pb2.UnpairResponse(unpaired_at=convert.timestamp(time.time()))
 
 
+# Seconds between two looks at the trust store while a WatchEvents stream waits: a disconnect
+# made from the console (another process) ends the stream within this, or sooner through the
+# audit log's UNPAIRED event.
+WATCH_TRUST_SECONDS = 0.5
+
+
 class SystemServicer(system_pb2_grpc.SystemServicer):
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+
+    async def WatchEvents(
+        self, request: system_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[system_pb2.Event]:
+        """The bus from `since` on (docs/PROTOCOL.md, "Events"). Ends UNAUTHENTICATED once the
+        caller is no longer the paired server (unpair, factory reset), UNAVAILABLE when the
+        bridge stops; RESOURCE_EXHAUSTED past EventBus.max_subscribers."""
+        bus = self.bridge.events
+        if len(request.run) > 64:
+            raise InvalidArgument("at most 64 characters (an Event.run)", field="run")
+        fingerprint = peer_fingerprint(context)
+        subscription = bus.subscribe(request.since, request.run)
+        try:
+            yield system_pb2.Event(run=bus.run, subscribed=system_pb2.Subscribed(newest_seq=bus.ring.last_seq))
+            while True:
+                items = await subscription.read(WATCH_TRUST_SECONDS)
+                for item in items:
+                    yield convert.event(item, bus.run)
+                    if (
+                        isinstance(item, ev.Event)
+                        and item.ends_stream
+                        and not isinstance(item.payload, ev.BridgeLifecycle)
+                    ):
+                        raise Unauthenticated("the subscription ended: this satellite was unpaired or reset")
+                if subscription.ended:
+                    raise Unavailable("the bridge is stopping; reconnect with since= the last seq")
+                if fingerprint is None or not self.bridge.pairing.is_trusted(fingerprint):
+                    raise Unauthenticated("this client certificate is no longer paired with this satellite")
+        finally:
+            subscription.close()
 
     async def GetStatus(
         self, request: system_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -348,6 +395,7 @@ class UpdateServicer(update_pb2_grpc.UpdateServicer):
             request.upload_id, allow_downgrade=request.allow_downgrade, health_gate=request.health_gate_seconds
         )
         async for event in events:
+            self.bridge.events.publish(ev.InstallProgress(**dataclasses.asdict(event)))
             yield update_pb2.InstallEvent(
                 phase=event.phase,  # the enum value by name
                 message=event.message,

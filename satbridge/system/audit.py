@@ -26,3 +26,49 @@ class FileAuditLog:
         finally:
             os.close(fd)
         log.info("audit: %s %s", event, details)
+
+
+class AuditTail:
+    """The entries appended to the audit log from now on (services.events.AuditSource): the
+    bridge's own and the console's alike. A log replaced or truncated is read from its start."""
+
+    MAX_READ = 1 << 20  # bytes per read; the rest comes at the next one
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._inode, self._offset = self._stat()
+        self._partial = b""
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return 0, 0
+        return st.st_ino, st.st_size
+
+    def changed(self) -> bool:
+        return self._stat() != (self._inode, self._offset)
+
+    def read_new(self) -> list[dict[str, object]]:
+        inode, size = self._stat()
+        if inode != self._inode or size < self._offset:
+            self._inode, self._offset, self._partial = inode, 0, b""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read(self.MAX_READ)
+        except OSError as exc:
+            log.debug("audit log not readable: %s", exc)
+            return []
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()  # an entry still being written (O_APPEND makes it rare)
+        entries: list[dict[str, object]] = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries

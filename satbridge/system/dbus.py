@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dbus_next.aio.message_bus import MessageBus
@@ -112,6 +113,21 @@ def unwrap(value: Any) -> Any:
 def variant(signature: str, value: Any) -> Any:
     """Build a D-Bus variant for settings dicts (kept here so callers never import dbus_next)."""
     return Variant(signature, value)
+
+
+@dataclass(frozen=True)
+class Watching:
+    """A signal subscription an adapter made (services.events.Watching): `alive()` while its
+    connection is up; awaiting the object itself stops it."""
+
+    bus: Bus
+    cleanup: Callable[[], Awaitable[None]]
+
+    def alive(self) -> bool:
+        return self.bus.connected
+
+    def __call__(self) -> Awaitable[None]:
+        return self.cleanup()
 
 
 class Bus:

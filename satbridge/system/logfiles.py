@@ -27,7 +27,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from inotify_simple import INotify, flags  # type: ignore[import-untyped]
@@ -414,3 +414,34 @@ class _Follower:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+
+
+def watch_directory(directory: Path, on_change: Callable[[], None]) -> Callable[[], None] | None:
+    """inotify(7) on `directory`: `on_change()` (on the running event loop's thread) when a file
+    in it is written, created, moved in or out, or removed. None when inotify cannot be had (no
+    instance left, no such directory): the caller polls. Returns the stop function. Used by the
+    event feed for the audit log (services/events.py)."""
+    loop = asyncio.get_running_loop()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        inotify = INotify(nonblocking=True)
+    except OSError:
+        return None
+    try:
+        inotify.add_watch(str(directory), _DIR_EVENTS | flags.MODIFY)
+    except OSError:
+        inotify.close()
+        return None
+
+    def ready() -> None:
+        with contextlib.suppress(OSError, BlockingIOError):
+            inotify.read(timeout=0)
+        on_change()
+
+    loop.add_reader(inotify.fd, ready)
+
+    def stop() -> None:
+        loop.remove_reader(inotify.fd)
+        inotify.close()
+
+    return stop

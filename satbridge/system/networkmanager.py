@@ -12,11 +12,12 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from satbridge.core.network import NetworkState, StaticIPv4, Typed, connection_settings
 from satbridge.errors import DeadlineExceeded, FailedPrecondition, NotFound, SatbridgeError
-from satbridge.system.dbus import Bus, variant
+from satbridge.system.dbus import Bus, Watching, variant
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,30 @@ class NmNetwork:
         if self._bus is not None:
             await self._bus.close()
             self._bus = None
+
+    async def watch_checkpoints(self, on_change: Callable[[], None]) -> Watching:
+        """Call `on_change` whenever NetworkManager's Checkpoints property changes (a checkpoint
+        made, destroyed or rolled back by its timer), from NM's PropertiesChanged signal (only
+        from NM's owner: Bus.subscribe)."""
+        bus = await self.bus()
+
+        def on_signal(_path: str, body: list[Any]) -> None:
+            # PropertiesChanged(s interface, a{sv} changed, as invalidated)
+            if (
+                len(body) == 3
+                and body[0] == NM
+                and isinstance(body[1], dict)
+                and ("Checkpoints" in body[1] or "Checkpoints" in (body[2] or ()))
+            ):
+                on_change()
+
+        properties = "org.freedesktop.DBus.Properties"
+        remove = await bus.subscribe(NM, properties, "PropertiesChanged", on_signal, path=NM_PATH)
+
+        async def stop() -> None:
+            remove()
+
+        return Watching(bus, stop)
 
     async def _nm(self, member: str, signature: str = "", body: list[Any] | None = None) -> list[Any]:
         return await (await self.bus()).call(NM, NM_PATH, NM, member, signature, body or [])

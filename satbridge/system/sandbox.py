@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,16 @@ def _settings(data: Any) -> None:
         schema.strings(data, key)
 
 
+class NoWatch:
+    """A subscription to nothing (services.events.Watching): always alive, nothing to stop."""
+
+    def alive(self) -> bool:
+        return True
+
+    async def __call__(self) -> None:
+        return None
+
+
 class SandboxNetwork:
     """The Network port over a JSON file: one pretend wired device, sandbox0, and a DHCP
     server that always offers 198.51.100.100/24."""
@@ -50,6 +61,10 @@ class SandboxNetwork:
         self.path = path
         self.on_damaged = on_damaged
         self.repair = repair  # False for a read-only command: damage is reported, not moved
+
+    async def watch_checkpoints(self, on_change: Callable[[], None]) -> NoWatch:
+        """No daemon, no signals: a pending sandbox change ends by its deadline (pending())."""
+        return NoWatch()
 
     def _load(self) -> dict[str, object]:
         data = load_json(self.path, _parse, repair=self.repair, on_damaged=self.on_damaged)

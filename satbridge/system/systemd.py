@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from satbridge.core.units import JobFailed, UnitState
 from satbridge.errors import DeadlineExceeded, SatbridgeError
-from satbridge.system.dbus import Bus
+from satbridge.system.dbus import Bus, Watching
 from satbridge.system.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,13 @@ UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 
 _VERBS = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}
+PROPERTIES = "org.freedesktop.DBus.Properties"
+_WATCHED = {"ActiveState", "SubState", "MainPID", "Result"}
+
+
+def unit_path(unit: str) -> str:
+    """systemd's object path for a unit name ("xcc.service" -> .../unit/xcc_2eservice)."""
+    return "/org/freedesktop/systemd1/unit/" + "".join(c if c.isalnum() else f"_{ord(c):02x}" for c in unit)
 
 
 class SystemdUnits:
@@ -124,6 +133,70 @@ class SystemdUnits:
             result=str(service.get("Result", "")),
             unit_file_state=str(props.get("UnitFileState", "")),
         )
+
+    async def watch_unit(self, unit: str, on_change: Callable[[UnitState], None]) -> Watching:
+        """Call `on_change` with the unit's state now, then on each PropertiesChanged systemd
+        sends for it (ActiveState/SubState on the Unit interface, MainPID/Result on the Service
+        one), from the values in the signal: no polling, and the states in between (a crash's
+        failed/auto-restart) are seen too. Only signals from systemd's owner count (Bus.subscribe).
+        A property sent as invalidated (no value) makes one fresh read."""
+        await self._ensure_subscribed()  # systemd sends unit signals only while someone subscribed
+        bus = await self.bus()
+        path = unit_path(unit)
+        known = await self.state(unit)
+        fields: dict[str, Any] = {
+            "ActiveState": known.active_state,
+            "SubState": known.sub_state,
+            "MainPID": known.main_pid,
+            "Result": known.result,
+        }
+        refresh: set[asyncio.Task[None]] = set()
+
+        def emit() -> None:
+            on_change(
+                UnitState(
+                    load_state="loaded",
+                    active_state=str(fields["ActiveState"]),
+                    sub_state=str(fields["SubState"]),
+                    main_pid=int(fields["MainPID"]),
+                    result=str(fields["Result"]),
+                )
+            )
+
+        async def reread() -> None:
+            try:
+                state = await self.state(unit)
+            except SatbridgeError as exc:
+                log.warning("reading %s after PropertiesChanged: %s", unit, exc)
+                return
+            fields.update(
+                ActiveState=state.active_state, SubState=state.sub_state, MainPID=state.main_pid, Result=state.result
+            )
+            emit()
+
+        def on_signal(_path: str, body: list[Any]) -> None:
+            # PropertiesChanged(s interface, a{sv} changed, as invalidated)
+            if len(body) != 3 or body[0] not in (UNIT, SERVICE) or not isinstance(body[1], dict):
+                return
+            changed = {k: v for k, v in body[1].items() if k in _WATCHED}
+            fields.update(changed)
+            if _WATCHED.intersection(body[2] or ()):
+                task = asyncio.get_running_loop().create_task(reread())
+                refresh.add(task)
+                task.add_done_callback(refresh.discard)
+            elif changed:
+                emit()
+
+        remove = await bus.subscribe(SYSTEMD, PROPERTIES, "PropertiesChanged", on_signal, path=path)
+        emit()
+
+        async def stop() -> None:
+            remove()
+            for task in list(refresh):
+                task.cancel()
+            await asyncio.gather(*refresh, return_exceptions=True)
+
+        return Watching(bus, stop)
 
     async def enable(self, unit: str) -> None:
         await self._call("EnableUnitFiles", "asbb", [[unit], False, True])

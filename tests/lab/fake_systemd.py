@@ -127,6 +127,9 @@ class Manager(ServiceInterface):
                 unit.active, unit.sub, service.main_pid, service.result = "active", "running", 4242, "success"
                 result = "done"
             unit.stamp = int(time.time() * 1e6)
+            # As systemd does (to subscribers): the unit's changed properties, then the job's end.
+            unit.emit_properties_changed({"ActiveState": unit.active, "SubState": unit.sub})
+            service.emit_properties_changed({"MainPID": service.main_pid, "Result": service.result})
             self.b.events.append(("end", path, time.monotonic()))
             self.JobRemoved(job_id, path, name, result)
 

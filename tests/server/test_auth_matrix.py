@@ -24,6 +24,7 @@ MANAGEMENT_LIVE = {
     "/satbridge.v1.Pairing/Unpair": OK,
     "/satbridge.v1.Pairing/Pair": grpc.StatusCode.PERMISSION_DENIED,  # pairing port only
     "/satbridge.v1.System/GetStatus": OK,
+    "/satbridge.v1.System/WatchEvents": OK,  # its first message (subscribed) comes at once
     "/satbridge.v1.Xcc/GetState": OK,  # installed: false
     **{f"/satbridge.v1.Xcc/{verb}": grpc.StatusCode.FAILED_PRECONDITION for verb in ("Start", "Stop", "Restart")},
     "/satbridge.v1.Firewall/Get": OK,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -170,3 +171,23 @@ async def test_a_wrong_declared_size_does_not_stick(updater, running, tmp_path):
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert staging.complete(upload_id), "a wrong announcement of a whole upload changes nothing"
     assert (await updater.upload(path, progress=False)) == upload_id
+
+
+async def test_install_progress_reaches_event_subscribers(updater, running, inventory, tmp_path):
+    """Each InstallEvent the caller gets is an `install` event for every WatchEvents subscriber
+    too (with the phase by name), in the same order."""
+    from satbridge.core import events as ev
+    from satbridge.errors import SatbridgeError
+
+    key = packages.trusted_key(running.bridge.config.paths.config_dir, tmp_path)
+    upload_id = await updater.upload(packages.good(tmp_path, key, "5.0.0"), progress=False)
+    bus = running.bridge.events
+    sub = bus.subscribe()
+    phases: list[str] = []
+    # No systemd here: how far it gets does not matter, only that what it sent was published.
+    with contextlib.suppress(SatbridgeError):
+        await updater.install(upload_id, on_event=lambda e: phases.append(update_pb2.InstallEvent.Phase.Name(e.phase)))
+    assert phases
+    published = [item.payload for item in await sub.read(1.0) if isinstance(item, ev.Event)]
+    assert [p.phase for p in published if isinstance(p, ev.InstallProgress)] == phases
+    sub.close()

@@ -4,6 +4,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from satbridge.api.v1 import xcc_pb2 as _xcc_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -123,3 +124,211 @@ class NetworkState(_message.Message):
     hostname: str
     rollback_in_seconds: int
     def __init__(self, interface: _Optional[str] = ..., method: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., gateway: _Optional[str] = ..., dns: _Optional[_Iterable[str]] = ..., search_domains: _Optional[_Iterable[str]] = ..., dhcp_lease: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., rollback_in_seconds: _Optional[int] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("since", "run")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    since: int
+    run: str
+    def __init__(self, since: _Optional[int] = ..., run: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "time", "state_generation", "run", "lost", "xcc", "install", "firewall", "network", "pairing", "resource", "bridge", "factory_reset", "subscribed")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    XCC_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
+    FIREWALL_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    PAIRING_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    BRIDGE_FIELD_NUMBER: _ClassVar[int]
+    FACTORY_RESET_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: _timestamp_pb2.Timestamp
+    state_generation: int
+    run: str
+    lost: EventsLost
+    xcc: XccUnitChanged
+    install: InstallProgress
+    firewall: FirewallChanged
+    network: NetworkChanged
+    pairing: PairingChanged
+    resource: ResourceLow
+    bridge: BridgeLifecycle
+    factory_reset: FactoryReset
+    subscribed: Subscribed
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_generation: _Optional[int] = ..., run: _Optional[str] = ..., lost: _Optional[_Union[EventsLost, _Mapping]] = ..., xcc: _Optional[_Union[XccUnitChanged, _Mapping]] = ..., install: _Optional[_Union[InstallProgress, _Mapping]] = ..., firewall: _Optional[_Union[FirewallChanged, _Mapping]] = ..., network: _Optional[_Union[NetworkChanged, _Mapping]] = ..., pairing: _Optional[_Union[PairingChanged, _Mapping]] = ..., resource: _Optional[_Union[ResourceLow, _Mapping]] = ..., bridge: _Optional[_Union[BridgeLifecycle, _Mapping]] = ..., factory_reset: _Optional[_Union[FactoryReset, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ...) -> None: ...
+
+class Subscribed(_message.Message):
+    __slots__ = ("newest_seq",)
+    NEWEST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    newest_seq: int
+    def __init__(self, newest_seq: _Optional[int] = ...) -> None: ...
+
+class EventsLost(_message.Message):
+    __slots__ = ("reason", "first_available_seq")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REASON_UNSPECIFIED: _ClassVar[EventsLost.Reason]
+        OUT_OF_RING: _ClassVar[EventsLost.Reason]
+        OTHER_RUN: _ClassVar[EventsLost.Reason]
+        TOO_SLOW: _ClassVar[EventsLost.Reason]
+    REASON_UNSPECIFIED: EventsLost.Reason
+    OUT_OF_RING: EventsLost.Reason
+    OTHER_RUN: EventsLost.Reason
+    TOO_SLOW: EventsLost.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FIRST_AVAILABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    reason: EventsLost.Reason
+    first_available_seq: int
+    def __init__(self, reason: _Optional[_Union[EventsLost.Reason, str]] = ..., first_available_seq: _Optional[int] = ...) -> None: ...
+
+class XccUnitChanged(_message.Message):
+    __slots__ = ("active_state", "sub_state", "main_pid", "result")
+    ACTIVE_STATE_FIELD_NUMBER: _ClassVar[int]
+    SUB_STATE_FIELD_NUMBER: _ClassVar[int]
+    MAIN_PID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    active_state: str
+    sub_state: str
+    main_pid: int
+    result: str
+    def __init__(self, active_state: _Optional[str] = ..., sub_state: _Optional[str] = ..., main_pid: _Optional[int] = ..., result: _Optional[str] = ...) -> None: ...
+
+class InstallProgress(_message.Message):
+    __slots__ = ("phase", "message", "percent", "version", "reason")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    message: str
+    percent: int
+    version: str
+    reason: str
+    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., percent: _Optional[int] = ..., version: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class FirewallChanged(_message.Message):
+    __slots__ = ("action", "revision", "reason", "by")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[FirewallChanged.Action]
+        SET: _ClassVar[FirewallChanged.Action]
+        CONFIRMED: _ClassVar[FirewallChanged.Action]
+        RESET: _ClassVar[FirewallChanged.Action]
+        ROLLED_BACK: _ClassVar[FirewallChanged.Action]
+        REAPPLIED: _ClassVar[FirewallChanged.Action]
+    ACTION_UNSPECIFIED: FirewallChanged.Action
+    SET: FirewallChanged.Action
+    CONFIRMED: FirewallChanged.Action
+    RESET: FirewallChanged.Action
+    ROLLED_BACK: FirewallChanged.Action
+    REAPPLIED: FirewallChanged.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    action: FirewallChanged.Action
+    revision: int
+    reason: str
+    by: str
+    def __init__(self, action: _Optional[_Union[FirewallChanged.Action, str]] = ..., revision: _Optional[int] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
+
+class NetworkChanged(_message.Message):
+    __slots__ = ("action", "what", "reason")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[NetworkChanged.Action]
+        CHANGED: _ClassVar[NetworkChanged.Action]
+        CONFIRMED: _ClassVar[NetworkChanged.Action]
+        REVERTED: _ClassVar[NetworkChanged.Action]
+    ACTION_UNSPECIFIED: NetworkChanged.Action
+    CHANGED: NetworkChanged.Action
+    CONFIRMED: NetworkChanged.Action
+    REVERTED: NetworkChanged.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    action: NetworkChanged.Action
+    what: str
+    reason: str
+    def __init__(self, action: _Optional[_Union[NetworkChanged.Action, str]] = ..., what: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PairingChanged(_message.Message):
+    __slots__ = ("action", "reason", "source", "peer_name", "attempts_left")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[PairingChanged.Action]
+        WINDOW_OPENED: _ClassVar[PairingChanged.Action]
+        WINDOW_CLOSED: _ClassVar[PairingChanged.Action]
+        ATTEMPT_FAILED: _ClassVar[PairingChanged.Action]
+        SOURCE_LOCKED: _ClassVar[PairingChanged.Action]
+        PAIRED: _ClassVar[PairingChanged.Action]
+        UNPAIRED: _ClassVar[PairingChanged.Action]
+    ACTION_UNSPECIFIED: PairingChanged.Action
+    WINDOW_OPENED: PairingChanged.Action
+    WINDOW_CLOSED: PairingChanged.Action
+    ATTEMPT_FAILED: PairingChanged.Action
+    SOURCE_LOCKED: PairingChanged.Action
+    PAIRED: PairingChanged.Action
+    UNPAIRED: PairingChanged.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PEER_NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    action: PairingChanged.Action
+    reason: str
+    source: str
+    peer_name: str
+    attempts_left: int
+    def __init__(self, action: _Optional[_Union[PairingChanged.Action, str]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., peer_name: _Optional[str] = ..., attempts_left: _Optional[int] = ...) -> None: ...
+
+class ResourceLow(_message.Message):
+    __slots__ = ("resource", "low", "free_bytes", "total_bytes")
+    class Resource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        RESOURCE_UNSPECIFIED: _ClassVar[ResourceLow.Resource]
+        DISK: _ClassVar[ResourceLow.Resource]
+        MEMORY: _ClassVar[ResourceLow.Resource]
+    RESOURCE_UNSPECIFIED: ResourceLow.Resource
+    DISK: ResourceLow.Resource
+    MEMORY: ResourceLow.Resource
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    resource: ResourceLow.Resource
+    low: bool
+    free_bytes: int
+    total_bytes: int
+    def __init__(self, resource: _Optional[_Union[ResourceLow.Resource, str]] = ..., low: _Optional[bool] = ..., free_bytes: _Optional[int] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class BridgeLifecycle(_message.Message):
+    __slots__ = ("action", "version")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[BridgeLifecycle.Action]
+        STARTED: _ClassVar[BridgeLifecycle.Action]
+        STOPPING: _ClassVar[BridgeLifecycle.Action]
+    ACTION_UNSPECIFIED: BridgeLifecycle.Action
+    STARTED: BridgeLifecycle.Action
+    STOPPING: BridgeLifecycle.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    action: BridgeLifecycle.Action
+    version: str
+    def __init__(self, action: _Optional[_Union[BridgeLifecycle.Action, str]] = ..., version: _Optional[str] = ...) -> None: ...
+
+class FactoryReset(_message.Message):
+    __slots__ = ("by",)
+    BY_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    def __init__(self, by: _Optional[str] = ...) -> None: ...

@@ -40,6 +40,11 @@ class SystemStub:
                 request_serializer=satbridge_dot_v1_dot_system__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=satbridge_dot_v1_dot_system__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/satbridge.v1.System/WatchEvents',
+                request_serializer=satbridge_dot_v1_dot_system__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=satbridge_dot_v1_dot_system__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class SystemServicer:
@@ -51,6 +56,15 @@ class SystemServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """Every change on the satellite as it happens (docs/PROTOCOL.md section "Events"). The stream
+        ends UNAUTHENTICATED on disconnect (unpair) or factory reset, UNAVAILABLE when the bridge
+        stops, RESOURCE_EXHAUSTED when too many subscribers are open already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SystemServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +72,11 @@ def add_SystemServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=satbridge_dot_v1_dot_system__pb2.GetStatusRequest.FromString,
                     response_serializer=satbridge_dot_v1_dot_system__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=satbridge_dot_v1_dot_system__pb2.WatchEventsRequest.FromString,
+                    response_serializer=satbridge_dot_v1_dot_system__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +106,33 @@ class System:
             '/satbridge.v1.System/GetStatus',
             satbridge_dot_v1_dot_system__pb2.GetStatusRequest.SerializeToString,
             satbridge_dot_v1_dot_system__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/satbridge.v1.System/WatchEvents',
+            satbridge_dot_v1_dot_system__pb2.WatchEventsRequest.SerializeToString,
+            satbridge_dot_v1_dot_system__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,11 +33,21 @@ class SystemStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SystemAsyncStub: ...
     GetStatus: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetStatusRequest, _system_pb2.GetStatusResponse]
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_system_pb2.WatchEventsRequest, _system_pb2.Event]
+    """Every change on the satellite as it happens (docs/PROTOCOL.md section "Events"). The stream
+    ends UNAUTHENTICATED on disconnect (unpair) or factory reset, UNAVAILABLE when the bridge
+    stops, RESOURCE_EXHAUSTED when too many subscribers are open already.
+    """
 
 @_typing.type_check_only
 class SystemAsyncStub(SystemStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetStatus: _aio.UnaryUnaryMultiCallable[_system_pb2.GetStatusRequest, _system_pb2.GetStatusResponse]  # type: ignore[assignment]
+    WatchEvents: _aio.UnaryStreamMultiCallable[_system_pb2.WatchEventsRequest, _system_pb2.Event]  # type: ignore[assignment]
+    """Every change on the satellite as it happens (docs/PROTOCOL.md section "Events"). The stream
+    ends UNAUTHENTICATED on disconnect (unpair) or factory reset, UNAVAILABLE when the bridge
+    stops, RESOURCE_EXHAUSTED when too many subscribers are open already.
+    """
 
 class SystemServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -46,5 +56,16 @@ class SystemServicer(metaclass=_abc_1.ABCMeta):
         request: _system_pb2.GetStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_system_pb2.GetStatusResponse, _abc.Awaitable[_system_pb2.GetStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _system_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_system_pb2.Event], _abc.AsyncIterator[_system_pb2.Event]]:
+        """Every change on the satellite as it happens (docs/PROTOCOL.md section "Events"). The stream
+        ends UNAUTHENTICATED on disconnect (unpair) or factory reset, UNAVAILABLE when the bridge
+        stops, RESOURCE_EXHAUSTED when too many subscribers are open already.
+        """
 
 def add_SystemServicer_to_server(servicer: SystemServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
