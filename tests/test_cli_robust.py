@@ -120,6 +120,10 @@ def ctl_commands(number: str, file: str) -> list[list[str]]:
         ["logs", "bundle", "-o", "-"],
         ["package", "build", file, "--key", file, "-o", "-"],
         ["package", "keygen", "-o", "-"],
+        # issue 22: satctl watch
+        ["watch", "--since", number],
+        ["watch", "--count", number, "--json"],
+        ["watch", "--json", "--timeout", number],
     ]
 
 
@@ -173,10 +177,10 @@ def test_satbridge_odd_numbers_and_files(tmp_path, odd_files, capsys):
 
 WORDS = [
     *("status", "xcc", "start", "firewall", "set", "show", "get", "confirm", "logs", "list", "pair", "-o"),
-    *("version", "unpair", "sync", "update", "reset", "bundle", "-", "2.5"),
+    *("version", "unpair", "sync", "update", "reset", "bundle", "-", "2.5", "watch"),
 ]
 FLAGS = [
-    *("--timeout", "--json", "--port", "-n", "--lines", "--since", "--compression", "--wait"),
+    *("--timeout", "--json", "--port", "-n", "--lines", "--since", "--compression", "--wait", "--count"),
     *("--confirm-timeout", "--leave-pending", "--no-confirm", "--health-gate"),
 ]
 

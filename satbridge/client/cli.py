@@ -371,16 +371,7 @@ async def _run(opts: argparse.Namespace) -> int:
 
 
 def _satellite(inv: Inventory, name: str | None) -> Satellite:
-    """The satellite a command is for: -s NAME, else the default. With none paired yet, that is
-    said as such (exit 6, as for a name that is not in the inventory), with how to pair, rather
-    than as a name '' that is not there."""
-    from satbridge.errors import NotFound
-
-    if not inv.satellites:
-        raise NotFound(
-            "no satellite is paired yet: open a pairing window on the satellite's console "
-            "(or `satbridge pair-window open`) and run `satctl pair ADDRESS CODE`"
-        )
+    """The satellite a command is for (Inventory.get: says so when none is paired yet)."""
     return inv.get(name)
 
 

@@ -109,11 +109,20 @@ class Inventory:
         return name
 
     def get(self, name: str | None) -> Satellite:
+        """The satellite a command is for: NAME (-s), else the default, else the only one.
+
+        Raises NotFound (exit 6): with none paired yet that is said as such, with how to pair,
+        rather than as a name '' that is not there; otherwise the names known."""
+        if not self.satellites:
+            raise NotFound(
+                "no satellite is paired yet: open a pairing window on the satellite's console "
+                "(or `satbridge pair-window open`) and run `satctl pair ADDRESS CODE`"
+            )
         key = name or self.default
         if not key and len(self.satellites) == 1:
             key = next(iter(self.satellites))
         if key not in self.satellites:
-            known = ", ".join(sorted(self.satellites)) or "none yet; run `satctl pair`"
+            known = ", ".join(sorted(self.satellites))
             raise NotFound(f"no satellite named {key!r} (known: {known})", field="--satellite")
         return self.satellites[key]
 

@@ -231,6 +231,103 @@ def logs(sources: list[logs_pb2.LogSource]) -> dict[str, Any]:
     }
 
 
+def _enum(msg: Any, field: str) -> str:
+    """An enum field as the lower-case word (`rolled_back`); "" for its UNSPECIFIED zero."""
+    value = getattr(msg, field)
+    name: str = msg.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[value].name if value else ""
+    return name.lower()
+
+
+def _event_kinds(e: system_pb2.Event) -> dict[str, dict[str, Any] | None]:
+    kinds: dict[str, dict[str, Any] | None] = dict.fromkeys(EVENT_KINDS)
+    name = e.WhichOneof("kind")
+    if name == "subscribed":
+        kinds[name] = {"newest_seq": e.subscribed.newest_seq}
+    elif name == "lost":
+        kinds[name] = {"reason": _enum(e.lost, "reason"), "first_available_seq": e.lost.first_available_seq}
+    elif name == "xcc":
+        x = e.xcc
+        kinds[name] = {
+            "active_state": x.active_state,
+            "sub_state": x.sub_state,
+            "main_pid": x.main_pid,
+            "result": x.result,
+        }
+    elif name == "install":
+        i = e.install
+        kinds[name] = {
+            "phase": i.phase.lower(),
+            "message": i.message,
+            "percent": i.percent,
+            "version": i.version,
+            "reason": i.reason,
+        }
+    elif name == "firewall":
+        f = e.firewall
+        kinds[name] = {"action": _enum(f, "action"), "revision": f.revision, "reason": f.reason, "by": f.by}
+    elif name == "network":
+        n = e.network
+        kinds[name] = {"action": _enum(n, "action"), "what": n.what, "reason": n.reason}
+    elif name == "pairing":
+        p = e.pairing
+        kinds[name] = {
+            "action": _enum(p, "action"),
+            "reason": p.reason,
+            "source": p.source,
+            "peer_name": p.peer_name,
+            "attempts_left": p.attempts_left,
+        }
+    elif name == "resource":
+        r = e.resource
+        kinds[name] = {
+            "resource": _enum(r, "resource"),
+            "low": r.low,
+            "free_bytes": r.free_bytes,
+            "total_bytes": r.total_bytes,
+        }
+    elif name == "bridge":
+        kinds[name] = {"action": _enum(e.bridge, "action"), "version": e.bridge.version}
+    elif name == "factory_reset":
+        kinds[name] = {"by": e.factory_reset.by}
+    return kinds
+
+
+def event(e: system_pb2.Event) -> dict[str, Any]:
+    """One WatchEvents message (`satctl watch --json`): `kind` names it (`xcc`, `firewall`, ...,
+    `lost`, `subscribed`), the object under that key holds its fields, and every other kind's key
+    is null, so each key is always present with one type (SCHEMAS["event"])."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "seq": e.seq,
+        "time": _ts(e, "time"),
+        "run": e.run,
+        "state_generation": e.state_generation,
+        "kind": e.WhichOneof("kind") or "",
+        **_event_kinds(e),
+    }
+
+
+class Nullable:
+    """A schema type: null, or a value of `schema` (a kind's object in an event)."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+
+
+EVENT_KINDS: dict[str, dict[str, Any]] = {
+    "subscribed": {"newest_seq": int},
+    "lost": {"reason": str, "first_available_seq": int},
+    "xcc": {"active_state": str, "sub_state": str, "main_pid": int, "result": str},
+    "install": {"phase": str, "message": str, "percent": int, "version": str, "reason": str},
+    "firewall": {"action": str, "revision": int, "reason": str, "by": str},
+    "network": {"action": str, "what": str, "reason": str},
+    "pairing": {"action": str, "reason": str, "source": str, "peer_name": str, "attempts_left": int},
+    "resource": {"resource": str, "low": bool, "free_bytes": int, "total_bytes": int},
+    "bridge": {"action": str, "version": str},
+    "factory_reset": {"by": str},
+}
+
+
 # The schemas: a key's type is a Python type, TIME, a nested schema (dict), or a one-item list
 # (a list of that). `SCHEMAS[name]` is what the README documents for each object.
 XCC: dict[str, Any] = {
@@ -328,6 +425,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "failed": int,
     },
     "init-config": {"schema_version": int, "path": str, "written": bool},
+    "event": {
+        "schema_version": int,
+        "seq": int,
+        "time": TIME,
+        "run": str,
+        "state_generation": int,
+        "kind": str,
+        **{name: Nullable(fields) for name, fields in EVENT_KINDS.items()},
+    },
     "pair-window": {
         "schema_version": int,
         "open": bool,
@@ -345,6 +451,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 def problems(value: Any, schema: Any, at: str = "$") -> list[str]:
     """Where `value` departs from `schema` (an empty list when it conforms): a missing or extra
     key, or a value of another type."""
+    if isinstance(schema, Nullable):
+        return [] if value is None else problems(value, schema.schema, at)
     if schema is TIME:
         ok = value is None or (isinstance(value, str) and _is_rfc3339(value))
         return [] if ok else [f"{at}: expected an RFC 3339 UTC time or null, got {value!r}"]

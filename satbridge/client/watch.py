@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
 import sys
 from typing import Any
 
-from google.protobuf import json_format
-
 from satbridge.api.v1 import system_pb2
+from satbridge.client import schema
 from satbridge.client.inventory import Inventory
 from satbridge.client.session import connect
 from satbridge.errors import Unavailable
@@ -40,35 +37,13 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--count", type=uint("--count", lo=1, hi=2**31), default=0, metavar="N", help="exit after N events")
 
 
-def kind(event: system_pb2.Event) -> str:
-    return event.WhichOneof("kind") or ""
-
-
-def as_json(event: system_pb2.Event) -> dict[str, Any]:
-    """{"seq", "time", "run", "state_generation", "kind", <kind>: {fields}}: proto field names,
-    enums by name, every field present (zeros too)."""
-    name = kind(event)
-    return {
-        "seq": event.seq,
-        "time": event.time.ToJsonString() if event.HasField("time") else None,
-        "run": event.run,
-        "state_generation": event.state_generation,
-        "kind": name,
-        name: json_format.MessageToDict(
-            getattr(event, name), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        if name
-        else {},
-    }
-
-
 def as_line(event: system_pb2.Event) -> str:
-    """`SEQ TIME gen=N KIND key=value ...` (UTC, seconds)."""
-    doc = as_json(event)
-    when = dt.datetime.fromtimestamp(event.time.ToNanoseconds() / 1e9, dt.UTC) if event.HasField("time") else None
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else "-"
-    fields = " ".join(f"{k}={v}" for k, v in doc[doc["kind"]].items() if v not in ("", 0, False) or k == "low")
-    return f"{event.seq:>6} {stamp} gen={event.state_generation} {doc['kind']} {fields}".rstrip()
+    """`SEQ TIME gen=N KIND key=value ...` (UTC, seconds): the JSON object's fields of its kind,
+    the empty ones left out."""
+    doc = schema.event(event)
+    fields = doc.get(doc["kind"]) or {}
+    shown = " ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", 0, False) or k == "low")
+    return f"{event.seq:>6} {doc['time'] or '-'} gen={event.state_generation} {doc['kind']} {shown}".rstrip()
 
 
 def _emit(text: str, *, err: bool = False) -> None:
@@ -117,7 +92,7 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
                             err=True,
                         )
                     highest_generation = max(highest_generation, event.state_generation)
-                    _emit(json.dumps(as_json(event)) if opts.json else as_line(event))
+                    _emit(schema.dumps(schema.event(event)) if opts.json else as_line(event))
                     if not event.HasField("lost"):
                         printed += 1
                         if opts.count and printed >= opts.count:

@@ -10,6 +10,8 @@ import dataclasses
 import json
 import sys
 
+import pytest
+
 from satbridge.core import events as ev
 from tests.conftest import pair_with
 
@@ -142,3 +144,53 @@ async def test_watch_resumes_after_a_10_s_cut_with_every_event_once(running, inv
             proc.kill()
             await proc.wait()
         await relay.stop()
+
+
+def _every_kind() -> list:
+    """One Event of each kind: all fields zero/empty, and all set."""
+    from google.protobuf import timestamp_pb2
+
+    from satbridge.api.v1 import system_pb2 as s
+
+    full = {
+        "subscribed": s.Subscribed(newest_seq=2**63),
+        "lost": s.EventsLost(reason=s.EventsLost.OUT_OF_RING, first_available_seq=7),
+        "xcc": s.XccUnitChanged(active_state="failed", sub_state="failed", main_pid=0, result="signal"),
+        "install": s.InstallProgress(phase="ROLLED_BACK", message="m", percent=100, version="1.2.3", reason="r"),
+        "firewall": s.FirewallChanged(action=s.FirewallChanged.ROLLED_BACK, revision=2**64 - 1, reason="x", by="cli"),
+        "network": s.NetworkChanged(action=s.NetworkChanged.REVERTED, what="dhcp", reason="timer"),
+        "pairing": s.PairingChanged(action=s.PairingChanged.ATTEMPT_FAILED, source="192.0.2.1", attempts_left=4),
+        "resource": s.ResourceLow(resource=s.ResourceLow.DISK, low=True, free_bytes=1, total_bytes=2**40),
+        "bridge": s.BridgeLifecycle(action=s.BridgeLifecycle.STOPPING, version="0.1"),
+        "factory_reset": s.FactoryReset(by="console"),
+    }
+    events = []
+    for name, message in full.items():
+        events.append(s.Event(**{name: type(message)()}))  # every field at its zero value
+        events.append(
+            s.Event(
+                seq=9, run="ab", state_generation=3, time=timestamp_pb2.Timestamp(seconds=1795867200), **{name: message}
+            )
+        )
+    events.append(s.Event())  # no kind at all (a newer bridge's kind this satctl does not know)
+    return events
+
+
+@pytest.mark.parametrize("event", _every_kind(), ids=lambda e: e.WhichOneof("kind") or "none")
+def test_watch_json_is_the_one_event_schema_with_every_key_and_one_type(event):
+    """Issue 20's contract for `satctl watch --json`: protobuf's MessageToDict dropped zero values
+    and printed 64-bit numbers as strings and enums in upper case; the event object has every key,
+    ints as ints, enums as lower-case words, times as RFC 3339 seconds."""
+    from satbridge.client import schema
+    from satbridge.client.watch import as_line
+
+    doc = json.loads(schema.dumps(schema.event(event)))
+    assert schema.problems(doc, schema.SCHEMAS["event"]) == []
+    name = event.WhichOneof("kind")
+    if name:
+        assert doc["kind"] == name
+        assert doc[name] is not None
+        assert all(doc[other] is None for other in schema.EVENT_KINDS if other != name)
+        words = [v for k, v in doc[name].items() if k in ("action", "resource", "phase")]
+        assert words == [w.lower() for w in words]
+    assert "\n" not in as_line(event)
