@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from satbridge import __version__
@@ -29,7 +29,7 @@ from satbridge.services.install import InstallService
 from satbridge.services.logs import LogsService
 from satbridge.services.network import NetworkService
 from satbridge.services.pairing import PairingService
-from satbridge.services.ports import Clock
+from satbridge.services.ports import Clock, Connections
 from satbridge.services.state import StateService
 from satbridge.services.status import StatusService
 from satbridge.services.update import UpdateService
@@ -46,6 +46,7 @@ from satbridge.system.package import PackageIO
 from satbridge.system.probe import Prober
 from satbridge.system.releases import Releases
 from satbridge.system.sandbox import SandboxNetwork
+from satbridge.system.sockets import ProcNetTcp
 from satbridge.system.staging import Staging
 from satbridge.system.systemd import SystemdUnits
 
@@ -75,6 +76,7 @@ class Bridge:
     factory_reset: FactoryResetService
     events: ev.EventBus
     locks: FileLocks
+    connections: Connections = field(default_factory=ProcNetTcp)
 
     async def start_feeds(self) -> ev.Feeds:
         """The server process's event feeds (services/events.py): the audit log from now on,

@@ -47,7 +47,6 @@ from satbridge.protocol import rule_set
 from satbridge.server import convert
 from satbridge.server.auth import peer_fingerprint
 from satbridge.server.wire import RawChunk
-from satbridge.system import sockets
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
 
@@ -103,9 +102,10 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         Only the read of /proc/net/tcp runs off the loop; the challenge book stays on it."""
         if not self.local_port:
             return (peer, None), set()
+        sockets = self.bridge.connections
         key = sockets.peer_key(peer)
         for _ in range(3):  # this call's connection is open: a read that misses it is retried
-            open_now = await asyncio.to_thread(sockets.connections, self.local_port)
+            open_now = await asyncio.to_thread(sockets.open_to, self.local_port)
             inode = open_now.get(key) if key else None
             if inode is not None or key is None:
                 break

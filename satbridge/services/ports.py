@@ -60,6 +60,20 @@ class Store(Protocol):
         ...
 
 
+class Connections(Protocol):
+    """Which TCP connection a gRPC peer string names now (system/sockets.py: /proc/net/tcp{,6}).
+    A peer is (address, port); a connection is identified by its socket inode."""
+
+    def open_to(self, local_port: int) -> dict[tuple[Any, int], int]:
+        """Blocking (run it off the loop): open connections to local_port, peer -> socket inode."""
+        ...
+
+    def peer_key(self, peer: str) -> tuple[Any, int] | None:
+        """grpc's "ipv4:192.0.2.7:4711" / "ipv6:[2001:db8::1]:4711" as (address, port); None
+        for any other kind of peer."""
+        ...
+
+
 class AuditLog(Protocol):
     """Append-only record of every trust change."""
 

@@ -63,3 +63,13 @@ def peer_key(peer: str) -> tuple[Address, int] | None:
         return (address, int(port)) if kind in ("ipv4", "ipv6") else None
     except ValueError:
         return None
+
+
+class ProcNetTcp:
+    """services.ports.Connections from the kernel's /proc/self/net/tcp{,6}."""
+
+    def open_to(self, local_port: int) -> dict[tuple[Address, int], int]:
+        return connections(local_port)
+
+    def peer_key(self, peer: str) -> tuple[Address, int] | None:
+        return peer_key(peer)
