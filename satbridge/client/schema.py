@@ -239,56 +239,21 @@ def _enum(msg: Any, field: str) -> str:
 
 
 def _event_kinds(e: system_pb2.Event) -> dict[str, dict[str, Any] | None]:
+    """Every kind's key: null, but the event's own kind, whose fields are those EVENT_KINDS lists,
+    read off the message (enums, and install's phase name, as lower-case words)."""
     kinds: dict[str, dict[str, Any] | None] = dict.fromkeys(EVENT_KINDS)
     name = e.WhichOneof("kind")
-    if name == "subscribed":
-        kinds[name] = {"newest_seq": e.subscribed.newest_seq}
-    elif name == "lost":
-        kinds[name] = {"reason": _enum(e.lost, "reason"), "first_available_seq": e.lost.first_available_seq}
-    elif name == "xcc":
-        x = e.xcc
+    if name in EVENT_KINDS:
+        msg = getattr(e, name)
+        fields = msg.DESCRIPTOR.fields_by_name
         kinds[name] = {
-            "active_state": x.active_state,
-            "sub_state": x.sub_state,
-            "main_pid": x.main_pid,
-            "result": x.result,
+            key: _enum(msg, key)
+            if fields[key].enum_type
+            else getattr(msg, key).lower()
+            if key == "phase"
+            else getattr(msg, key)
+            for key in EVENT_KINDS[name]
         }
-    elif name == "install":
-        i = e.install
-        kinds[name] = {
-            "phase": i.phase.lower(),
-            "message": i.message,
-            "percent": i.percent,
-            "version": i.version,
-            "reason": i.reason,
-        }
-    elif name == "firewall":
-        f = e.firewall
-        kinds[name] = {"action": _enum(f, "action"), "revision": f.revision, "reason": f.reason, "by": f.by}
-    elif name == "network":
-        n = e.network
-        kinds[name] = {"action": _enum(n, "action"), "what": n.what, "reason": n.reason}
-    elif name == "pairing":
-        p = e.pairing
-        kinds[name] = {
-            "action": _enum(p, "action"),
-            "reason": p.reason,
-            "source": p.source,
-            "peer_name": p.peer_name,
-            "attempts_left": p.attempts_left,
-        }
-    elif name == "resource":
-        r = e.resource
-        kinds[name] = {
-            "resource": _enum(r, "resource"),
-            "low": r.low,
-            "free_bytes": r.free_bytes,
-            "total_bytes": r.total_bytes,
-        }
-    elif name == "bridge":
-        kinds[name] = {"action": _enum(e.bridge, "action"), "version": e.bridge.version}
-    elif name == "factory_reset":
-        kinds[name] = {"by": e.factory_reset.by}
     return kinds
 
 

@@ -194,3 +194,15 @@ def test_watch_json_is_the_one_event_schema_with_every_key_and_one_type(event):
         words = [v for k, v in doc[name].items() if k in ("action", "resource", "phase")]
         assert words == [w.lower() for w in words]
     assert "\n" not in as_line(event)
+
+
+def test_the_event_schema_names_every_kind_and_field_of_the_wire_message():
+    """A kind or field added to system.proto's Event must reach `satctl watch --json` (and the
+    README's row): the schema lists exactly the wire message's kinds and their fields."""
+    from satbridge.api.v1 import system_pb2
+    from satbridge.client import schema
+
+    oneof = system_pb2.Event.DESCRIPTOR.oneofs_by_name["kind"]
+    assert set(schema.EVENT_KINDS) == {f.name for f in oneof.fields}
+    for f in oneof.fields:
+        assert list(schema.EVENT_KINDS[f.name]) == [g.name for g in f.message_type.fields], f.name
