@@ -12,10 +12,9 @@ import json
 import sys
 from typing import Any
 
-from google.protobuf import json_format
-
 from satbridge.api.v1 import system_pb2
 from satbridge.client.inventory import Inventory
+from satbridge.client.schema import SCHEMA_VERSION
 from satbridge.client.session import connect
 from satbridge.errors import Unavailable
 
@@ -44,31 +43,46 @@ def kind(event: system_pb2.Event) -> str:
     return event.WhichOneof("kind") or ""
 
 
+def _fields(message: Any, *, lower: bool) -> dict[str, Any]:
+    """Every field of one event kind by its proto name, zeros too: numbers as JSON numbers (not
+    the proto3 mapping's strings for 64-bit ones), enums by name (lower-case when `lower`, as
+    every enum in satctl's JSON is; InstallProgress.phase too, as `update --json` prints it)."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.enum_type is not None:
+            named = field.enum_type.values_by_number.get(value)
+            value = named.name if named is not None else str(value)
+        if lower and isinstance(value, str) and (field.enum_type is not None or field.name == "phase"):
+            value = value.lower()
+        out[field.name] = value
+    return out
+
+
 def as_json(event: system_pb2.Event) -> dict[str, Any]:
-    """{"seq", "time", "run", "state_generation", "kind", <kind>: {fields}}: proto field names,
-    enums by name, every field present (zeros too)."""
+    """{"schema_version", "seq", "time", "run", "state_generation", "kind", <kind>: {fields}}:
+    proto field names, every field present (zeros too), numbers as numbers, enums lower-case by
+    name; `time` RFC 3339 UTC (nanoseconds) or null."""
     name = kind(event)
     return {
+        "schema_version": SCHEMA_VERSION,
         "seq": event.seq,
         "time": event.time.ToJsonString() if event.HasField("time") else None,
         "run": event.run,
         "state_generation": event.state_generation,
         "kind": name,
-        name: json_format.MessageToDict(
-            getattr(event, name), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        if name
-        else {},
+        name: _fields(getattr(event, name), lower=True) if name else {},
     }
 
 
 def as_line(event: system_pb2.Event) -> str:
     """`SEQ TIME gen=N KIND key=value ...` (UTC, seconds)."""
-    doc = as_json(event)
+    name = kind(event)
+    values = _fields(getattr(event, name), lower=False) if name else {}
     when = dt.datetime.fromtimestamp(event.time.ToNanoseconds() / 1e9, dt.UTC) if event.HasField("time") else None
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else "-"
-    fields = " ".join(f"{k}={v}" for k, v in doc[doc["kind"]].items() if v not in ("", 0, False) or k == "low")
-    return f"{event.seq:>6} {stamp} gen={event.state_generation} {doc['kind']} {fields}".rstrip()
+    fields = " ".join(f"{k}={v}" for k, v in values.items() if v not in ("", 0, False) or k == "low")
+    return f"{event.seq:>6} {stamp} gen={event.state_generation} {name} {fields}".rstrip()
 
 
 def _emit(text: str, *, err: bool = False) -> None:
