@@ -136,6 +136,8 @@ async def test_watch_resumes_after_a_10_s_cut_with_every_event_once(running, inv
         err = (await proc.stderr.read()).decode()
         assert "reconnecting" in err
         assert "missed" not in err
+        # the README's one style for a warning (it said `satctl: WatchEvents: UNAVAILABLE: ...`)
+        assert all(line.startswith("satctl: warning: ") for line in err.splitlines()), err
         assert relay.connections >= 2
     finally:
         if proc.returncode is None:
