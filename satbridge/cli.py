@@ -609,19 +609,20 @@ def _run(opts: argparse.Namespace) -> int:
 
 
 def _version(bridge: Bridge) -> int:
-    """`satbridge version --json`: the one `version` object, as `satctl version --json` prints it."""
+    """`satbridge version --json`: the one `version` object, as `satctl version --json` prints it.
+    The XCC version is the release `current` names, read from the files as GetVersions reads it,
+    so it answers without systemd (a sandbox, a hung systemd) as satctl's does."""
     import asyncio
 
     from satbridge.client import schema
 
-    async def run() -> XccStatus:
+    async def run() -> str:
         try:
-            return await bridge.xcc.status()
+            return (await asyncio.to_thread(bridge.update.versions)).running
         finally:
             await bridge.aclose()
 
-    xcc = asyncio.run(run())
-    _print_json(schema.version(__version__, xcc.version if xcc.installed else ""))
+    _print_json(schema.version(__version__, asyncio.run(run())))
     return 0
 
 

@@ -72,13 +72,13 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
                     if event.HasField("lost"):
                         reason = system_pb2.EventsLost.Reason.Name(event.lost.reason)
                         _emit(
-                            f"satctl: events were missed ({reason}); going on from seq "
+                            f"satctl: warning: events were missed ({reason}); going on from seq "
                             f"{event.lost.first_available_seq} (the status below is the state now)",
                             err=True,
                         )
                         status = await client.status()
                         _emit(
-                            f"satctl: status: generation {status.state_generation}, "
+                            f"satctl: warning: the status now: generation {status.state_generation}, "
                             f"xcc {status.xcc.active_state or '-'}/{status.xcc.sub_state or '-'}, "
                             f"firewall revision {status.firewall_revision}",
                             err=True,
@@ -87,7 +87,7 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
                         since = event.seq
                     if event.state_generation and event.state_generation < highest_generation:
                         _emit(
-                            f"satctl: WARNING: state generation went down ({highest_generation} -> "
+                            f"satctl: warning: SNAPSHOT REVERT: state generation went down ({highest_generation} -> "
                             f"{event.state_generation}): the satellite was reverted to a snapshot",
                             err=True,
                         )
@@ -98,6 +98,6 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
                         if opts.count and printed >= opts.count:
                             return 0
         except Unavailable as exc:
-            _emit(f"satctl: {exc}; reconnecting in {backoff:g} s (after seq {since})", err=True)
+            _emit(f"satctl: warning: {exc}; reconnecting in {backoff:g} s (after seq {since})", err=True)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)

@@ -216,3 +216,23 @@ async def test_factory_reset_and_init_config_json(tmp_path: Path):
     done = one_object(out, "factory-reset")
     assert done["failed"] == 0
     assert done["steps"]
+
+
+async def test_satbridge_version_json_needs_no_systemd(tmp_path: Path, monkeypatch):
+    """Found running the README in the sandbox: a first install rolled back without a system bus
+    left xcc.service behind, and `satbridge version --json` then asked systemd, failed with exit 4
+    and printed nothing, while `satctl version --json` (GetVersions: the `current` release) answered.
+    Both now read the release `current` names."""
+    root = tmp_path / "root"
+    rc, out, err = await satbridge(root, "init-config", "--json")
+    assert rc == 0, err
+    unit = root / "etc/systemd/system/xcc.service"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text("[Service]\nExecStart=/opt/xcc/current/bin/xcc\n")
+    (root / "opt/xcc/releases/2.4.1").mkdir(parents=True)
+    (root / "opt/xcc/current").symlink_to("releases/2.4.1")
+    monkeypatch.setenv("SATBRIDGE_DBUS_ADDRESS", f"unix:path={tmp_path / 'no-bus'}")
+    rc, out, err = await satbridge(root, "version", "--json")
+    assert rc == 0, err
+    assert one_object(out, "version")["xcc_version"] == "2.4.1"
+    assert err == ""

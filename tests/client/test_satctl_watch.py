@@ -138,6 +138,8 @@ async def test_watch_resumes_after_a_10_s_cut_with_every_event_once(running, inv
         err = (await proc.stderr.read()).decode()
         assert "reconnecting" in err
         assert "missed" not in err
+        # the README's one style for a warning (it said `satctl: WatchEvents: UNAVAILABLE: ...`)
+        assert all(line.startswith("satctl: warning: ") for line in err.splitlines()), err
         assert relay.connections >= 2
     finally:
         if proc.returncode is None:
@@ -206,3 +208,29 @@ def test_the_event_schema_names_every_kind_and_field_of_the_wire_message():
     assert set(schema.EVENT_KINDS) == {f.name for f in oneof.fields}
     for f in oneof.fields:
         assert list(schema.EVENT_KINDS[f.name]) == [g.name for g in f.message_type.fields], f.name
+
+
+def test_watch_json_follows_the_json_rules_of_every_other_object():
+    """Found running the README: `satctl watch --json` printed the proto3 JSON mapping, so a
+    firewall revision was the string "1" (the `firewall` object's is a number), enums were
+    upper-case ("SET", "VERIFYING"; `update --json` says "verifying") and no schema_version."""
+    from satbridge.api.v1 import system_pb2
+    from satbridge.client.schema import event as as_json
+    from satbridge.client.watch import as_line
+
+    event = system_pb2.Event(
+        seq=3, state_generation=4, run="r", firewall=system_pb2.FirewallChanged(action=1, revision=7, by="c")
+    )
+    event.time.FromSeconds(1_800_000_000)
+    doc = as_json(event)
+    assert doc["schema_version"] == 1
+    assert doc["firewall"] == {"action": "set", "revision": 7, "reason": "", "by": "c"}
+    assert doc["time"] == "2027-01-15T08:00:00Z"
+    assert "firewall action=set revision=7 by=c" in as_line(event)  # the words of the JSON
+    install = system_pb2.Event(seq=4, install=system_pb2.InstallProgress(phase="VERIFYING", percent=5))
+    assert as_json(install)["install"]["phase"] == "verifying"
+    assert as_json(install)["install"]["percent"] == 5
+    lost = system_pb2.Event(lost=system_pb2.EventsLost(reason=1, first_available_seq=2**40))
+    assert as_json(lost)["lost"] == {"reason": "out_of_ring", "first_available_seq": 2**40}
+    resource = system_pb2.Event(resource=system_pb2.ResourceLow(resource=1, low=True, free_bytes=2**33))
+    assert as_json(resource)["resource"] == {"resource": "disk", "low": True, "free_bytes": 2**33, "total_bytes": 0}

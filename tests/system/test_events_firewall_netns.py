@@ -54,10 +54,10 @@ def test_a_rollback_reaches_the_subscriber_when_it_happens(lab: FwLab) -> None: 
         assert pending["code"] == "OK"
         revision = pending["state"]["pendingRevision"]
         event = _next_firewall(watch, 10)
-        assert (event["firewall"]["action"], event["firewall"]["revision"]) == ("SET", revision)
+        assert (event["firewall"]["action"], event["firewall"]["revision"]) == ("set", int(revision))
         event = _next_firewall(watch, 10)
         took = time.monotonic() - started
-        assert (event["firewall"]["action"], event["firewall"]["revision"]) == ("ROLLED_BACK", revision)
+        assert (event["firewall"]["action"], event["firewall"]["revision"]) == ("rolled_back", int(revision))
         assert event["firewall"]["reason"] == "not confirmed in time"
         assert not any(line.startswith("-A SATBRIDGE-XCC") for line in lab.bridge_lines()), "kernel put back first"
         print(f"rollback event {took:.2f} s after a Set with a 2 s confirm timeout")
