@@ -296,8 +296,18 @@ class InstallService:
                     await self.units.write_unit_file(XCC_UNIT, text)
                     await self.units.enable(XCC_UNIT)
             elif self.units.has_unit_file(XCC_UNIT):
-                await self.units.run_job("stop", XCC_UNIT, timeout=90)
-                await self.units.disable(XCC_UNIT)
+                # Each step on its own: a stop or disable that fails (systemd unreachable, a job
+                # that failed) must not leave the failed release's unit behind, which systemd
+                # would start at the next boot; a dangling enablement link is ignored once the
+                # file is gone (systemd.unit(5)).
+                try:
+                    await self.units.run_job("stop", XCC_UNIT, timeout=90)
+                except (SatbridgeError, JobFailed, OSError) as exc:
+                    log.error("stopping the first install's xcc.service: %s", exc)
+                try:
+                    await self.units.disable(XCC_UNIT)
+                except (SatbridgeError, OSError) as exc:
+                    log.error("disabling the first install's xcc.service: %s", exc)
                 await self.units.remove_unit_file(XCC_UNIT)
         except (SatbridgeError, JobFailed, OSError) as exc:
             log.error("restoring xcc.service as it was before the install: %s", exc)

@@ -175,6 +175,17 @@ async def test_a_failed_first_install_leaves_no_unit(lab, fake_systemd):
     assert ("DisableUnitFiles", "xcc.service") in fake_systemd.behaviour.calls
 
 
+async def test_a_failed_first_install_leaves_no_unit_even_when_its_stop_fails(lab, fake_systemd):
+    """Found running the README in the sandbox: the rollback removed the unit file only after a
+    stop that worked, so a stop that failed (systemd unreachable, a failed job) left the failed
+    release's xcc.service, which systemd would start at the next boot."""
+    fake_systemd.behaviour.fail_jobs = True  # the start fails, and so does the rollback's stop
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=closed_port()))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert not (lab.root / "etc/systemd/system/xcc.service").exists()
+    assert ("DisableUnitFiles", "xcc.service") in fake_systemd.behaviour.calls
+
+
 async def test_a_failed_first_install_leaves_nothing_running(lab, fake_systemd):
     events = await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=closed_port()))
     assert events[-1].phase == "ROLLED_BACK"
