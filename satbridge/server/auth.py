@@ -28,6 +28,7 @@ import satbridge.api.v1.update_pb2
 import satbridge.api.v1.xcc_pb2  # noqa: F401  (all six register their services in the pool)
 from satbridge.errors import SatbridgeError
 from satbridge.server.errors import STATUS
+from satbridge.server.priority import PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return grpc.stream_stream_rpc_method_handler(self._unimplemented(method))
         if handler.unary_unary:
+            PRIORITY.control()
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary), handler.request_deserializer, handler.response_serializer
             )

@@ -46,6 +46,7 @@ from satbridge.errors import (
 from satbridge.protocol import rule_set
 from satbridge.server import convert
 from satbridge.server.auth import peer_fingerprint
+from satbridge.server.priority import PRIORITY
 from satbridge.server.wire import RawChunk
 from satbridge.tls.certs import TLS_SERVER_NAME
 from satbridge.wiring import Bridge
@@ -373,6 +374,7 @@ class UpdateServicer(update_pb2_grpc.UpdateServicer):
         async def chunks() -> AsyncIterator[tuple[str, int, bytes | memoryview]]:
             async for chunk in request_iterator:
                 yield chunk.upload_id, chunk.offset, chunk.data
+                await PRIORITY.bulk()  # before asking for the next chunk (server/priority.py)
 
         try:
             done = await self.bridge.update.upload(chunks())
