@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -33,11 +34,13 @@ class AuditTail:
     bridge's own and the console's alike. A log replaced or truncated is read from its start."""
 
     MAX_READ = 1 << 20  # bytes per read; the rest comes at the next one
+    MAX_LINE = 1 << 20  # an entry is a few hundred bytes: a longer "line" is skipped up to its newline
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._inode, self._offset = self._stat()
         self._partial = b""
+        self._skipping = False  # inside a line longer than MAX_LINE: drop bytes up to its newline
 
     def _stat(self) -> tuple[int, int]:
         try:
@@ -49,25 +52,48 @@ class AuditTail:
     def changed(self) -> bool:
         return self._stat() != (self._inode, self._offset)
 
+    def _read(self) -> bytes:
+        """Up to MAX_READ bytes from the offset; b"" unless the path is a regular file (a FIFO
+        opened for reading would block until a writer came: O_NONBLOCK, then fstat)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as exc:
+            log.debug("audit log not readable: %s", exc)
+            return b""
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                log.warning("audit log %s is not a regular file: not read", self.path)
+                return b""
+            return os.pread(fd, self.MAX_READ, self._offset)
+        except OSError as exc:
+            log.debug("audit log not readable: %s", exc)
+            return b""
+        finally:
+            os.close(fd)
+
     def read_new(self) -> list[dict[str, object]]:
         inode, size = self._stat()
         if inode != self._inode or size < self._offset:
-            self._inode, self._offset, self._partial = inode, 0, b""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read(self.MAX_READ)
-        except OSError as exc:
-            log.debug("audit log not readable: %s", exc)
-            return []
+            self._inode, self._offset, self._partial, self._skipping = inode, 0, b"", False
+        data = self._read()
         self._offset += len(data)
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return []
+            data, self._skipping = data[end + 1 :], False
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()  # an entry still being written (O_APPEND makes it rare)
+        if len(self._partial) > self.MAX_LINE:
+            log.warning("audit log %s: a line longer than %d bytes skipped", self.path, self.MAX_LINE)
+            self._partial, self._skipping = b"", True
         entries: list[dict[str, object]] = []
         for line in lines:
+            if len(line) > self.MAX_LINE:
+                continue
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the limit
                 continue
             if isinstance(entry, dict):
                 entries.append(entry)
