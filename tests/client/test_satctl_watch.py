@@ -142,3 +142,55 @@ async def test_watch_resumes_after_a_10_s_cut_with_every_event_once(running, inv
             proc.kill()
             await proc.wait()
         await relay.stop()
+
+
+async def test_watch_from_now_cut_before_any_event_does_not_replay_older_ones(running, inventory):
+    """Red team 22: `satctl watch` (no --since: only new events) cut after `subscribed` but
+    before its first event resumed with since=0 and the run, which means "from the start of the
+    run": it printed every older event in the ring as if new."""
+    sat = await pair_with(running, inventory)
+    relay = Relay(running.bound.management)
+    inventory.satellites[sat.name] = dataclasses.replace(sat, port=await relay.start())
+    inventory.save()
+    bus = running.bridge.events
+    for i in range(3):
+        bus.publish(ev.NetworkChanged("CHANGED", f"old {i}"))
+    await asyncio.sleep(0.6)  # the pairing's own events (audit feed) are out before watch starts
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        "--config-dir",
+        str(inventory.directory),
+        "watch",
+        "--json",
+        "--count",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        for _ in range(100):  # subscribed: the bus has it
+            if bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # the `subscribed` message reached satctl
+        relay.cut()
+        await asyncio.sleep(1.0)
+        relay.mend()
+        for _ in range(100):  # satctl is back
+            if relay.connections >= 2 and bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        bus.publish(ev.NetworkChanged("CHANGED", "new 1"))
+        bus.publish(ev.NetworkChanged("CHANGED", "new 2"))
+        seen = await _lines(proc.stdout, 2, 20)
+        assert [line.get("network", {}).get("what") for line in seen] == ["new 1", "new 2"]  # type: ignore[union-attr]
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await relay.stop()
