@@ -194,3 +194,50 @@ async def test_watch_from_now_cut_before_any_event_does_not_replay_older_ones(ru
             proc.kill()
             await proc.wait()
         await relay.stop()
+
+
+async def test_watch_exits_141_at_once_when_its_reader_goes_away(running, inventory):
+    """Red team 22: `satctl watch | head -1` went on (holding one of the bridge's 64 stream
+    slots) until the next event's write failed, which may be hours on a quiet satellite."""
+    import os
+    import time
+
+    await pair_with(running, inventory)
+    bus = running.bridge.events
+    await asyncio.sleep(0.6)
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        "--config-dir",
+        str(inventory.directory),
+        "watch",
+        stdout=write_end,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(write_end)
+    try:
+        for _ in range(100):
+            if bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        bus.publish(ev.NetworkChanged("CHANGED", "one"))
+        reader = os.fdopen(read_end, "rb")
+        line = await asyncio.to_thread(reader.readline)  # what `head -1` reads, then it exits
+        assert b"network" in line
+        reader.close()
+        started = time.monotonic()
+        assert await asyncio.wait_for(proc.wait(), 10) == 141
+        assert time.monotonic() - started < 5
+        assert proc.stderr is not None
+        assert b"Traceback" not in await proc.stderr.read()
+        for _ in range(50):  # its stream slot is free again
+            if not bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        assert not bus.subscribers
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
