@@ -341,3 +341,38 @@ async def test_disk_and_memory_low_and_back():
     finally:
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
+
+
+async def test_a_stream_that_fell_off_the_ring_past_its_unpair_gets_nothing_after_it(running, inventory):
+    """Red team 22: a subscriber stalled (TCP window full) while the satellite was unpaired and
+    more than a ring of events went by never sees the UNPAIRED event (it fell off the ring); it
+    got TOO_SLOW and then up to 256 events of after the unpair (a new pairing's too) before the
+    trust check between batches ended it. The check comes before every event now."""
+    from satbridge.server.servicers import SystemServicer
+
+    sat = await pair_with(running, inventory)
+    bridge = running.bridge
+    await asyncio.sleep(0.6)  # the pairing's own events are out
+    bridge.events.ring = ev.Ring(8)
+
+    class Context:
+        def auth_context(self) -> dict[str, list[bytes]]:
+            return {"x509_pem_cert": [sat.cert_pem.encode()]}
+
+    stream = SystemServicer(bridge).WatchEvents(system_pb2.WatchEventsRequest(), Context())  # type: ignore[arg-type]
+    assert (await anext(stream)).HasField("subscribed")
+    bridge.events.publish(ev.NetworkChanged("CHANGED", "while paired"))
+    # the stream is stalled here (its client reads nothing); meanwhile it is unpaired
+    await bridge.disconnect.disconnect(by="console")
+    await asyncio.sleep(1.0)  # the audit feed publishes UNPAIRED
+    for i in range(20):
+        bridge.events.publish(ev.NetworkChanged("CHANGED", f"after unpair {i}"))
+    seen: list[system_pb2.Event] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with pytest.raises(Unauthenticated):
+        await drain()
+    assert not [e for e in seen if e.HasField("network") and e.network.what.startswith("after")]
