@@ -292,6 +292,7 @@ async def _run(opts: argparse.Namespace) -> int:
     if opts.command == "list":
         return _list(inv, as_json)
     if opts.command == "watch":
+        _satellite(inv, opts.satellite)  # none paired yet: said as such, not as a name '' unknown
         watch_code = [0]
 
         async def watching() -> None:

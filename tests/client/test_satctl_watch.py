@@ -241,3 +241,19 @@ async def test_watch_exits_141_at_once_when_its_reader_goes_away(running, invent
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_watch_with_no_satellite_paired_says_so(tmp_path):
+    """Red team 22: `satctl watch` on an empty inventory said "no satellite named ''"."""
+    import subprocess
+
+    done = subprocess.run(
+        [PY, "-m", "satbridge.client", "--config-dir", str(tmp_path), "watch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 6
+    assert "no satellite is paired yet" in done.stderr
+    assert "Traceback" not in done.stderr
