@@ -31,16 +31,23 @@ class FileAuditLog:
 
 class AuditTail:
     """The entries appended to the audit log from now on (services.events.AuditSource): the
-    bridge's own and the console's alike. A log replaced or truncated is read from its start."""
+    bridge's own and the console's alike. The file read is held open: a log renamed away
+    (rotation) is read to its end before the new one, from its start; a truncated one is read
+    from its start."""
 
     MAX_READ = 1 << 20  # bytes per read; the rest comes at the next one
     MAX_LINE = 1 << 20  # an entry is a few hundred bytes: a longer "line" is skipped up to its newline
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd: int | None = None
         self._inode, self._offset = self._stat()
         self._partial = b""
         self._skipping = False  # inside a line longer than MAX_LINE: drop bytes up to its newline
+        opened = self._open()
+        if opened is not None:  # held from now: a rotation before the first read loses nothing
+            self._fd, self._inode = opened
+            self._offset = os.fstat(self._fd).st_size
 
     def _stat(self) -> tuple[int, int]:
         try:
@@ -52,29 +59,59 @@ class AuditTail:
     def changed(self) -> bool:
         return self._stat() != (self._inode, self._offset)
 
-    def _read(self) -> bytes:
-        """Up to MAX_READ bytes from the offset; b"" unless the path is a regular file (a FIFO
-        opened for reading would block until a writer came: O_NONBLOCK, then fstat)."""
+    def _open(self) -> tuple[int, int] | None:
+        """(fd, inode) of the log now, None unless it is a regular file (a FIFO opened for
+        reading would block until a writer came: O_NONBLOCK, then fstat)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError as exc:
             log.debug("audit log not readable: %s", exc)
-            return b""
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                log.warning("audit log %s is not a regular file: not read", self.path)
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            log.warning("audit log %s is not a regular file: not read", self.path)
+            return None
+        return fd, st.st_ino
+
+    def close(self) -> None:
+        """Let go of the file held open (the tail reads no more)."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._inode, self._offset, self._partial, self._skipping = None, 0, 0, b"", False
+
+    def _read(self) -> bytes:
+        """Up to MAX_READ new bytes: the rest of the file held open first (one renamed away
+        still gets its last entries read), then the one at the path now."""
+        inode, size = self._stat()
+        if self._fd is not None and inode != self._inode:
+            try:
+                data = os.pread(self._fd, self.MAX_READ, self._offset)
+            except OSError:
+                data = b""
+            if data:
+                return data
+            self._drop()  # the old one is read to its end
+        if inode == self._inode and size < self._offset:
+            self._offset, self._partial, self._skipping = 0, b"", False  # truncated
+        if self._fd is None:
+            opened = self._open()
+            if opened is None:
                 return b""
-            return os.pread(fd, self.MAX_READ, self._offset)
+            fd, ino = opened
+            if ino != self._inode:  # a file not read before: from its start
+                self._inode, self._offset, self._partial, self._skipping = ino, 0, b"", False
+            self._fd = fd
+        try:
+            return os.pread(self._fd, self.MAX_READ, self._offset)
         except OSError as exc:
             log.debug("audit log not readable: %s", exc)
             return b""
-        finally:
-            os.close(fd)
 
     def read_new(self) -> list[dict[str, object]]:
-        inode, size = self._stat()
-        if inode != self._inode or size < self._offset:
-            self._inode, self._offset, self._partial, self._skipping = inode, 0, b"", False
         data = self._read()
         self._offset += len(data)
         if self._skipping:

@@ -88,4 +88,30 @@ def test_garbage_between_entries_never_raises_nor_loses_them(garbage: bytes) -> 
         tail = AuditTail(log)
         _append(log, _line("paired") + garbage.replace(b"\n", b" ") + b"\n" + _line("disconnected"))
         entries = [e for e in tail.read_new() if e.get("event") in ("paired", "disconnected")]
+        tail.close()
         assert [e["event"] for e in entries] == ["paired", "disconnected"]
+
+
+def test_rename_and_create_keeps_what_the_old_file_got_last(tmp_path: Path) -> None:
+    """Red team 22: an entry appended just before the log was renamed away (logrotate's
+    create mode) was lost: the tail went straight to the new file's start."""
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    tail = AuditTail(log)
+    _append(log, _line("firewall-set", revision=1))
+    assert tail.read_new() == [{"event": "firewall-set", "revision": 1}]
+    _append(log, _line("firewall-set", revision=2))  # after the last read ...
+    log.rename(tmp_path / "audit.log.1")  # ... then rotated
+    _append(log, _line("firewall-set", revision=3))
+    entries = []
+    while tail.changed():
+        entries += tail.read_new()
+    assert [e["revision"] for e in entries] == [2, 3]
+
+
+def test_truncated_log_is_read_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(_line("paired") * 5)
+    tail = AuditTail(log)
+    log.write_bytes(_line("disconnected"))
+    assert tail.read_new() == [{"event": "disconnected"}]
