@@ -292,7 +292,16 @@ async def _run(opts: argparse.Namespace) -> int:
     if opts.command == "list":
         return _list(inv, as_json)
     if opts.command == "watch":
-        return await watch.run(inv, opts)
+        _satellite(inv, opts.satellite)  # none paired yet: said as such, not as a name '' unknown
+        watch_code = [0]
+
+        async def watching() -> None:
+            watch_code[0] = await watch.run(inv, opts)
+
+        # `satctl watch | head -1`: exit 141 when the reader goes, not at the next event (hours
+        # on a quiet satellite, holding one of the bridge's stream slots meanwhile).
+        await _until_reader_gone(watching())
+        return watch_code[0]
     sat = _satellite(inv, opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":

@@ -62,12 +62,17 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
     while True:
         try:
             async with connect(sat, inv, timeout=opts.call_timeout) as client:
+                asked_run = run_id
                 async for event in client.watch_events(since, run_id):
                     backoff = BACKOFF_FIRST
                     if run_id and event.run != run_id:
                         since = 0  # the bridge restarted: the new run's seq starts at 1
                     run_id = event.run
                     if event.HasField("subscribed"):
+                        if not since and not asked_run:
+                            # "From now on": now is newest_seq. Resuming with since 0 and the
+                            # run would mean "from the start of the run" (older events replayed).
+                            since = event.subscribed.newest_seq
                         continue
                     if event.HasField("lost"):
                         reason = system_pb2.EventsLost.Reason.Name(event.lost.reason)

@@ -214,6 +214,13 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             while True:
                 items = await subscription.read(WATCH_TRUST_SECONDS)
                 for item in items:
+                    # Before each event, not once a batch: a stream stalled while the satellite
+                    # was unpaired (and the UNPAIRED event fell off the ring) must send nothing
+                    # of after it. Only the event that says why it ends (UNPAIRED, factory_reset)
+                    # still goes out. One stat() of the trust store.
+                    trusted = fingerprint is not None and self.bridge.pairing.is_trusted(fingerprint)
+                    if not trusted and not (isinstance(item, ev.Event) and item.ends_stream):
+                        continue
                     yield convert.event(item, bus.run)
                     if (
                         isinstance(item, ev.Event)

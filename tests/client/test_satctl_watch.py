@@ -234,3 +234,118 @@ def test_watch_json_follows_the_json_rules_of_every_other_object():
     assert as_json(lost)["lost"] == {"reason": "out_of_ring", "first_available_seq": 2**40}
     resource = system_pb2.Event(resource=system_pb2.ResourceLow(resource=1, low=True, free_bytes=2**33))
     assert as_json(resource)["resource"] == {"resource": "disk", "low": True, "free_bytes": 2**33, "total_bytes": 0}
+
+
+async def test_watch_from_now_cut_before_any_event_does_not_replay_older_ones(running, inventory):
+    """Red team 22: `satctl watch` (no --since: only new events) cut after `subscribed` but
+    before its first event resumed with since=0 and the run, which means "from the start of the
+    run": it printed every older event in the ring as if new."""
+    sat = await pair_with(running, inventory)
+    relay = Relay(running.bound.management)
+    inventory.satellites[sat.name] = dataclasses.replace(sat, port=await relay.start())
+    inventory.save()
+    bus = running.bridge.events
+    for i in range(3):
+        bus.publish(ev.NetworkChanged("CHANGED", f"old {i}"))
+    await asyncio.sleep(0.6)  # the pairing's own events (audit feed) are out before watch starts
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        "--config-dir",
+        str(inventory.directory),
+        "watch",
+        "--json",
+        "--count",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        for _ in range(100):  # subscribed: the bus has it
+            if bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # the `subscribed` message reached satctl
+        relay.cut()
+        await asyncio.sleep(1.0)
+        relay.mend()
+        for _ in range(100):  # satctl is back
+            if relay.connections >= 2 and bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        bus.publish(ev.NetworkChanged("CHANGED", "new 1"))
+        bus.publish(ev.NetworkChanged("CHANGED", "new 2"))
+        seen = await _lines(proc.stdout, 2, 20)
+        assert [line.get("network", {}).get("what") for line in seen] == ["new 1", "new 2"]  # type: ignore[union-attr]
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await relay.stop()
+
+
+async def test_watch_exits_141_at_once_when_its_reader_goes_away(running, inventory):
+    """Red team 22: `satctl watch | head -1` went on (holding one of the bridge's 64 stream
+    slots) until the next event's write failed, which may be hours on a quiet satellite."""
+    import os
+    import time
+
+    await pair_with(running, inventory)
+    bus = running.bridge.events
+    await asyncio.sleep(0.6)
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "satbridge.client",
+        "--config-dir",
+        str(inventory.directory),
+        "watch",
+        stdout=write_end,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(write_end)
+    try:
+        for _ in range(100):
+            if bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        bus.publish(ev.NetworkChanged("CHANGED", "one"))
+        reader = os.fdopen(read_end, "rb")
+        line = await asyncio.to_thread(reader.readline)  # what `head -1` reads, then it exits
+        assert b"network" in line
+        reader.close()
+        started = time.monotonic()
+        assert await asyncio.wait_for(proc.wait(), 10) == 141
+        assert time.monotonic() - started < 5
+        assert proc.stderr is not None
+        assert b"Traceback" not in await proc.stderr.read()
+        for _ in range(50):  # its stream slot is free again
+            if not bus.subscribers:
+                break
+            await asyncio.sleep(0.1)
+        assert not bus.subscribers
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_watch_with_no_satellite_paired_says_so(tmp_path):
+    """Red team 22: `satctl watch` on an empty inventory said "no satellite named ''"."""
+    import subprocess
+
+    done = subprocess.run(
+        [PY, "-m", "satbridge.client", "--config-dir", str(tmp_path), "watch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 6
+    assert "no satellite is paired yet" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -341,3 +341,80 @@ async def test_disk_and_memory_low_and_back():
     finally:
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
+
+
+async def test_a_stream_that_fell_off_the_ring_past_its_unpair_gets_nothing_after_it(running, inventory):
+    """Red team 22: a subscriber stalled (TCP window full) while the satellite was unpaired and
+    more than a ring of events went by never sees the UNPAIRED event (it fell off the ring); it
+    got TOO_SLOW and then up to 256 events of after the unpair (a new pairing's too) before the
+    trust check between batches ended it. The check comes before every event now."""
+    from satbridge.server.servicers import SystemServicer
+
+    sat = await pair_with(running, inventory)
+    bridge = running.bridge
+    await asyncio.sleep(0.6)  # the pairing's own events are out
+    bridge.events.ring = ev.Ring(8)
+
+    class Context:
+        def auth_context(self) -> dict[str, list[bytes]]:
+            return {"x509_pem_cert": [sat.cert_pem.encode()]}
+
+    stream = SystemServicer(bridge).WatchEvents(system_pb2.WatchEventsRequest(), Context())  # type: ignore[arg-type]
+    assert (await anext(stream)).HasField("subscribed")
+    bridge.events.publish(ev.NetworkChanged("CHANGED", "while paired"))
+    # the stream is stalled here (its client reads nothing); meanwhile it is unpaired
+    await bridge.disconnect.disconnect(by="console")
+    await asyncio.sleep(1.0)  # the audit feed publishes UNPAIRED
+    for i in range(20):
+        bridge.events.publish(ev.NetworkChanged("CHANGED", f"after unpair {i}"))
+    seen: list[system_pb2.Event] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with pytest.raises(Unauthenticated):
+        await drain()
+    assert not [e for e in seen if e.HasField("network") and e.network.what.startswith("after")]
+
+
+async def test_a_forged_xcc_properties_changed_is_no_event(root, inventory, fake_systemd):
+    """Red team 22: another process on the bus sends a PropertiesChanged for xcc.service that
+    looks like systemd's (straight to the bridge and broadcast): no event. Only the owner of
+    org.freedesktop.systemd1 counts."""
+    from dbus_next.signature import Variant
+
+    from satbridge.core.units import XCC_UNIT
+    from satbridge.system.systemd import unit_path
+    from tests.lab.fake_systemd import forge_signal
+
+    install(root)
+    async with serve_bridge(replace(loopback_config(root), dbus_address=fake_systemd.address)) as run:
+        sat = await pair_with(run, inventory)
+        async with connect(sat, inventory) as client:
+            watch = Watch(client)
+            try:
+                await watch.next()
+                await asyncio.sleep(0.5)  # the feed subscribed meanwhile
+                bus = await run.bridge.units.bus()
+                await forge_signal(
+                    fake_systemd.address,
+                    bus.unique_name,
+                    unit_path(XCC_UNIT),
+                    "org.freedesktop.DBus.Properties",
+                    "PropertiesChanged",
+                    "sa{sv}as",
+                    [
+                        "org.freedesktop.systemd1.Unit",
+                        {"ActiveState": Variant("s", "failed"), "SubState": Variant("s", "forged")},
+                        [],
+                    ],
+                )
+                await client.xcc_control("start")  # a real change after the forged one
+                event = await watch.until("xcc")
+                while event.xcc.main_pid != 4242:
+                    assert event.xcc.sub_state != "forged"
+                    event = await watch.until("xcc")
+                assert event.xcc.sub_state != "forged"
+            finally:
+                await watch.close()
