@@ -66,3 +66,54 @@ def test_without_a_snapshot_nothing_is_removed(tmp_path):
     before = links(units)
     run("undo", tmp_path / "never-made.list", units)
     assert links(units) == before
+
+
+def test_names_with_spaces_globs_and_newlines_touch_only_the_links_apt_added(tmp_path):
+    """Red team: the list was one path a line, so a link named 'd<newline>/…/cron.service'
+    read as two paths, and undo removed the unit FILE the second one named."""
+    units, listed = tree(tmp_path), tmp_path / "enabled-before.list"
+    (units / "keep me [*].service").symlink_to("/lib/systemd/system/x.service")
+    unit_file = units / "local.service"
+    unit_file.write_text("[Service]\nExecStart=/bin/true\n")
+    run("snapshot", listed, units)
+    before = links(units)
+    sneaky = units / "d\n" / str(units).lstrip("/")
+    sneaky.mkdir(parents=True)
+    (sneaky / "local.service").symlink_to("/lib/systemd/system/y.service")
+    (units / "new *.service").symlink_to("/lib/systemd/system/z.service")
+    run("undo", listed, units)
+    assert unit_file.read_text().startswith("[Service]")
+    assert links(units) == before
+
+
+def test_a_units_dir_that_does_not_exist_has_no_links(tmp_path):
+    """Red team: find failed under pipefail, so snapshot failed on a machine without
+    /etc/systemd/system (setup-labs.sh stopped there)."""
+    listed = tmp_path / "enabled-before.list"
+    run("snapshot", listed, tmp_path / "absent")
+    assert run("undo", listed, tmp_path / "absent").stdout == ""
+    assert not listed.exists()
+
+
+def test_an_empty_cut_or_old_list_removes_nothing(tmp_path):
+    """Red team: a list cut by a crash (or empty) made undo remove every link of the machine."""
+    units = tree(tmp_path)
+    enable_like_apt(units)
+    before = links(units)
+    for content in (b"", b"satbridge unit-links v2\0" + str(units / "getty.target.wants").encode(), b"/x\n/y\n"):
+        listed = tmp_path / "enabled-before.list"
+        listed.write_bytes(content)
+        result = run("undo", listed, units)
+        assert "no unit links removed" in result.stderr
+        assert links(units) == before
+        assert not listed.exists()
+
+
+def test_a_link_replaced_by_a_file_is_left_alone(tmp_path):
+    units, listed = tree(tmp_path), tmp_path / "enabled-before.list"
+    run("snapshot", listed, units)
+    cron = units / "multi-user.target.wants" / "cron.service"
+    cron.unlink()
+    cron.write_text("[Unit]\n")
+    run("undo", listed, units)
+    assert cron.read_text() == "[Unit]\n"

@@ -493,15 +493,16 @@ def _rules_from_file(path: Path) -> firewall_pb2.FirewallRuleSet:
 
 
 def _print_firewall(state: firewall_pb2.FirewallState, as_json: bool) -> None:
-    if as_json:
-        from satbridge.client import schema
+    from satbridge.client import schema
 
+    if as_json:
         _print_json(schema.firewall(state))
         return
     pending = f", revision {state.pending_revision} pending (rolls back in {state.rollback_in_seconds} s)"
+    default = schema.enum_word(firewall_pb2.Action.DESCRIPTOR, state.rules.default_action)
     print(
         f"revision {state.revision}{pending if state.pending_revision else ''}; "
-        f"{len(state.rules.rules)} rules; default {firewall_pb2.Action.Name(state.rules.default_action).lower()}"
+        f"{len(state.rules.rules)} rules; default {default}"
     )
     for w in state.warnings:
         print(f"warning: {w}")
@@ -866,7 +867,7 @@ async def _update(
     events: list[tuple[str, str]] = []
 
     def show(event: update_pb2.InstallEvent) -> None:
-        phase = update_pb2.InstallEvent.Phase.Name(event.phase)
+        phase = schema.enum_word(update_pb2.InstallEvent.Phase.DESCRIPTOR, event.phase).upper() or "UNSPECIFIED"
         events.append((phase.lower(), event.message))
         if not silent:
             print(f"{phase:<13} {event.message}")

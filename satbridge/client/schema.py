@@ -231,11 +231,19 @@ def logs(sources: list[logs_pb2.LogSource]) -> dict[str, Any]:
     }
 
 
+def enum_word(enum_type: Any, value: int) -> str:
+    """An enum value as its lower-case word (`rolled_back`); "" for the UNSPECIFIED zero, and
+    `unknown_N` for a number this satctl's proto does not name (proto3 enums are open: a newer
+    bridge's value arrives as its number)."""
+    if not value:
+        return ""
+    known = enum_type.values_by_number.get(value)
+    return str(known.name).lower() if known is not None else f"unknown_{value}"
+
+
 def _enum(msg: Any, field: str) -> str:
-    """An enum field as the lower-case word (`rolled_back`); "" for its UNSPECIFIED zero."""
-    value = getattr(msg, field)
-    name: str = msg.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[value].name if value else ""
-    return name.lower()
+    """An enum field as the lower-case word (enum_word)."""
+    return enum_word(msg.DESCRIPTOR.fields_by_name[field].enum_type, getattr(msg, field))
 
 
 def _event_kinds(e: system_pb2.Event) -> dict[str, dict[str, Any] | None]:

@@ -75,7 +75,7 @@ async def run(inv: Inventory, opts: argparse.Namespace) -> int:
                             since = event.subscribed.newest_seq
                         continue
                     if event.HasField("lost"):
-                        reason = system_pb2.EventsLost.Reason.Name(event.lost.reason)
+                        reason = schema.enum_word(system_pb2.EventsLost.Reason.DESCRIPTOR, event.lost.reason).upper()
                         _emit(
                             f"satctl: warning: events were missed ({reason}); going on from seq "
                             f"{event.lost.first_available_seq} (the status below is the state now)",

@@ -131,9 +131,10 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return grpc.stream_stream_rpc_method_handler(self._unimplemented(method))
         if handler.unary_unary:
-            PRIORITY.control()
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary), handler.request_deserializer, handler.response_serializer
+                self._unary(method, handler.unary_unary, control=True),
+                handler.request_deserializer,
+                handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
@@ -158,12 +159,19 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         log.error("%s %s: unexpected error", rid, method, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", trailer)
 
-    def _unary(self, method: str, behavior: Behavior) -> Behavior:
+    def _unary(self, method: str, behavior: Behavior, control: bool = False) -> Behavior:
+        """`control`: a unary-unary call, which makes bulk streams yield (server/priority.py), but
+        only once it passed the guard on the management port: a stranger's calls on the pairing
+        port, or a refused caller's, must not slow the paired server's uploads."""
+        marks = control and self.port is Port.MANAGEMENT
+
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rid = _request_id(context)
             context.set_trailing_metadata((("x-request-id", rid),))
             try:
                 self.check(method, context)
+                if marks:
+                    PRIORITY.control()
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise

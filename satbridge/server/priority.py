@@ -20,7 +20,12 @@ RECENT = 0.25
 """Seconds after a unary call's arrival during which bulk streams yield."""
 
 PAUSE = 0.01
-"""Seconds a bulk stream waits before each chunk while unary calls are recent."""
+"""Seconds a bulk stream waits before each full chunk (CHUNK bytes) while unary calls are recent."""
+
+CHUNK = 1 << 20
+"""Bytes of the chunk PAUSE is for (client/update.py's chunk): a smaller chunk waits its share of
+PAUSE, so a stream of small chunks is held to the same floor, CHUNK per PAUSE (100 MiB/s of
+pauses), not PAUSE per chunk (0.4 MiB/s for 4 KiB chunks)."""
 
 
 class Priority:
@@ -33,9 +38,10 @@ class Priority:
     def control(self) -> None:
         self._last_control = time.monotonic()
 
-    async def bulk(self) -> None:
+    async def bulk(self, size: int = CHUNK) -> None:
+        """Before the next chunk; `size`: bytes of the chunk just handled."""
         if time.monotonic() - self._last_control < self.recent:
-            await asyncio.sleep(self.pause)
+            await asyncio.sleep(self.pause * min(1.0, max(size, 0) / CHUNK))
 
 
 PRIORITY = Priority()

@@ -381,7 +381,7 @@ class UpdateServicer(update_pb2_grpc.UpdateServicer):
         async def chunks() -> AsyncIterator[tuple[str, int, bytes | memoryview]]:
             async for chunk in request_iterator:
                 yield chunk.upload_id, chunk.offset, chunk.data
-                await PRIORITY.bulk()  # before asking for the next chunk (server/priority.py)
+                await PRIORITY.bulk(len(chunk.data))  # before asking for the next chunk (server/priority.py)
 
         try:
             done = await self.bridge.update.upload(chunks())

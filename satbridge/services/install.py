@@ -207,9 +207,15 @@ class InstallService:
             # The unit belongs to the release: the one the previous release ran with is kept in
             # the journal before the new one is written, so every rollback (and a recovery after
             # kill -9 in any later phase) puts it back with `current`.
+            # "" is a unit too (an empty file masks it, as a link to /dev/null does); only a unit
+            # that was not there is removed by a rollback, and one that cannot be read as text is
+            # left as the install wrote it (not saved), never removed.
             old_unit = await self.units.read_unit_file(XCC_UNIT)
+            absent = old_unit is None and not self.units.has_unit_file(XCC_UNIT)
+            saved = old_unit is not None or absent
             entry = {"upload_id": upload_id, "version": version, "previous": previous}
-            entry |= {"unit_saved": "yes", "unit": old_unit or ""}
+            entry |= {"unit_saved": "yes" if saved else "no", "unit": old_unit or ""}
+            entry |= {"unit_absent": "yes" if absent else "no"}
             self._journal(phase="SWITCHING", **entry)
             failpoint("SWITCHING")
             yield Event("SWITCHING", f"switching current to {version}", version)
@@ -227,7 +233,7 @@ class InstallService:
             except (SatbridgeError, JobFailed) as exc:
                 reason = str(exc)
                 yield Event("ROLLING_BACK", f"rolling back: {reason}", version, reason=reason)
-                restored = await self._roll_back(previous, reason, old_unit or "")
+                restored = await self._roll_back(previous, reason, old_unit if saved else None, absent=absent)
                 self._journal()
                 self.audit.record("install-rolled-back", version=version, restored=restored, reason=reason)
                 yield Event("ROLLED_BACK", f"back on {restored or 'nothing (first install)'}", version, reason=reason)
@@ -267,11 +273,13 @@ class InstallService:
                 f"did not pass within {seconds:g} s"
             )
 
-    async def _roll_back(self, previous: str, reason: str, unit: str | None) -> str:
-        """Back to `previous` and the unit file it ran with (`unit`; "" when there was none,
-        None when unknown: a journal an older bridge wrote), running; with no previous release
-        (a first install), XCC stopped and unlinked."""
-        if unit is not None:
+    async def _roll_back(self, previous: str, reason: str, unit: str | None, *, absent: bool) -> str:
+        """Back to `previous` and the unit file it ran with (`unit`, or removed when `absent`:
+        there was none; None when unknown, as when it could not be read, and then left as it is),
+        running; with no previous release (a first install), XCC stopped and unlinked."""
+        if absent:
+            await self._restore_unit(None)
+        elif unit is not None:
             await self._restore_unit(unit)
         if previous and self.releases.has(previous):
             await asyncio.to_thread(self.releases.point, "current", previous)
@@ -287,14 +295,15 @@ class InstallService:
         await asyncio.to_thread(self.releases.point, "current", None)
         return ""
 
-    async def _restore_unit(self, text: str) -> None:
-        """xcc.service as it was before the install (written back, or removed when there was
-        none), systemd reloaded. Errors are logged: the rollback goes on to restart XCC."""
+    async def _restore_unit(self, text: str | None) -> None:
+        """xcc.service as it was before the install (`text` written back, or removed when None:
+        there was none), systemd reloaded. Errors are logged: the rollback goes on to restart XCC."""
         try:
-            if text:
+            if text is not None:
                 if await self.units.read_unit_file(XCC_UNIT) != text:
                     await self.units.write_unit_file(XCC_UNIT, text)
-                    await self.units.enable(XCC_UNIT)
+                    if text:  # an empty unit file is a masked unit: nothing to enable
+                        await self.units.enable(XCC_UNIT)
             elif self.units.has_unit_file(XCC_UNIT):
                 # Each step on its own: a stop or disable that fails (systemd unreachable, a job
                 # that failed) must not leave the failed release's unit behind, which systemd
@@ -334,7 +343,9 @@ class InstallService:
             self.audit.record("install-recovered", version=version, action="discarded the half extraction")
             return f"discarded the interrupted extraction of {version}"
         unit = journal.get("unit", "") if journal.get("unit_saved") == "yes" else None
-        restored = await self._roll_back(previous, f"the bridge stopped during {phase}", unit)
+        # a journal from before "unit_absent" wrote "" for a unit that was not there
+        absent = journal.get("unit_absent", "yes" if unit == "" else "no") == "yes"
+        restored = await self._roll_back(previous, f"the bridge stopped during {phase}", unit, absent=absent)
         self._journal()
         self.audit.record("install-recovered", version=version, action=f"rolled back to {restored or 'nothing'}")
         return f"rolled back the interrupted install of {version} to {restored or 'nothing'}"

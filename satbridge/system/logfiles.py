@@ -32,7 +32,7 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags  # type: ignore[import-untyped]
 
-from satbridge.core.logs import LogSource
+from satbridge.core.logs import MAX_NAME, LogSource
 from satbridge.errors import Aborted, NotFound, PermissionDenied, SatbridgeError
 
 CHUNK = 1 << 20
@@ -119,10 +119,11 @@ class LogFiles:
             if base.is_symlink() or not base.is_dir():
                 continue
             for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = sorted(d for d in dirnames if not (Path(dirpath) / d).is_symlink())
+                dirnames[:] = sorted(d for d in dirnames if _walkable(Path(dirpath) / d))
                 for name in sorted(filenames):
                     relative = str((Path(dirpath) / name).relative_to(base))
-                    if not nameable(relative):
+                    # a name `logs get` would refuse is not listed (core.logs.check_name)
+                    if not nameable(relative) or len(f"{prefix}/{relative}".encode()) > MAX_NAME:
                         continue
                     try:
                         st = self._stat(prefix, relative)
@@ -213,6 +214,15 @@ class LogFiles:
                 yield data
         finally:
             follower.close()
+
+
+def _walkable(path: Path) -> bool:
+    """A directory `list` descends into: not a link, and a path the kernel takes (a tree deeper
+    than PATH_MAX raised ENAMETOOLONG here, and `logs list` failed as a whole)."""
+    try:
+        return not path.is_symlink()
+    except OSError:
+        return False
 
 
 def nameable(relative: str) -> bool:

@@ -349,3 +349,56 @@ def test_watch_with_no_satellite_paired_says_so(tmp_path):
     assert done.returncode == 6
     assert "no satellite is paired yet" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _newer_bridge_events() -> list[bytes]:
+    """Event bytes as a newer bridge sends them: an enum number this proto does not name in
+    every kind that has an enum, and a kind (field 30) this proto does not know."""
+    from satbridge.api.v1 import system_pb2
+
+    raws = []
+    for field in system_pb2.Event.DESCRIPTOR.oneofs_by_name["kind"].fields:
+        for sub in field.message_type.fields:
+            if sub.enum_type is not None:
+                inner = bytes([sub.number << 3]) + _varint(99)
+                raws.append(b"\x08\x05" + _varint(field.number << 3 | 2) + _varint(len(inner)) + inner)
+    raws.append(b"\x08\x06" + _varint(30 << 3 | 2) + b"\x02\x08\x01")
+    return raws
+
+
+@pytest.mark.parametrize("raw", _newer_bridge_events())
+def test_an_event_from_a_newer_bridge_is_shown_not_a_crash(raw):
+    """Red team: an unknown enum number raised KeyError in schema.event (and `satctl watch`
+    died with a traceback); an unknown kind gives kind "" with every known kind null."""
+    from satbridge.api.v1 import system_pb2
+    from satbridge.client import schema
+    from satbridge.client.watch import as_line
+
+    event = system_pb2.Event.FromString(raw)
+    doc = json.loads(schema.dumps(schema.event(event)))
+    assert schema.problems(doc, schema.SCHEMAS["event"]) == []
+    name = event.WhichOneof("kind")
+    if name:
+        assert "unknown_99" in doc[name].values()
+        assert "unknown_99" in as_line(event)
+    else:
+        assert doc["kind"] == ""
+        assert all(doc[k] is None for k in schema.EVENT_KINDS)
+
+
+def test_unknown_enum_numbers_are_words_everywhere_satctl_shows_them():
+    from satbridge.api.v1 import firewall_pb2, system_pb2, update_pb2
+    from satbridge.client import schema
+
+    assert schema.enum_word(system_pb2.EventsLost.Reason.DESCRIPTOR, 99) == "unknown_99"
+    assert schema.enum_word(update_pb2.InstallEvent.Phase.DESCRIPTOR, 0) == ""
+    assert schema.enum_word(firewall_pb2.Action.DESCRIPTOR, 99) == "unknown_99"

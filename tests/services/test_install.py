@@ -435,3 +435,27 @@ async def test_unsigned_only_when_allowed(lab, probe_port):
     with pytest.raises(InvalidArgument, match="not in the package"):  # past the signature, into the checks
         await lab.install(path)
     await asyncio.sleep(0)
+
+
+async def test_a_rollback_never_removes_a_unit_it_could_not_read(lab, probe_port):
+    """Red team: read_unit_file gives None for a unit that is not UTF-8 text (an operator's
+    Latin-1 comment) or cannot be read, the journal saved "" for it, and the rollback then took
+    it for "there was none" and REMOVED the previous release's unit."""
+    unit_file = lab.root / "etc/systemd/system/xcc.service"
+    await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    unit_file.write_bytes(unit_file.read_bytes() + b"# caf\xe9\n")
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "2.0.0", port=closed_port(), variant="bad-health"))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert unit_file.exists()
+    assert lab.releases.current() == "1.0.0"
+
+
+async def test_a_rollback_keeps_a_masked_unit_masked(lab, probe_port):
+    """An empty unit file is a masked unit (systemd.unit(5)); it was saved as "" and removed."""
+    unit_file = lab.root / "etc/systemd/system/xcc.service"
+    await lab.install(packages.good(lab.pkgs, lab.key, "1.0.0", port=probe_port))
+    unit_file.write_text("")
+    events = await lab.install(packages.good(lab.pkgs, lab.key, "2.0.0", port=closed_port(), variant="bad-health"))
+    assert events[-1].phase == "ROLLED_BACK"
+    assert unit_file.exists()
+    assert unit_file.read_text() == ""
