@@ -65,6 +65,16 @@ if ((${#missing[@]})); then
         printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" > "$POLICY"
         chmod +x "$POLICY"
         made_policy=1
+    else
+        # The machine's own policy stays as it is, but it must deny starts (invoke-rc.d's
+        # interface: exit 101 is "action forbidden"), or apt would start NetworkManager here.
+        policy_rc=0
+        "$POLICY" NetworkManager start >/dev/null 2>&1 || policy_rc=$?
+        if [ "$policy_rc" != 101 ]; then
+            echo "setup-labs: $POLICY allows service starts (exit $policy_rc, not 101): not installing," \
+                 "since apt would start NetworkManager and sshd on this machine; install by hand: ${missing[*]}" >&2
+            exit 1
+        fi
     fi
     # an install killed mid-way leaves packages unpacked but not configured: finish them first
     DEBIAN_FRONTEND=noninteractive dpkg --configure -a
