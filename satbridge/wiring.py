@@ -95,6 +95,11 @@ class Bridge:
 
             feeds.on_stop(unwatch_audit)
         tail = AuditTail(audit_log)
+
+        async def close_tail() -> None:  # after the feed's task: the log is held open till then
+            await asyncio.to_thread(tail.close)
+
+        feeds.on_stop(close_tail)
         feeds.spawn(ev.audit_feed(bus, tail, wake if unwatch else None, 1.0 if unwatch else 0.2), "audit")
         feeds.spawn(ev.resource_feed(bus, self.status.host), "resources")
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class AuditTail:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
         self._fd: int | None = None
         self._inode, self._offset = self._stat()
         self._partial = b""
@@ -75,8 +78,11 @@ class AuditTail:
         return fd, st.st_ino
 
     def close(self) -> None:
-        """Let go of the file held open (the tail reads no more)."""
-        self._drop()
+        """Let go of the file held open (the tail reads no more). Waits for a read_new running
+        on another thread (a cancelled feed's), so its descriptor is never closed under it."""
+        with self._lock:
+            self._closed = True
+            self._drop()
 
     def _drop(self) -> None:
         if self._fd is not None:
@@ -112,6 +118,10 @@ class AuditTail:
             return b""
 
     def read_new(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [] if self._closed else self._read_new()
+
+    def _read_new(self) -> list[dict[str, object]]:
         data = self._read()
         self._offset += len(data)
         if self._skipping:
