@@ -40,8 +40,6 @@ from satbridge.errors import (
     PermissionDenied,
     ResourceExhausted,
     SatbridgeError,
-    Unauthenticated,
-    Unavailable,
 )
 from satbridge.protocol import rule_set
 from satbridge.server import convert
@@ -188,12 +186,6 @@ class PairingServicer(pairing_pb2_grpc.PairingServicer):
         return pairing_pb2.UnpairResponse(unpaired_at=convert.timestamp(time.time()))
 
 
-# Seconds between two looks at the trust store while a WatchEvents stream waits: a disconnect
-# made from the console (another process) ends the stream within this, or sooner through the
-# audit log's UNPAIRED event.
-WATCH_TRUST_SECONDS = 0.5
-
-
 class SystemServicer(system_pb2_grpc.SystemServicer):
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -209,29 +201,14 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             raise InvalidArgument("at most 64 characters (an Event.run)", field="run")
         fingerprint = peer_fingerprint(context)
         subscription = bus.subscribe(request.since, request.run)
+
+        def trusted() -> bool:  # one stat() of the trust store
+            return fingerprint is not None and self.bridge.pairing.is_trusted(fingerprint)
+
         try:
             yield system_pb2.Event(run=bus.run, subscribed=system_pb2.Subscribed(newest_seq=bus.ring.last_seq))
-            while True:
-                items = await subscription.read(WATCH_TRUST_SECONDS)
-                for item in items:
-                    # Before each event, not once a batch: a stream stalled while the satellite
-                    # was unpaired (and the UNPAIRED event fell off the ring) must send nothing
-                    # of after it. Only the event that says why it ends (UNPAIRED, factory_reset)
-                    # still goes out. One stat() of the trust store.
-                    trusted = fingerprint is not None and self.bridge.pairing.is_trusted(fingerprint)
-                    if not trusted and not (isinstance(item, ev.Event) and item.ends_stream):
-                        continue
-                    yield convert.event(item, bus.run)
-                    if (
-                        isinstance(item, ev.Event)
-                        and item.ends_stream
-                        and not isinstance(item.payload, ev.BridgeLifecycle)
-                    ):
-                        raise Unauthenticated("the subscription ended: this satellite was unpaired or reset")
-                if subscription.ended:
-                    raise Unavailable("the bridge is stopping; reconnect with since= the last seq")
-                if fingerprint is None or not self.bridge.pairing.is_trusted(fingerprint):
-                    raise Unauthenticated("this client certificate is no longer paired with this satellite")
+            async for item in subscription.follow(trusted):
+                yield convert.event(item, bus.run)
         finally:
             subscription.close()
 

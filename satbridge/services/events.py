@@ -23,16 +23,20 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Protocol
 
 from satbridge.core import events as ev
 from satbridge.core.units import XCC_UNIT, UnitState
-from satbridge.errors import ResourceExhausted, SatbridgeError
+from satbridge.errors import ResourceExhausted, SatbridgeError, Unauthenticated, Unavailable
 from satbridge.services.ports import Clock, HostInfo, Locks
 from satbridge.services.state import StateService
 
 log = logging.getLogger(__name__)
+
+TRUST_RECHECK = 0.5
+"""Seconds between looks at the trust store while a stream has nothing to send (an unpair from
+the console, another process, ends the stream within this)."""
 
 MAX_SUBSCRIBERS = 64
 """WatchEvents streams open at once (the paired server and a few satctl watch)."""
@@ -146,6 +150,27 @@ class Subscription:
     def ended(self) -> bool:
         """The bus is closed and this reader has read everything."""
         return self.bus.closed and self.next_seq > self.bus.ring.last_seq and self._lost is None
+
+    async def follow(self, trusted: Callable[[], bool], recheck: float = TRUST_RECHECK) -> AsyncIterator[Item]:
+        """What a WatchEvents stream sends after `subscribed`, for as long as it may: each item
+        in order while `trusted()` holds (asked before every event, and every `recheck` seconds
+        when none come), then only the event that says why the stream ends.
+
+        Raises Unauthenticated after an UNPAIRED or factory-reset event, or once `trusted()`
+        fails (a stream stalled while the satellite was unpaired, whose UNPAIRED event fell off
+        the ring, gets nothing of after it); Unavailable after the bridge's STOPPING event."""
+        while True:
+            for item in await self.read(recheck):
+                ending = item.payload if isinstance(item, ev.Event) and item.ends_stream else None
+                if ending is None and not trusted():
+                    continue
+                yield item
+                if ending is not None and not isinstance(ending, ev.BridgeLifecycle):
+                    raise Unauthenticated("the subscription ended: this satellite was unpaired or reset")
+            if self.ended:
+                raise Unavailable("the bridge is stopping; reconnect with since= the last seq")
+            if not trusted():
+                raise Unauthenticated("this client certificate is no longer paired with this satellite")
 
     def close(self) -> None:
         self.bus.subscribers.discard(self)
