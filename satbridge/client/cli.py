@@ -292,7 +292,7 @@ async def _run(opts: argparse.Namespace) -> int:
     if opts.command == "list":
         return _list(inv, as_json)
     if opts.command == "watch":
-        _satellite(inv, opts.satellite)  # none paired yet: said as such, not as a name '' unknown
+        inv.get(opts.satellite)  # none paired yet: said as such, not as a name '' unknown
         watch_code = [0]
 
         async def watching() -> None:
@@ -302,7 +302,7 @@ async def _run(opts: argparse.Namespace) -> int:
         # on a quiet satellite, holding one of the bridge's stream slots meanwhile).
         await _until_reader_gone(watching())
         return watch_code[0]
-    sat = _satellite(inv, opts.satellite)
+    sat = inv.get(opts.satellite)
     async with connect(sat, inv, timeout=opts.call_timeout) as client:
         if opts.command == "unpair":
             from satbridge.errors import Unauthenticated
@@ -377,11 +377,6 @@ async def _run(opts: argparse.Namespace) -> int:
         for w in status.warnings:
             print(f"  warning:     {w}")
     return EXIT_WARNING if opts.strict and found.warnings else 0
-
-
-def _satellite(inv: Inventory, name: str | None) -> Satellite:
-    """The satellite a command is for (Inventory.get: says so when none is paired yet)."""
-    return inv.get(name)
 
 
 def _install_outcome(result: dict[str, object], code: int) -> int:
